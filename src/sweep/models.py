@@ -1,0 +1,374 @@
+"""Offline SDXL pipelines built entirely in code, with seeded random weights.
+
+* :func:`build_tiny_pipeline` – an SDXL-*architecture* pipeline (two CLIP text encoders, ``text_time``
+  micro-conditioning, 8x VAE, Euler scheduler) that is small enough for CPU tests and demo sweeps.
+* :func:`build_sdxl_arch_pipeline` – the full-size SDXL base 1.0 architecture with random weights, for
+  measuring GPU speed and memory without downloading the 7 GB checkpoint.
+
+Both pipelines use a tiny character-level CLIP tokenizer, so nothing touches the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+__all__ = [
+    "SDXL_SCHEDULER_CONFIG",
+    "SDXL_TEXT_ENCODER_2_CONFIG",
+    "SDXL_TEXT_ENCODER_CONFIG",
+    "SDXL_UNET_CONFIG",
+    "SDXL_VAE_CONFIG",
+    "TINY_SEED",
+    "TINY_UNET_CONFIG",
+    "TINY_VAE_CONFIG",
+    "build_sdxl_arch_pipeline",
+    "build_tiny_pipeline",
+    "build_tokenizer",
+]
+
+#: Base seed of the weight init; each component adds its own offset so they do not share a stream.
+TINY_SEED = 0
+
+# --------------------------------------------------------------------------------------------------
+# Published component configs of stabilityai/stable-diffusion-xl-base-1.0 (architecture fields only).
+# --------------------------------------------------------------------------------------------------
+
+SDXL_UNET_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "addition_embed_type": "text_time",
+    "addition_embed_type_num_heads": 64,
+    "addition_time_embed_dim": 256,
+    "attention_head_dim": [5, 10, 20],
+    "block_out_channels": [320, 640, 1280],
+    "center_input_sample": False,
+    "class_embed_type": None,
+    "class_embeddings_concat": False,
+    "conv_in_kernel": 3,
+    "conv_out_kernel": 3,
+    "cross_attention_dim": 2048,
+    "cross_attention_norm": None,
+    "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    "downsample_padding": 1,
+    "dual_cross_attention": False,
+    "encoder_hid_dim": None,
+    "encoder_hid_dim_type": None,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_only_cross_attention": None,
+    "mid_block_scale_factor": 1,
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "num_attention_heads": None,
+    "num_class_embeds": None,
+    "only_cross_attention": False,
+    "out_channels": 4,
+    "projection_class_embeddings_input_dim": 2816,
+    "resnet_out_scale_factor": 1.0,
+    "resnet_skip_time_act": False,
+    "resnet_time_scale_shift": "default",
+    "sample_size": 128,
+    "time_cond_proj_dim": None,
+    "time_embedding_act_fn": None,
+    "time_embedding_dim": None,
+    "time_embedding_type": "positional",
+    "timestep_post_act": None,
+    "transformer_layers_per_block": [1, 2, 10],
+    "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    "upcast_attention": None,
+    "use_linear_projection": True,
+}
+
+SDXL_VAE_CONFIG: dict[str, Any] = {
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "force_upcast": True,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 1024,
+    "scaling_factor": 0.13025,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+
+# CLIP ViT-L/14 text tower.
+SDXL_TEXT_ENCODER_CONFIG: dict[str, Any] = {
+    "attention_dropout": 0.0,
+    "bos_token_id": 0,
+    "dropout": 0.0,
+    "eos_token_id": 2,
+    "hidden_act": "quick_gelu",
+    "hidden_size": 768,
+    "initializer_factor": 1.0,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 77,
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 1,
+    "projection_dim": 768,
+    "vocab_size": 49408,
+}
+
+# OpenCLIP ViT-bigG/14 text tower with projection.
+SDXL_TEXT_ENCODER_2_CONFIG: dict[str, Any] = {
+    **SDXL_TEXT_ENCODER_CONFIG,
+    "hidden_act": "gelu",
+    "hidden_size": 1280,
+    "intermediate_size": 5120,
+    "num_attention_heads": 20,
+    "num_hidden_layers": 32,
+    "projection_dim": 1280,
+}
+
+SDXL_SCHEDULER_CONFIG: dict[str, Any] = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "trained_betas": None,
+    "use_karras_sigmas": False,
+}
+
+# --------------------------------------------------------------------------------------------------
+# Tiny SDXL-architecture configs: attention only at the lowest UNet level and no VAE attention, so
+# that 1024x1024 stays cheap on a CPU (self-attention over 128x128 latents would dominate otherwise).
+# --------------------------------------------------------------------------------------------------
+
+_TINY_TE_HIDDEN = 32
+_TINY_TE2_HIDDEN = 32
+_TINY_TE2_PROJECTION = 32
+_TINY_ADD_TIME_DIM = 8
+
+TINY_UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 16,  # native 16 * 8 = 128 px
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
+    "block_out_channels": [16, 32, 32],
+    "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+    "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+    "mid_block_type": "UNetMidBlock2DCrossAttn",
+    "norm_num_groups": 8,
+    "attention_head_dim": [2, 4, 8],
+    "transformer_layers_per_block": 1,
+    "use_linear_projection": True,
+    # The two text encoders' penultimate hidden states are concatenated along the feature axis.
+    "cross_attention_dim": _TINY_TE_HIDDEN + _TINY_TE2_HIDDEN,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": _TINY_ADD_TIME_DIM,
+    # 6 micro-conditioning ints (original size, crop coords, target size) + pooled text embedding.
+    "projection_class_embeddings_input_dim": 6 * _TINY_ADD_TIME_DIM + _TINY_TE2_PROJECTION,
+}
+
+TINY_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    # Four blocks -> vae_scale_factor 8, as in SDXL.
+    "block_out_channels": [8, 8, 16, 16],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "sample_size": 128,
+    "scaling_factor": 0.13025,
+    "mid_block_add_attention": False,
+}
+
+
+def _tiny_text_config(hidden: int, projection: int, act: str) -> dict[str, Any]:
+    return {
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_attention_heads": 4,
+        # >= 2 layers: SDXL conditions on the penultimate hidden state.
+        "num_hidden_layers": 2,
+        "max_position_embeddings": 77,
+        "projection_dim": projection,
+        "hidden_act": act,
+        "layer_norm_eps": 1e-05,
+        "vocab_size": len(_char_vocab()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------------------------------
+
+
+def _bytes_to_unicode() -> list[str]:
+    """The 256 printable stand-ins for bytes used by byte-level BPE (GPT-2/CLIP), in CLIP's id order."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = list(bs)
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def _char_vocab() -> dict[str, int]:
+    """Every byte symbol, alone and word-final, plus CLIP's specials last (as in the real vocab).
+
+    With no merges, CLIP's BPE splits each word into single byte symbols, the last one carrying
+    ``</w>``; this vocab therefore covers any text, and ids 0-511 match the real CLIP vocab.
+    ``<|endoftext|>`` has the highest id, so the legacy ``eos_token_id == 2`` argmax pooling in
+    ``CLIPTextModel`` still finds it.
+    """
+    symbols = _bytes_to_unicode()
+    tokens = [*symbols, *(s + "</w>" for s in symbols), "<|startoftext|>", "<|endoftext|>"]
+    return {tok: i for i, tok in enumerate(tokens)}
+
+
+def build_tokenizer(pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+    """A character-level ``CLIPTokenizer`` (77 tokens) built without any download.
+
+    SDXL's first tokenizer pads with ``<|endoftext|>`` and its second with ``!``; pass ``pad_token``
+    accordingly.
+    """
+    vocab = _char_vocab()
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        return CLIPTokenizer(vocab=vocab, merges=[], pad_token=pad_token, model_max_length=77)
+    # transformers 4.x only builds CLIPTokenizer from files.
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        # The first line of merges.txt is a version header that the loader skips.
+        (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        config = {"model_max_length": 77, "pad_token": pad_token, "tokenizer_class": "CLIPTokenizer"}
+        (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+        return CLIPTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed weight init on ``device`` without disturbing the caller's RNG state."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index]):
+            torch.default_generator.manual_seed(seed)
+            torch.cuda.default_generators[index].manual_seed(seed)
+            yield
+    else:
+        # Only the CPU generator is touched: torch.manual_seed would also (lazily) reseed CUDA.
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
+
+
+def _assemble(
+    unet_config: dict[str, Any],
+    vae_config: dict[str, Any],
+    te_config: dict[str, Any],
+    te2_config: dict[str, Any],
+    device: torch.device,
+    dtype: torch.dtype,
+    seed: int,
+) -> StableDiffusionXLPipeline:
+    tokenizer = build_tokenizer()
+    tokenizer_2 = build_tokenizer(pad_token="!")  # as stabilityai/stable-diffusion-xl-base-1.0
+
+    # Build on the target device so a GPU does not wait for a CPU init of billions of parameters;
+    # cast each component right away so that only one component is ever held in fp32.
+    def make(offset: int, factory: Callable[[], Any]) -> Any:
+        with _seeded(seed + offset, device), device:
+            module = factory().eval()
+        if dtype == torch.float32:
+            return module
+        if getattr(module, "_keep_in_fp32_modules", None):
+            return module.to(dtype=dtype)
+        # Plain cast: diffusers' ModelMixin.to(dtype) warns about fp32-kept modules even when there
+        # are none, and nothing else in its override applies to a freshly built model.
+        return torch.nn.Module.to(module, dtype=dtype)
+
+    unet = make(0, lambda: UNet2DConditionModel(**unet_config))
+    vae = make(1, lambda: AutoencoderKL(**vae_config))
+    text_encoder = make(2, lambda: CLIPTextModel(CLIPTextConfig(**te_config)))
+    text_encoder_2 = make(3, lambda: CLIPTextModelWithProjection(CLIPTextConfig(**te2_config)))
+    scheduler = EulerDiscreteScheduler(**SDXL_SCHEDULER_CONFIG)
+    return StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+    )
+
+
+def build_tiny_pipeline() -> StableDiffusionXLPipeline:
+    """A small, seeded SDXL-architecture pipeline (fp32, CPU, native 128x128), built without downloads.
+
+    Two builds have identical weights in any process.
+    """
+    vocab = _char_vocab()
+    special = {
+        "bos_token_id": vocab["<|startoftext|>"],
+        "eos_token_id": vocab["<|endoftext|>"],
+        "pad_token_id": vocab["<|endoftext|>"],
+    }
+    te = {**_tiny_text_config(_TINY_TE_HIDDEN, _TINY_TE_HIDDEN, "quick_gelu"), **special}
+    te2 = {**_tiny_text_config(_TINY_TE2_HIDDEN, _TINY_TE2_PROJECTION, "gelu"), **special}
+    return _assemble(
+        TINY_UNET_CONFIG,
+        TINY_VAE_CONFIG,
+        te,
+        te2,
+        torch.device("cpu"),
+        torch.float32,
+        TINY_SEED,
+    )
+
+
+def build_sdxl_arch_pipeline(
+    device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> StableDiffusionXLPipeline:
+    """The full SDXL base 1.0 architecture (UNet 2.57 B parameters) with seeded random weights.
+
+    Meant for speed/memory measurement without a download; images are noise. Weights are created
+    directly on ``device`` (``"meta"`` gives a free, weightless skeleton for shape/parameter checks).
+    """
+    return _assemble(
+        SDXL_UNET_CONFIG,
+        SDXL_VAE_CONFIG,
+        SDXL_TEXT_ENCODER_CONFIG,
+        SDXL_TEXT_ENCODER_2_CONFIG,
+        torch.device(device),
+        dtype,
+        TINY_SEED,
+    )
