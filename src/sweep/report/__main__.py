@@ -1,0 +1,71 @@
+"""python -m sweep.report DIR [rows=AXIS] [cols=AXIS] [sheets=AXIS] [cell_max=N] [max_cells=N] [captions=B]
+
+Rebuilds sheets, summary.csv and plots from a finished or partial run; generates nothing. Bad input prints
+one line (key, value, what is allowed) to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sweep.report.result import ReportError
+
+USAGE = __doc__.strip().splitlines()[0]
+OPTIONS = ("rows", "cols", "sheets", "cell_max", "max_cells", "captions")
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
+    """DIR and key=value options; a directory whose name contains '=' is still a directory."""
+    run_dir: str | None = None
+    options: dict[str, Any] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.strip() in OPTIONS:
+            key = key.strip()
+            if key == "captions":
+                if value.strip().lower() not in TRUE + FALSE:
+                    raise ReportError("captions", value, "true or false")
+                options[key] = value.strip().lower() in TRUE
+            else:
+                options[key] = value
+        elif sep and not os.path.exists(arg) and "/" not in arg:
+            raise ReportError(key, value, "DIR and the options " + ", ".join(f"{o}=" for o in OPTIONS))
+        elif run_dir is None:
+            run_dir = arg
+        else:
+            raise ReportError("DIR", arg, f"one run directory (already got {run_dir!r})")
+    if run_dir is None:
+        raise ReportError("DIR", "", "a run directory; usage: " + USAGE)
+    return run_dir, options
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__.strip())
+        return 0
+    try:
+        run_dir, options = parse(args)
+        from sweep.report import build_report
+
+        result = build_report(run_dir, **options)
+    except ReportError as exc:
+        print(f"sweep.report: {exc}", file=sys.stderr)
+        return 2
+    root = Path(run_dir)
+    print(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "
+          f"({'; '.join(layout.describe() for layout in result.layouts)})")
+    for path in result.sheets:
+        print(f"  {path}")
+    print(f"summary: {result.summary}")
+    for path in result.plots:
+        print(f"plot: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""build_report: run directory -> contact sheets, summary.csv and timing plots (no generation)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sweep.report.data import load_run
+from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
+from sweep.report.plots import write_plots
+from sweep.report.result import ReportError, ReportResult
+from sweep.report.sheets import style_for, write_sheets
+from sweep.report.tables import write_summary
+
+SHEETS_DIR, PLOTS_DIR = "sheets", "plots"
+MIN_CELL = 64
+
+
+def _check_int(key: str, value: object, minimum: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ReportError(key, value, f"an integer >= {minimum}")
+    return number
+
+
+def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
+                 sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
+                 captions: bool = True) -> ReportResult:
+    """Rebuild the sheets, summary.csv and plots of a finished or partial run. See sweep.report."""
+    cell_max = _check_int("cell_max", cell_max, MIN_CELL)
+    max_cells = _check_int("max_cells", max_cells, 1)
+    run = load_run(run_dir)
+    cells = run.cells
+    if cells.empty:
+        raise ReportError("DIR", str(run.run_dir), "a run whose results.csv has rows or whose sweep.json "
+                          "lists the expected cells")
+    allowed = run.usable_axes
+    explicit = {slot: parse_slot(slot, value, allowed) for slot, value in zip(SLOTS, (rows, cols, sheets))}
+    named = {a for axes in explicit.values() if axes for a in axes}
+    result = ReportResult(run_dir=run.run_dir)
+
+    # One downscale factor for the whole report keeps relative sizes true across cells and sheets.
+    edge = max((v for v in (cells["_h"].max(), cells["_w"].max()) if v == v), default=512)
+    scale = min(1.0, cell_max / edge)
+    style = style_for(math.floor(edge * scale))
+
+    # A merged table of several sweeps (multirun sweep=a,b): each sweep gets its own sheets and layout.
+    groups = [(None, cells)]
+    if "sweep" in cells and labels(cells, "sweep").nunique() > 1 and "sweep" not in named:
+        groups = [(name, cells[labels(cells, "sweep") == name]) for name in order_values(cells, "sweep")]
+    for group, sub in groups:
+        sub = sub.copy()
+        layout, deps = choose_layout(run, sub, explicit, group)
+        pages = write_sheets(run, sub, layout, deps, scale=scale, style=style, max_cells=max_cells,
+                             captions=captions, out_dir=run.run_dir / SHEETS_DIR)
+        result.layouts.append(layout)
+        result.pages += pages
+    result.sheets = [p.path for p in result.pages]
+
+    moving = varying(cells, run.candidates)
+    result.summary = write_summary(cells, moving, run.run_dir)
+    result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
+    return result

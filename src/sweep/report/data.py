@@ -1,0 +1,199 @@
+"""Read a run directory (results.csv + optional sweep.json) into one tidy table of cells.
+
+Every parameter is kept as text exactly as written (seeds up to 2**64 survive, a prompt "NA" stays "NA"),
+normalised only where numbers are expected ("5.0" -> "5"). Cells listed in sweep.json but absent from
+results.csv become rows with status "missing", so a partial run still shows its whole grid.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweep.report.result import ReportError
+
+RESULTS = "results.csv"
+MANIFEST = "sweep.json"
+
+# Axes a sweep varies on purpose, in the order used to break ties and to pick a "master" axis.
+PRIMARY = ("prompt", "negative_prompt", "resolution", "num_inference_steps", "guidance_scale", "seed", "repeat")
+# Columns that vary only across merged runs (Hydra multirun); they may be axes too.
+SECONDARY = ("model", "sweep", "scheduler", "dtype", "device")
+# Environment fingerprint: shown in the title, never an inferred axis.
+ENVIRONMENT = ("device", "dtype", "scheduler", "torch", "diffusers", "transformers", "gpu")
+# Columns that describe how a cell went, not what it is: never an axis.
+NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "finished_at", "overrides")
+NUMERIC = ("seed", "num_inference_steps", "guidance_scale", "height", "width", "repeat", "batch_size", "job")
+TEXT = ("prompt", "negative_prompt", "model", "sweep", "scheduler", "dtype", "device", "torch", "diffusers",
+        "transformers", "gpu", "error", "image", "cell_id", "overrides")
+_OVERRIDE_KEY = re.compile(r"(?:^|[\s,\[\]'\"])[+~]*([A-Za-z_][\w.]*)=")
+
+
+@dataclass
+class RunData:
+    """One row per cell (`status` is ok, failed or missing) plus what sweep.json says about layout."""
+
+    run_dir: Path
+    cells: pd.DataFrame
+    name: str | None = None
+    layout_hint: dict[str, str | None] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=list)  # axes that may be inferred, by priority
+
+    @property
+    def usable_axes(self) -> list[str]:
+        """Every name an explicit layout may use: the candidates plus any other parameter column."""
+        extra = [c for c in self.cells.columns if not c.startswith("_") and c not in NOT_AXES]
+        return list(dict.fromkeys(self.candidates + extra))
+
+
+def norm_number(text: str) -> str:
+    """'5.0' -> '5', '7.50' -> '7.5', '1e3' -> '1000'; anything else unchanged (exact for huge ints)."""
+    text = text.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    if not value.is_finite():
+        return text
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def as_text(value: Any) -> str:
+    """A cell value as text; None and NaN become '' (JSON and CSV agree)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_results(path: Path) -> pd.DataFrame:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if text and not text.endswith("\n"):
+        # A run killed mid-write leaves a torn last line: drop it rather than misread it.
+        text = text[: text.rfind("\n") + 1]
+    try:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="skip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        if isinstance(exc, pd.errors.EmptyDataError):
+            return pd.DataFrame(columns=["cell_id", "status"])
+        raise ReportError("results.csv", path, f"a CSV table readable by pandas.read_csv ({exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table.astype(object)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # optional and advisory: an unreadable manifest only loses the layout hint
+    return data if isinstance(data, dict) else {}
+
+
+def _normalise(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    for column in table.columns:
+        table[column] = [as_text(v) for v in table[column]]
+        if column in NUMERIC:
+            table[column] = [norm_number(v) for v in table[column]]
+    return table
+
+
+def _resolution(table: pd.DataFrame) -> list[str]:
+    if "height" not in table or "width" not in table:
+        return [""] * len(table)
+    return [f"{h}x{w}" if h and w else "native" for h, w in zip(table["height"], table["width"])]
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Load a run directory; raises ReportError when it is not one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError("DIR", str(run_dir), "an existing run directory (the one holding results.csv)")
+    path = run_dir / RESULTS
+    if not path.is_file():
+        raise ReportError("DIR", str(run_dir), "a run directory that holds results.csv")
+    results = _normalise(_read_results(path))
+    manifest = _read_manifest(run_dir / MANIFEST)
+    sweep = manifest.get("sweep") if isinstance(manifest.get("sweep"), dict) else {}
+    expected_raw = manifest.get("expected_cells") or []
+    expected = _normalise(pd.DataFrame([c for c in expected_raw if isinstance(c, dict)]).astype(object))
+
+    if "status" not in results:
+        results["status"] = "ok"
+    # A row without a status is a torn write; a status other than ok is some kind of failure.
+    results = results[results["status"].str.strip() != ""].copy()
+    results["status"] = ["ok" if s.strip().lower() == "ok" else "failed" for s in results["status"]]
+    if "cell_id" not in results:
+        results["cell_id"] = [f"row{i}" for i in range(len(results))]
+    key = ["job", "cell_id"] if "job" in results else ["cell_id"]
+    # Several rows for one cell (a retry after a failure): the last attempt wins.
+    results = results.drop_duplicates(subset=key, keep="last")
+
+    order = {cid: i for i, cid in enumerate(expected.get("cell_id", []))}
+    results["_order"] = [order.get(cid, len(order) + i) for i, cid in enumerate(results["cell_id"])]
+    if len(expected) and "cell_id" in expected:
+        absent = expected[~expected["cell_id"].isin(set(results["cell_id"]))].copy()
+        absent["status"] = "missing"
+        absent["_order"] = [order[cid] for cid in absent["cell_id"]]
+        cells = pd.concat([results, absent], ignore_index=True)
+    else:
+        cells = results.reset_index(drop=True)
+    cells = cells.fillna("").astype(object)
+
+    name = sweep.get("name") if isinstance(sweep.get("name"), str) else None
+    if name and ("sweep" not in cells or not any(cells["sweep"])):
+        cells["sweep"] = name
+    _fill_constants(cells)
+    cells["resolution"] = _resolution(cells)
+    cells["_h"] = pd.to_numeric(cells.get("height", pd.Series([""] * len(cells))), errors="coerce")
+    cells["_w"] = pd.to_numeric(cells.get("width", pd.Series([""] * len(cells))), errors="coerce")
+    cells["_seconds"] = pd.to_numeric(cells.get("seconds", pd.Series([""] * len(cells))), errors="coerce")
+    for column in ("error", "image", "prompt", "negative_prompt"):
+        if column not in cells:
+            cells[column] = ""
+
+    layout = sweep.get("layout") if isinstance(sweep.get("layout"), dict) else manifest.get("layout")
+    hint = {k: layout.get(k) for k in ("rows", "cols", "sheets")} if isinstance(layout, dict) else {}
+    return RunData(run_dir=run_dir, cells=cells.sort_values("_order", kind="stable").reset_index(drop=True),
+                   name=name, layout_hint=hint, candidates=_candidates(cells, sweep.get("grid")))
+
+
+def _fill_constants(cells: pd.DataFrame) -> None:
+    """Missing cells lack model/device/...: give them the run's single value so they do not look different."""
+    missing = cells["status"] == "missing"
+    if not missing.any():
+        return
+    for column in (*SECONDARY, *ENVIRONMENT, "job", "overrides"):
+        if column not in cells:
+            continue
+        known = {v for v in cells.loc[~missing, column] if v}
+        if len(known) == 1:
+            cells.loc[missing & (cells[column] == ""), column] = known.pop()
+
+
+def _candidates(cells: pd.DataFrame, grid: Any) -> list[str]:
+    """Axes that may be inferred: the sweep axes, merged-run columns, keys swept by Hydra and grid keys."""
+    names = [a for a in PRIMARY if a == "resolution" or a in cells]
+    names += [a for a in SECONDARY if a in cells]
+    swept: list[str] = []
+    for text in cells.get("overrides", []):
+        for key in _OVERRIDE_KEY.findall(str(text)):
+            for name in (key, key.rsplit(".", 1)[-1]):
+                if name in cells and name not in NOT_AXES and name not in ("height", "width"):
+                    swept.append(name)
+                    break
+    if isinstance(grid, dict):
+        swept += [k for k in grid if k in cells and k not in NOT_AXES]
+    return list(dict.fromkeys(names + swept))

@@ -1,0 +1,171 @@
+"""The runner on the tiny model: shipped sweeps, reproducibility, results.csv, PNG metadata, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SWEEPS, make_cfg
+from sweep import pipeline
+from sweep.results import COLUMNS
+from sweep.runner import run_sweep
+
+SMALL = ("height=64", "width=64", "num_inference_steps=2")
+
+
+def pixels(run_dir, row) -> np.ndarray:
+    return np.asarray(Image.open(run_dir / row["image"]).convert("RGB"), dtype=np.int16)
+
+
+def run(tmp_path, *overrides, name="run"):
+    run_dir = tmp_path / name
+    summary = run_sweep(make_cfg(*overrides), run_dir, progress=False, echo=lambda _: None)
+    return summary, run_dir, pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+
+
+# Each shipped sweep as written, only made small where its grid does not set the size or steps itself.
+SMOKE = {
+    "steps_10_to_90": ("height=32", "width=32"),
+    "resolution_512_1024": ("num_inference_steps=1", "sweep.grid.resolution=[64x64,128x96]"),
+}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_shipped_sweep_runs_on_the_tiny_model(tmp_path, name):
+    overrides = SMOKE.get(name, ("height=64", "width=64", "sweep.grid.num_inference_steps=[2,3]")
+                          if name == "seeds_steps_guidance" else SMALL)
+    summary, run_dir, table = run(tmp_path, f"sweep={name}", *overrides)
+    assert summary.ok and summary.failed == 0
+    assert summary.made == summary.total == len(table) > 0
+    assert (table["status"] == "ok").all()
+    for image in table["image"]:
+        assert Image.open(run_dir / image).size[0] > 0
+    assert summary.sheets and all(p.is_file() for p in summary.sheets)
+
+
+def test_steps_sweep_has_nine_rows_10_to_90(tmp_path):
+    _, _, table = run(tmp_path, "sweep=steps_10_to_90", "height=32", "width=32")
+    assert sorted(table["num_inference_steps"]) == list(range(10, 91, 10))
+    assert set(table["seed"]) == {1234}
+
+
+def test_results_csv_columns_and_values(tmp_path):
+    _, run_dir, table = run(tmp_path, "sweep=seeds_steps_guidance", *SMALL, "sweep.grid.seed=[1,2]",
+                            "sweep.grid.num_inference_steps=[1,2]", "sweep.grid.guidance_scale=[1.0,4.5]",
+                            "negative_prompt=blurry")
+    assert list(table.columns) == COLUMNS
+    assert len(table) == 8 and table["cell_id"].is_unique
+    row = table[(table.seed == 2) & (table.num_inference_steps == 2) & (table.guidance_scale == 4.5)].iloc[0]
+    assert row["prompt"] == "a photo of an astronaut riding a horse on mars"
+    assert row["negative_prompt"] == "blurry"
+    assert (row["height"], row["width"]) == (64, 64)
+    assert row["status"] == "ok" and row["error"] == ""
+    assert row["model"] == "tiny" and row["device"] == "cpu" and row["dtype"] == "float32"
+    assert row["scheduler"] == "EulerDiscreteScheduler"
+    assert row["torch"] == torch.__version__
+    assert row["seconds"] > 0 and row["batch_size"] >= 1
+    assert row["image"].startswith("images/") and (run_dir / row["image"]).is_file()
+
+
+def test_same_config_gives_pixel_identical_images(tmp_path):
+    _, dir_a, a = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[5,6]", name="a")
+    _, dir_b, b = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[5,6]", name="b")
+    for (_, ra), (_, rb) in zip(a.iterrows(), b.iterrows()):
+        assert ra["cell_id"] == rb["cell_id"]
+        assert np.array_equal(pixels(dir_a, ra), pixels(dir_b, rb))
+
+
+def test_seed_fixed_gives_identical_images(tmp_path):
+    _, run_dir, table = run(tmp_path, "sweep=seed_fixed", *SMALL)
+    assert len(table) == 3 and set(table["seed"]) == {1234}
+    first = pixels(run_dir, table.iloc[0])
+    assert all(np.array_equal(first, pixels(run_dir, row)) for _, row in table.iterrows())
+
+
+def test_seed_random_gives_different_images_with_recorded_seeds(tmp_path):
+    import json
+
+    _, run_dir, table = run(tmp_path, "sweep=seed_random", *SMALL)
+    seeds = list(table["seed"])
+    assert len(set(seeds)) == 3
+    assert sorted(json.loads((run_dir / "sweep.json").read_text())["random_seeds"]) == sorted(seeds)
+    images = [pixels(run_dir, row) for _, row in table.iterrows()]
+    assert not np.array_equal(images[0], images[1]) and not np.array_equal(images[1], images[2])
+
+
+def test_png_carries_its_parameters(tmp_path):
+    _, run_dir, table = run(tmp_path, "sweep=steps_10_to_90", *SMALL, "sweep.grid.num_inference_steps=[3]",
+                            "negative_prompt=low quality")
+    row = table.iloc[0]
+    text = Image.open(run_dir / row["image"]).text
+    assert text["parameters"] == (
+        "a photo of an astronaut riding a horse on mars\nNegative prompt: low quality\n"
+        "Steps: 3, Sampler: Euler, CFG scale: 5.0, Seed: 1234, Size: 64x64, Model: tiny, "
+        "Version: sdxl-sweep 0.1.0"
+    )
+    assert text["seed"] == "1234" and text["num_inference_steps"] == "3" and text["guidance_scale"] == "5.0"
+
+
+def test_batch_size_one_is_exactly_the_plain_diffusers_call(tmp_path):
+    _, run_dir, table = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[11,12]", "batch_size=1")
+    pipe = pipeline.load(make_cfg("sweep=seed_random").model).pipe
+    for _, row in table.iterrows():
+        image = pipe(prompt=row["prompt"], num_inference_steps=2, guidance_scale=5.0, height=64, width=64,
+                     generator=torch.Generator("cpu").manual_seed(int(row["seed"]))).images[0]
+        assert np.array_equal(np.asarray(image, dtype=np.int16), pixels(run_dir, row))
+        assert row["batch_size"] == 1
+
+
+def test_batched_images_match_single_calls_within_one_level(tmp_path):
+    seeds = "sweep.grid.seed=[1,2,3,4]"
+    _, dir_1, single = run(tmp_path, "sweep=seed_random", *SMALL, seeds, "batch_size=1", name="single")
+    _, dir_4, batched = run(tmp_path, "sweep=seed_random", *SMALL, seeds, "batch_size=4", name="batched")
+    assert set(batched["batch_size"]) == {4}
+    for (_, a), (_, b) in zip(single.iterrows(), batched.iterrows()):
+        assert a["cell_id"] == b["cell_id"]
+        assert np.abs(pixels(dir_1, a) - pixels(dir_4, b)).max() <= 1
+
+
+def test_pipeline_is_loaded_once_per_process(tmp_path):
+    run(tmp_path, "sweep=seed_fixed", *SMALL, name="first")
+    loads = pipeline.LOADS
+    run(tmp_path, "sweep=seed_random", *SMALL, name="second")
+    run(tmp_path, "sweep=steps_10_to_90", *SMALL, "sweep.grid.num_inference_steps=[1]", name="third")
+    assert pipeline.LOADS == loads
+
+
+def test_prompt_is_encoded_once_per_sweep(tmp_path):
+    pipe = pipeline.load(make_cfg("sweep=seed_fixed").model).pipe
+    calls = []
+    hooks = [encoder.register_forward_hook(lambda *_: calls.append(1))
+             for encoder in (pipe.text_encoder, pipe.text_encoder_2)]
+    try:
+        run(tmp_path, "sweep=steps_10_to_90", *SMALL, "sweep.grid.num_inference_steps=[1,2,3]",
+            "sweep.grid.seed=[1,2]", "batch_size=1")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == 2  # one pass through each text encoder for 6 images
+
+
+def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
+    from sweep import runner
+
+    original = runner.generate
+
+    def flaky(loaded, prompts, unit, device):
+        if unit[0].num_inference_steps == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return original(loaded, prompts, unit, device)
+
+    monkeypatch.setattr(runner, "generate", flaky)
+    summary, run_dir, table = run(tmp_path, "sweep=steps_10_to_90", *SMALL,
+                                  "sweep.grid.num_inference_steps=[1,2,3]")
+    assert summary.failed == 1 and summary.made == 2 and not summary.ok
+    failed = table[table.status == "failed"].iloc[0]
+    assert failed["num_inference_steps"] == 2 and "out of memory" in failed["error"]
+    assert failed["image"] == ""
+    assert (table[table.status == "ok"]["num_inference_steps"].tolist()) == [1, 3]
