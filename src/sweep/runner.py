@@ -274,14 +274,15 @@ def run_sweep(
     done = ranks.share(done if ranks.is_main else None)
 
     summary = RunSummary(name=plan.name, run_dir=run_dir, total=len(cells), skipped=len(done))
-    todo = grid.shape_order(c for c in cells if c.cell_id not in done)
-    if todo and ranks.is_main and done:
-        echo(f"resuming: {len(done)} of {len(cells)} images already in {run_dir}")
+    # Batches are formed over ALL cells, so a resumed run calls the pipeline with exactly the batches of an
+    # uninterrupted one (batch composition changes pixels by up to 1/255) and only writes what is missing.
     units = []
-    for shape_cells in _by_shape(todo):
+    for shape_cells in _by_shape(grid.shape_order(cells)):
         size = plan.batch_size or grid.auto_batch_size(shape_cells[0].height, shape_cells[0].width,
                                                        loaded.device)
-        units += grid.batches(shape_cells, size)
+        units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
+    if units and ranks.is_main and done:
+        echo(f"resuming: {len(done)} of {len(cells)} images already in {run_dir}")
     fixed = {
         "sweep": plan.name,
         "model": loaded.label,
@@ -295,11 +296,13 @@ def run_sweep(
         for unit in ranks.mine(units):
             for cells_done, images, seconds, error in _run_unit(loaded, prompts, unit, cfg):
                 for cell, image in zip(cells_done, images):
+                    if cell.cell_id in done:
+                        continue
                     row = _row(cell, fixed, len(cells_done), seconds, error)
                     writer.submit(row, image)
                     summary.failed += error is not None
                     summary.made += error is None
-                bar.update(len(cells_done))
+                bar.update(sum(c.cell_id not in done for c in cells_done))
     finally:
         writer.close()
         bar.close()
