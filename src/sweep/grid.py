@@ -110,7 +110,7 @@ def _as_list(raw: Any, key: str) -> list[Any]:
     if isinstance(raw, Sequence) and not isinstance(raw, str):
         values = list(raw)
         if not values:
-            raise bad_value(key, "[]", "at least one value (leave the axis out, or null, to not sweep it)")
+            raise bad_value(key, [], "at least one value (leave the axis out, or null, to not sweep it)")
         return values
     if isinstance(raw, Mapping):
         raise bad_value(key, dict(raw), RANGE_HELP)

@@ -84,6 +84,9 @@ class ResultsTable:
         Kept: the last `ok` row of each expected cell whose PNG exists. Dropped: torn lines, failed rows
         (retried), rows whose image is missing, duplicates. An image without a row is regenerated.
         """
+        # Temp files of writes a kill interrupted: never renamed, never valid, safe to drop before writers start.
+        for stale in (self.run_dir / IMAGES).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         wanted = set(expected)
         kept: dict[str, dict[str, str]] = {}
         for row in read_rows(self.path):
