@@ -38,8 +38,14 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         raise ReportError("DIR", str(run.run_dir), "a run whose results.csv has rows or whose sweep.json "
                           "lists the expected cells")
     allowed = run.usable_axes
-    explicit = {slot: parse_slot(slot, value, allowed) for slot, value in zip(SLOTS, (rows, cols, sheets))}
-    named = {a for axes in explicit.values() if axes for a in axes}
+    given = zip(SLOTS, (rows, cols, sheets), strict=True)
+    explicit = {slot: parse_slot(slot, value, allowed) for slot, value in given}
+    named: dict[str, str] = {}
+    for slot, axes in explicit.items():
+        for axis in axes or ():
+            if axis in named:
+                raise ReportError(slot, axis, f"an axis not already on {named[axis]}")
+            named[axis] = slot
     result = ReportResult(run_dir=run.run_dir)
 
     # One downscale factor for the whole report keeps relative sizes true across cells and sheets.

@@ -23,7 +23,8 @@ RESULTS = "results.csv"
 MANIFEST = "sweep.json"
 
 # Axes a sweep varies on purpose, in the order used to break ties and to pick a "master" axis.
-PRIMARY = ("prompt", "negative_prompt", "resolution", "num_inference_steps", "guidance_scale", "seed", "repeat")
+PRIMARY = ("prompt", "negative_prompt", "resolution", "num_inference_steps", "guidance_scale", "seed",
+           "repeat")
 # Columns that vary only across merged runs (Hydra multirun); they may be axes too.
 SECONDARY = ("model", "sweep", "scheduler", "dtype", "device")
 # Environment fingerprint: shown in the title, never an inferred axis.
@@ -113,7 +114,7 @@ def _normalise(table: pd.DataFrame) -> pd.DataFrame:
 def _resolution(table: pd.DataFrame) -> list[str]:
     if "height" not in table or "width" not in table:
         return [""] * len(table)
-    return [f"{h}x{w}" if h and w else "native" for h, w in zip(table["height"], table["width"])]
+    return [f"{h}x{w}" if h and w else "native" for h, w in zip(table["height"], table["width"], strict=True)]
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -133,7 +134,7 @@ def load_run(run_dir: str | Path) -> RunData:
     if "status" not in results:
         results["status"] = "ok"
     # A row without a status is a torn write; a status other than ok is some kind of failure.
-    results = results[results["status"].str.strip() != ""].copy()
+    results = results.loc[[str(s).strip() != "" for s in results["status"]]].copy()
     results["status"] = ["ok" if s.strip().lower() == "ok" else "failed" for s in results["status"]]
     if "cell_id" not in results:
         results["cell_id"] = [f"row{i}" for i in range(len(results))]

@@ -42,7 +42,7 @@ def order_values(cells: pd.DataFrame, axis: str) -> list[str]:
         return values
     numbers = [_number(v) for v in values]
     if values and all(n is not None for n in numbers):
-        return [v for _, v in sorted(zip(numbers, values), key=lambda p: p[0])]
+        return [v for _, v in sorted(zip(numbers, values, strict=True), key=lambda p: p[0])]
     return values
 
 
@@ -167,7 +167,8 @@ def _separate_copies(cells: pd.DataFrame, layout: Layout) -> Layout:
         keys = pd.Series([""] * len(cells), index=cells.index)
     if not keys.duplicated().any():
         return layout
-    extra = "job" if "job" in cells and not cells.assign(_k=keys).duplicated(["_k", "job"]).any() else COPY_AXIS
+    by_job = "job" in cells and not cells.assign(_k=keys).duplicated(["_k", "job"]).any()
+    extra = "job" if by_job else COPY_AXIS
     if extra == COPY_AXIS:
         cells[COPY_AXIS] = (cells.assign(_k=keys).sort_values("_order", kind="stable")
                             .groupby("_k").cumcount() + 1).astype(str)

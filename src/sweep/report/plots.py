@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,10 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
             FigureCanvasAgg(figure)
             ax = figure.add_subplot()
             _draw(ax, done, spec, _group_axis(done, spec.axis, moving))
-            if spec.axis == "num_inference_steps":
+            steps = sorted(_x(done, spec.axis).dropna().unique())
+            if spec.axis == "num_inference_steps" and len(steps) <= 15:
+                ax.set_xticks(steps)  # the values actually run, not 12, 15, 18...
+            elif spec.axis == "num_inference_steps":
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             subtitle = _subtitle(done)
             ax.set_title(spec.title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
@@ -83,7 +87,7 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
     return written
 
 
-def _draw(ax, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> None:  # noqa: ANN001 (mpl Axes)
+def _draw(ax: Any, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> None:
     x_all = _x(cells, spec.axis)
     values = order_values(cells, group) if group else [None]
     for index, value in enumerate(values):
@@ -91,7 +95,7 @@ def _draw(ax, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> None:  
         x, y = x_all[mask], cells.loc[mask, "_seconds"]
         stats = y.groupby(x).agg(["mean", "min", "max"]).sort_index()
         colour = f"C{index % 10}"
-        label = f"{group} = {value}" if group else "mean"
+        label = f"{group} = {value}" if group else "mean seconds per image"
         if spec.axis == "num_inference_steps" and len(stats) >= 2:
             # The slope is the cost of one step; the intercept is the fixed cost (text encoder, VAE decode).
             slope, intercept = np.polyfit(stats.index.to_numpy(float), stats["mean"].to_numpy(float), 1)
@@ -105,7 +109,13 @@ def _draw(ax, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> None:  
     ax.grid(True, alpha=0.3)
     seconds = cells["_seconds"]
     if seconds.min() > 0 and seconds.max() / seconds.min() > 30:
-        ax.set_yscale("log")  # tiny and full-size models on one plot differ by orders of magnitude
+        # Tiny and full-size models on one plot differ by orders of magnitude.
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
     if spec.axis == "resolution":

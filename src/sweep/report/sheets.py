@@ -93,44 +93,52 @@ def write_sheets(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
                  style: Style, max_cells: int, captions: bool, out_dir: Path) -> list[SheetPage]:
     """Write every sheet of one layout (one per sheet-axis combination, split into parts) and return them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    prefix = safe(layout.group or run.name or _single(cells, "sweep") or "sheet")
+    name = layout.group or run.name or _single(cells, "sweep") or run.run_dir.name
     pages: list[SheetPage] = []
     for sheet_key, sub in _groups(cells, layout.sheets):
-        sheet_label = " · ".join(f"{a} = {shown(v)}" for a, v in zip(layout.sheets, sheet_key))
-        base = prefix + "__" + _layout_token(layout)
-        if layout.sheets:
-            base += "__" + "_".join(f"{safe(SHORT.get(a, a))}-{safe(v)}" for a, v in zip(layout.sheets, sheet_key))
-        row_keys, col_keys = _combos(sub, layout.rows), _combos(sub, layout.cols)
-        show_size = labels(sub, "resolution").nunique() > 1
-        slots = {(_key(r, layout.rows), _key(r, layout.cols)): _slot(run, r, scale) for _, r in sub.iterrows()}
-        row_text = [_header(sub, layout.rows, k, deps) for k in row_keys]
-        col_text = [_header(sub, layout.cols, k, deps) for k in col_keys]
-        chunks = _paginate(len(row_keys), len(col_keys), max_cells)
-        written = []
-        for part, (rs, cs) in enumerate(chunks, start=1):
-            parts = len(chunks)
-            page_slots = {(i, j): slots.get((row_keys[r], col_keys[c]))
-                          for i, r in enumerate(rs) for j, c in enumerate(cs)}
-            page_cells = sub[[(_key(r, layout.rows) in {row_keys[i] for i in rs}
-                               and _key(r, layout.cols) in {col_keys[j] for j in cs})
-                              for _, r in sub.iterrows()]]
-            heading = " — ".join(x for x in (layout.group or run.name or "sweep", sheet_label) if x)
-            if parts > 1:
-                heading += f" — part {part} of {parts}"
-            title = _title(page_cells, layout, heading, run.candidates)
-            image, boxes, marks = render(
-                [row_text[r] for r in rs] if layout.rows else [],
-                [col_text[c] for c in cs] if layout.cols else [],
-                page_slots, title, style, captions=captions, show_size=show_size)
-            name = base + (f"_part{part}of{parts}" if parts > 1 else "") + ".png"
-            path = out_dir / name
-            save_image(image, path)
-            written.append(path)
-            pages.append(SheetPage(path=path, layout=layout, sheet=sheet_label, part=part, parts=parts,
-                                   rows=tuple(" · ".join(row_text[r]) for r in rs) if layout.rows else (),
-                                   cols=tuple(" · ".join(col_text[c]) for c in cs) if layout.cols else (),
-                                   boxes=boxes, marks=marks))
-        _remove_stale(out_dir, base, written)
+        pages += _write_sheet(run, sub, layout, deps, sheet_key, name, scale=scale, style=style,
+                              max_cells=max_cells, captions=captions, out_dir=out_dir)
+    return pages
+
+
+def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[str, str],
+                 sheet_key: tuple[str, ...], name: str, *, scale: float, style: Style, max_cells: int,
+                 captions: bool, out_dir: Path) -> list[SheetPage]:
+    """One sheet-axis combination: its grid, paginated into parts, each written atomically."""
+    pairs = list(zip(layout.sheets, sheet_key, strict=True))
+    sheet_label = " · ".join(f"{a} = {shown(v)}" for a, v in pairs)
+    base = safe(name) + "__" + _layout_token(layout)
+    if pairs:
+        base += "__" + "_".join(f"{safe(SHORT.get(a, a))}-{safe(v)}" for a, v in pairs)
+    row_keys, col_keys = _combos(cells, layout.rows), _combos(cells, layout.cols)
+    records = [r for _, r in cells.iterrows()]
+    places = [(_key(r, layout.rows), _key(r, layout.cols)) for r in records]
+    slots = {place: _slot(run, r, scale) for place, r in zip(places, records, strict=True)}
+    row_text = [_header(cells, layout.rows, k, deps) for k in row_keys]
+    col_text = [_header(cells, layout.cols, k, deps) for k in col_keys]
+    show_size = labels(cells, "resolution").nunique() > 1
+    chunks = _paginate(len(row_keys), len(col_keys), max_cells)
+    pages, written = [], []
+    for part, (rs, cs) in enumerate(chunks, start=1):
+        parts = len(chunks)
+        page_rows, page_cols = [row_keys[r] for r in rs], [col_keys[c] for c in cs]
+        on_page = {(rk, ck) for rk in page_rows for ck in page_cols}
+        heading = " — ".join(x for x in (name, sheet_label) if x)
+        if parts > 1:
+            heading += f" — part {part} of {parts}"
+        title = _title(cells.loc[[p in on_page for p in places]], layout, heading, run.candidates)
+        page_slots = {(i, j): slots.get((rk, ck)) for i, rk in enumerate(page_rows)
+                      for j, ck in enumerate(page_cols)}
+        rows = [row_text[r] for r in rs] if layout.rows else []
+        cols = [col_text[c] for c in cs] if layout.cols else []
+        image, boxes, marks = render(rows, cols, page_slots, title, style, captions=captions,
+                                     show_size=show_size)
+        path = out_dir / (base + (f"_part{part}of{parts}" if parts > 1 else "") + ".png")
+        written.append(save_image(image, path))
+        pages.append(SheetPage(path=path, layout=layout, sheet=sheet_label, part=part, parts=parts,
+                               rows=tuple(" · ".join(t) for t in rows),
+                               cols=tuple(" · ".join(t) for t in cols), boxes=boxes, marks=marks))
+    _remove_stale(out_dir, base, written)
     return pages
 
 
@@ -147,24 +155,25 @@ def _combos(cells: pd.DataFrame, axes: tuple[str, ...]) -> list[tuple[str, ...]]
         return [()]
     rank = {a: {v: i for i, v in enumerate(order_values(cells, a))} for a in axes}
     found = {_key(r, axes) for _, r in cells.iterrows()}
-    return sorted(found, key=lambda k: tuple(rank[a][v] for a, v in zip(axes, k)))
+    return sorted(found, key=lambda k: tuple(rank[a][v] for a, v in zip(axes, k, strict=True)))
 
 
 def _groups(cells: pd.DataFrame, axes: tuple[str, ...]) -> list[tuple[tuple[str, ...], pd.DataFrame]]:
     if not axes:
         return [((), cells)]
     keys = [_key(r, axes) for _, r in cells.iterrows()]
-    return [(k, cells[[x == k for x in keys]]) for k in _combos(cells, axes)]
+    return [(k, cells.loc[[x == k for x in keys]]) for k in _combos(cells, axes)]
 
 
 def shown(value: str) -> str:
     return value if value != "" else "(none)"
 
 
-def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...], deps: dict[str, str]) -> list[str]:
+def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
+            deps: dict[str, str]) -> list[str]:
     """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16')."""
     lines = []
-    for axis, value in zip(axes, key):
+    for axis, value in zip(axes, key, strict=True):
         line = f"{axis} = {shown(value)}"
         for dep, master in deps.items():
             if master == axis and dep in cells:
@@ -227,6 +236,8 @@ def _paginate(n_rows: int, n_cols: int, max_cells: int) -> list[tuple[range, ran
     """Split along rows (and along columns only when one row alone exceeds max_cells)."""
     per_row = min(n_cols, max(1, max_cells))
     rows_per_page = max(1, max_cells // per_row)
+    # Balance the parts (12 rows at 5 per page -> 4+4+4, not 5+5+2).
+    rows_per_page = math.ceil(n_rows / math.ceil(n_rows / rows_per_page))
     return [(range(r, min(r + rows_per_page, n_rows)), range(c, min(c + per_row, n_cols)))
             for r in range(0, n_rows, rows_per_page) for c in range(0, n_cols, per_row)]
 
@@ -262,8 +273,6 @@ def _caption(slot: Slot, captions: bool, show_size: bool) -> str:
     parts = [slot.size] if show_size else []
     if slot.status == "ok" and captions and math.isfinite(slot.seconds):
         parts.append(f"{slot.seconds:.2f} s")
-    elif slot.status != "ok" and (captions or show_size):
-        parts.append(slot.status)
     return " · ".join(parts)
 
 
@@ -274,7 +283,7 @@ def _fit_font(texts: list[list[str]], widths: list[int], style: Style, limit: fl
     while True:
         f = tx.font(px, bold)
         wrapped = [[ln for line in lines for ln in tx.wrap(line, f, w - 2 * style.pad)]
-                   for lines, w in zip(texts, widths)]
+                   for lines, w in zip(texts, widths, strict=True)]
         height = max((tx.block_size(w, f)[1] for w in wrapped), default=0) + 2 * style.pad
         if height <= limit or px <= MIN_PX:
             return f, wrapped, height
@@ -312,10 +321,12 @@ def render(row_text: list[list[str]], col_text: list[list[str]], slots: dict[tup
     if row_text:
         natural = max(tx.width(line, header_font) for t in row_text for line in t) + 2 * pad
         words = max(tx.longest_word(line, header_font) for t in row_text for line in t) + 2 * pad
-        cap = max(12 * style.px, min(0.8 * max(col_w), 40 * style.px))
+        # Short labels stay on one line; long ones (prompts) wrap in a band about one cell wide.
+        cap = max(20 * style.px, min(max(col_w), 40 * style.px))
         row_band = int(max(words, min(natural, cap)))
         row_font, row_lines, _ = _fit_font(row_text, [row_band] * n_rows, style, max(row_h))
-        row_h = [max(h, tx.block_size(lines, row_font)[1] + 2 * pad) for h, lines in zip(row_h, row_lines)]
+        row_h = [max(h, tx.block_size(lines, row_font)[1] + 2 * pad)
+                 for h, lines in zip(row_h, row_lines, strict=True)]
 
     grid_w = (row_band + gap if row_text else 0) + sum(col_w) + gap * (n_cols - 1)
     grid_h = (col_band + gap if col_text else 0) + sum(row_h) + gap * (n_rows - 1)
@@ -355,7 +366,9 @@ def render(row_text: list[list[str]], col_text: list[list[str]], slots: dict[tup
         for j, lines in enumerate(col_lines):
             box = (x_cols[j], top, x_cols[j] + col_w[j], top + col_band)
             draw.rectangle(box, fill=BAND)
-            tx.draw_block(draw, lines, col_font, _inset(box, pad), INK)
+            # A short label is centred over its column; a paragraph (a long prompt) reads better ragged-right.
+            align = "left" if len(lines) > 2 else "center"
+            tx.draw_block(draw, lines, col_font, _inset(box, pad), INK, align)
         top += col_band + gap
 
     boxes: dict[str, tuple[int, int, int, int]] = {}
@@ -456,7 +469,8 @@ def _mark(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], style: Styl
     text_box = _centred(inner, bw, bh)
     # A plate under the text keeps it readable over the cross.
     draw.rectangle(_inset(text_box, -3), fill=fill)
-    tx.draw_block(draw, head_lines, f_head, (inner[0], text_box[1], inner[2], text_box[3]), ink, "center", "top")
+    tx.draw_block(draw, head_lines, f_head, (inner[0], text_box[1], inner[2], text_box[3]), ink,
+                  "center", "top")
     tx.draw_block(draw, body_lines, f_body,
                   (inner[0], text_box[1] + tx.block_size(head_lines, f_head)[1], inner[2], text_box[3]),
                   ink, "center", "top")

@@ -20,7 +20,8 @@ def _stats(cells: pd.DataFrame, axis: str, value: str) -> dict[str, object]:
     timed = len(seconds) > 0
     return {
         "axis": axis, "value": value if value != "" else "(none)", "count": len(cells), "ok": int(ok.sum()),
-        "failed": int((cells["status"] == "failed").sum()), "missing": int((cells["status"] == "missing").sum()),
+        "failed": int((cells["status"] == "failed").sum()),
+        "missing": int((cells["status"] == "missing").sum()),
         "mean_seconds": round(float(seconds.mean()), 4) if timed else float("nan"),
         "min_seconds": round(float(seconds.min()), 4) if timed else float("nan"),
         "max_seconds": round(float(seconds.max()), 4) if timed else float("nan"),
