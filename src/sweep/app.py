@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sweep.distributed import Ranks, remove_hydra_only_dir, shared_run_dir
 from sweep.errors import SweepError
 from sweep.results import atomic_write
 
@@ -27,20 +28,39 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False) -> int:
     """Run one sweep into run_dir; return the exit code (0 ok, 1 some image failed, 2 bad input)."""
     from sweep.runner import run_sweep
 
+    ranks = Ranks()
     try:
-        summary = run_sweep(cfg, run_dir, echo=log.info)
+        # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
+        ranks = _ranks(cfg)
+        run_dir = shared_run_dir(ranks, Path(run_dir))
+        summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info)
     except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if ranks.is_main:  # every rank meets the same error; say it once
+            print(f"error: {exc}", file=sys.stderr, flush=True)
         if multirun:
-            _record_job_error(run_dir, str(exc))
-        else:
+            _record_job_error(run_dir, str(exc), EXIT_BAD_INPUT)
+        elif ranks.is_main:
             _remove_if_unused(run_dir)
         return _fail(EXIT_BAD_INPUT, multirun)
-    for line in summary.lines():
-        log.info(line)
+    except Exception as exc:
+        if not multirun:
+            raise
+        # Hydra's sweeper stops the whole multirun, merge included, on a job's exception: record it instead.
+        log.exception("job failed")
+        _record_job_error(run_dir, f"{type(exc).__name__}: {exc}", EXIT_FAILED_CELLS)
+        return _fail(EXIT_FAILED_CELLS, multirun)
+    if ranks.is_main:
+        for line in summary.lines():
+            log.info(line)
     if not summary.ok:
         return _fail(EXIT_FAILED_CELLS, multirun)
     return 0
+
+
+def _ranks(cfg: Any) -> Ranks:
+    from sweep.pipeline import resolve_device
+
+    return Ranks.from_env(resolve_device(str(cfg["model"].get("device", "auto"))))
 
 
 def _fail(code: int, multirun: bool) -> int:
@@ -51,22 +71,12 @@ def _fail(code: int, multirun: bool) -> int:
 
 
 def _remove_if_unused(run_dir: Path) -> None:
-    """Bad input generates nothing: drop the run dir Hydra made for it, unless it holds a sweep already."""
-    import shutil
-
-    if not run_dir.is_dir() or any((run_dir / name).exists() for name in ("results.csv", "sweep.json", "images")):
-        return
-    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    for log_file in run_dir.glob("*.log"):
-        log_file.unlink(missing_ok=True)
-    for folder in (run_dir, run_dir.parent):
-        try:
-            folder.rmdir()  # only if empty: never remove anything else
-        except OSError:
-            break
+    """Bad input generates nothing: drop the run dir Hydra made for it, unless it holds anything else."""
+    remove_hydra_only_dir(run_dir)
 
 
-def _record_job_error(run_dir: Path, message: str) -> None:
+def _record_job_error(run_dir: Path, message: str, code: int) -> None:
     """A job that failed before its first image still leaves a status file for the multirun merge."""
     if run_dir.is_dir():
-        atomic_write(run_dir / "status.json", json.dumps({"errors": [message]}, indent=2) + "\n")
+        status = {"errors": [message], "exit_code": code}
+        atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")

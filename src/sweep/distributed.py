@@ -7,8 +7,11 @@ report) is done once, by the main process.
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -58,3 +61,43 @@ class Ranks:
     def mine(self, items: list[T]) -> list[T]:
         """Round-robin share of the items: shape groups stay balanced across ranks."""
         return items[self.index :: self.count]
+
+
+def shared_run_dir(ranks: Ranks, run_dir: Path) -> Path:
+    """The main rank's run directory, on every rank.
+
+    Each process of `torchrun`/`accelerate launch` runs its own Hydra, which stamps its run dir with its own
+    start time (`${now:...}`): ranks that start a second apart would write to different folders. All use the
+    main rank's; the folder another rank's Hydra made is removed when it holds nothing but Hydra's files.
+    """
+    if ranks.count == 1:
+        return run_dir
+    shared = Path(ranks.share(str(Path(run_dir).resolve())))
+    if shared != Path(run_dir).resolve():
+        _follow_file_logs(Path(run_dir).resolve(), shared)
+        remove_hydra_only_dir(Path(run_dir))
+    return shared
+
+
+def _follow_file_logs(old: Path, new: Path) -> None:
+    """Hydra's job log file handler points into `old`: reopen it (append mode) at the same name in `new`."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == old:
+            handler.close()  # a closed FileHandler in append mode reopens its (new) file on the next record
+            handler.baseFilename = str(new / Path(handler.baseFilename).name)
+
+
+def remove_hydra_only_dir(run_dir: Path) -> bool:
+    """Remove a run dir that holds only what Hydra puts in every run dir (.hydra/, *.log), and its parent if
+    that is left empty. Anything else in it (results, images, a user's file) keeps the folder untouched."""
+    if not run_dir.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+        return False
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for log_file in run_dir.glob("*.log"):
+        log_file.unlink(missing_ok=True)
+    for folder in (run_dir, run_dir.parent):
+        try:
+            folder.rmdir()  # only if empty: never remove anything else
+        except OSError:
+            break
+    return True

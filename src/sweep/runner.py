@@ -262,16 +262,22 @@ def run_sweep(
     grid.check_unique_ids(cells)
     manifest = manifest_for(plan, cells, model_cfg, loaded.dtype)
     table = ResultsTable(run_dir)
+    refused, done = None, set()
     if ranks.is_main:
-        if cfg.get("restart"):
-            discard_run(run_dir)
-        else:
-            check_same_experiment(run_dir, manifest)
-        (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
-        write_manifest(run_dir, manifest)
-        done = table.prepare([c.cell_id for c in cells])
+        try:
+            if cfg.get("restart"):
+                discard_run(run_dir)
+            else:
+                check_same_experiment(run_dir, manifest)
+            (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
+            write_manifest(run_dir, manifest)
+            done = table.prepare([c.cell_id for c in cells])
+        except SweepError as exc:
+            refused = str(exc)  # shared below: the other ranks stop too instead of waiting forever
     ranks.wait()
-    done = ranks.share(done if ranks.is_main else None)
+    refused, done = ranks.share((refused, done) if ranks.is_main else None)
+    if refused:
+        raise SweepError(refused)
 
     summary = RunSummary(name=plan.name, run_dir=run_dir, total=len(cells), skipped=len(done))
     # Batches are formed over ALL cells, so a resumed run calls the pipeline with exactly the batches of an
@@ -378,6 +384,9 @@ def _gather(summary: RunSummary, ranks: Ranks) -> None:
 def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     """Report and status file, once, by the main process; a report error never loses the images."""
     import json
+    import os
+
+    from sweep import pipeline
 
     try:
         summary.sheets = list(write_report(run_dir, cfg))
@@ -385,7 +394,9 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
         log.exception("report failed")
         summary.errors.append(f"report: {type(exc).__name__}: {exc}")
     status = {"name": summary.name, "total": summary.total, "made": summary.made, "skipped": summary.skipped,
-              "failed": summary.failed, "seconds": round(summary.seconds, 3), "errors": summary.errors}
+              "failed": summary.failed, "seconds": round(summary.seconds, 3), "errors": summary.errors,
+              # A multirun's jobs in one process share one pipeline: the same pid, loads stays at 1.
+              "pid": os.getpid(), "pipeline_loads": pipeline.LOADS}
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 

@@ -1,0 +1,339 @@
+"""Hydra multirun: merge every job's run directory into one table and one comparison report.
+
+`MergeReport` is a Hydra callback (registered in conf/config.yaml under `hydra.callbacks`). At the end of a
+multirun, on whatever launcher ran the jobs (in-process, submitit local or SLURM), it reads each job's run dir
+(`<sweep dir>/<job>/results.csv`, `status.json`, `.hydra/overrides.yaml`) and writes into the sweep dir:
+
+- `results.csv`: every row of every job, with `job` (Hydra's job number) and `overrides` (the job's
+  command-line overrides) added, image paths relative to the sweep dir, and a column for any swept key that is
+  not already an ordinary column (`model.compile=true,false` -> column `model.compile`);
+- `jobs.csv`: one row per job: status (ok, failed, error, incomplete), images, error, overrides;
+- `sheets/`, `summary.csv`, `plots/`: the report, with the keys swept on the command line on its axes;
+- `status.json`: counts, failed jobs, the layouts chosen, errors.
+
+A failed job never stops the merge; it is recorded and makes the command's exit code non-zero. To merge a
+sweep dir again (a launcher that died before the end, another layout), run `python -m sweep.multirun DIR`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+log = logging.getLogger("sweep")
+
+JOBS = "jobs.csv"
+JOB_COLUMNS = ["job", "status", "images", "ok", "failed", "error", "dir", "overrides"]
+SLOTS = ("rows", "cols", "sheets")
+# Override keys that name a results.csv column other than their last part.
+KEY_COLUMNS = {"height": "resolution", "width": "resolution", "sweep.grid.resolution": "resolution",
+               "model.name": "model", "model.path": "model", "model.id": "model", "sweep.name": "sweep"}
+
+
+@dataclass
+class Job:
+    num: int
+    dir: Path
+    overrides: list[str]
+    rows: list[dict[str, str]]
+    status: str  # ok | failed (some images failed) | error (nothing run: bad input, crash) | incomplete
+    error: str = ""
+    exit_code: int = 0
+    layout: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Merged:
+    sweep_dir: Path
+    jobs: list[Job]
+    rows: int = 0
+    swept: list[str] = field(default_factory=list)
+    layouts: list[str] = field(default_factory=list)
+    sheets: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return max([j.exit_code for j in self.jobs] + [1 if self.errors else 0])
+
+    def lines(self) -> list[str]:
+        bad = [j for j in self.jobs if j.status != "ok"]
+        out = [f"multirun: {len(self.jobs)} jobs ({len(bad)} not ok), {self.rows} images merged "
+               f"-> {self.sweep_dir / 'results.csv'}"]
+        out += [f"sheet:   {path}" for path in self.sheets]
+        out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
+        out += [f"error:   {e}" for e in self.errors]
+        return out
+
+
+class MergeReport(Callback):
+    """Writes the merged results.csv, jobs.csv and comparison sheets when a multirun ends."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        """Pin the sweep dir for every job.
+
+        Hydra resolves `hydra.sweep.dir` again in each job, with that job's overrides: a dir named after the
+        sweep would differ between the jobs of `-m sweep=a,b` (and from the dir merged at the end). Jobs are
+        composed from the multirun's hydra overrides plus their own, so one more override fixes the dir.
+        """
+        from omegaconf import open_dict, read_write
+
+        if _sweeps_several(config):
+            # This config holds the default sweep, not one of the swept ones: name the folder for all of them.
+            with read_write(config), open_dict(config):
+                config.sweep.name = "sweeps"
+        resolved = str(config.hydra.sweep.dir)
+        with read_write(config.hydra), open_dict(config.hydra):
+            config.hydra.sweep.dir = resolved
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(resolved)}")
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        if int(os.environ.get("RANK", "0")) != 0:
+            # torchrun -m sweep -m ...: jobs wrote into the main rank's dirs; it merges, once.
+            _remove_if_empty(sweep_dir)
+            return
+        options = OmegaConf.select(config, "report", default=None) or {}
+        try:
+            merged = merge(sweep_dir, dict(options))
+        except Exception as exc:  # the jobs' own results stay; say what went wrong, exit non-zero
+            log.exception("multirun merge failed")
+            merged = Merged(sweep_dir, [], errors=[f"merge: {type(exc).__name__}: {exc}"])
+        for line in merged.lines():
+            log.info(line)
+        from sweep.app import EXIT
+
+        # Jobs in other processes (submitit) cannot set the exit code of this one: their status files do.
+        EXIT["code"] = max(EXIT["code"], merged.exit_code)
+
+
+def _sweeps_several(config: Any) -> bool:
+    """`-m sweep=a,b` (or sweep=glob(*), choice(...)): the `sweep` group itself is swept."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
+    return any(o.key_or_group == "sweep" and o.is_sweep_override() for o in overrides)
+
+
+def _quote(text: str) -> str:
+    """`text` as a Hydra override value: quoted, with quotes and the backslashes before them escaped."""
+    return "'" + re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
+
+
+def merge(sweep_dir: Path, report: dict[str, Any] | None = None) -> Merged:
+    """Merge the job dirs under sweep_dir and build the comparison report. Raises only on I/O trouble."""
+    from sweep.results import RESULTS, atomic_write
+
+    jobs = [read_job(path.parent.parent) for path in sorted(sweep_dir.glob("**/.hydra/overrides.yaml"))]
+    jobs = sorted((j for j in jobs if j.dir != sweep_dir), key=lambda j: j.num)
+    swept = swept_keys(jobs)
+    rows, columns = merged_rows(sweep_dir, jobs, swept)
+    atomic_write(sweep_dir / RESULTS, _csv(rows, columns))
+    atomic_write(sweep_dir / JOBS, _csv([_job_row(sweep_dir, j) for j in jobs], JOB_COLUMNS))
+    merged = Merged(sweep_dir, jobs, rows=len(rows), swept=swept)
+    if rows:
+        _report(merged, rows, report or {})
+    status = {"jobs": len(jobs), "images": merged.rows, "swept": swept,
+              "failed_jobs": [{"job": j.num, "status": j.status, "error": j.error} for j in jobs
+                              if j.status != "ok"],
+              "layouts": merged.layouts, "sheets": [str(p.relative_to(sweep_dir)) for p in merged.sheets],
+              "errors": merged.errors}
+    atomic_write(sweep_dir / "status.json", json.dumps(status, indent=2) + "\n")
+    return merged
+
+
+def read_job(job_dir: Path) -> Job:
+    """One job's overrides, rows and outcome, from what it left in its run dir."""
+    from omegaconf import OmegaConf
+
+    from sweep.results import RESULTS, read_rows
+
+    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+    num = _job_num(job_dir)
+    rows = read_rows(job_dir / RESULTS)
+    layout = {}
+    manifest = _json(job_dir / "sweep.json")
+    if isinstance(manifest.get("sweep"), dict) and isinstance(manifest["sweep"].get("layout"), dict):
+        layout = {**manifest["sweep"]["layout"], "sweep": manifest["sweep"].get("name")}
+    status = _json(job_dir / "status.json")
+    errors = [str(e) for e in status.get("errors") or []]
+    if not status:
+        return Job(num, job_dir, overrides, rows, "incomplete", "no status.json: the job did not finish", 1,
+                   layout)
+    if "total" not in status:  # written by the CLI for a job that stopped before generating
+        return Job(num, job_dir, overrides, rows, "error", "; ".join(errors), int(status.get("exit_code", 2)),
+                   layout)
+    failed = int(status.get("failed") or 0)
+    if failed or errors:
+        message = "; ".join(errors + ([f"{failed} image(s) failed"] if failed else []))
+        return Job(num, job_dir, overrides, rows, "failed", message, 1, layout)
+    return Job(num, job_dir, overrides, rows, "ok", layout=layout)
+
+
+def _job_num(job_dir: Path) -> int:
+    from omegaconf import OmegaConf
+
+    try:
+        return int(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml").hydra.job.num)
+    except Exception:
+        return int(job_dir.name) if job_dir.name.isdigit() else -1
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def swept_keys(jobs: list[Job]) -> list[str]:
+    """Override keys whose value differs between jobs: what the command line swept."""
+    values: dict[str, set[str]] = {}
+    for job in jobs:
+        seen = dict(_split(o) for o in job.overrides)
+        for key in dict.fromkeys([*values, *seen]):
+            values.setdefault(key, set()).add(seen.get(key, "\0unset"))
+    return [key for key, found in values.items() if len(found) > 1]
+
+
+def column_for(key: str, columns: list[str]) -> str | None:
+    """The results.csv column (or the report's derived `resolution`) that shows an override key's value."""
+    if key in KEY_COLUMNS:
+        return KEY_COLUMNS[key]
+    for name in (key, key.rsplit(".", 1)[-1]):
+        if name in columns:
+            return name
+    return None
+
+
+def merged_rows(sweep_dir: Path, jobs: list[Job], swept: list[str]) -> tuple[list[dict[str, str]], list[str]]:
+    from sweep.results import COLUMNS
+
+    extra = [k for k in swept if column_for(k, COLUMNS) is None]
+    rows = []
+    for job in jobs:
+        values = dict(_split(o) for o in job.overrides)
+        prefix = job.dir.relative_to(sweep_dir).as_posix()
+        for row in job.rows:
+            merged = {"job": str(job.num), **row, "overrides": " ".join(job.overrides)}
+            if row.get("image"):
+                merged["image"] = f"{prefix}/{row['image']}"  # paths relative to the sweep dir
+            merged.update({k: values.get(k, "") for k in extra})
+            rows.append(merged)
+    return rows, ["job", *COLUMNS, "overrides", *extra]
+
+
+def _job_row(sweep_dir: Path, job: Job) -> dict[str, Any]:
+    return {"job": job.num, "status": job.status, "images": len(job.rows),
+            "ok": sum(r.get("status") == "ok" for r in job.rows),
+            "failed": sum(r.get("status") != "ok" for r in job.rows), "error": job.error,
+            "dir": job.dir.relative_to(sweep_dir).as_posix(), "overrides": " ".join(job.overrides)}
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# --- the comparison report -------------------------------------------------------------------------------
+
+
+def merged_layout(merged: Merged, rows: list[dict[str, str]]) -> dict[str, str | None]:
+    """The jobs' own layout, with every key swept on the command line put on rows or columns.
+
+    Several sweeps (`-m sweep=a,b`) are left to the report, which gives each sweep its own sheets.
+    """
+    from sweep.report.layout import ALIASES
+
+    columns = list(rows[0])
+    ok = [r for r in rows if r.get("status") == "ok"] or rows
+
+    def varies(axis: str) -> bool:
+        if axis == "resolution":
+            return len({(r.get("height"), r.get("width")) for r in ok}) > 1
+        return axis in columns and len({r.get(axis) for r in ok}) > 1
+
+    swept = [c for c in dict.fromkeys(column_for(k, columns) for k in merged.swept) if c and varies(c)]
+    several_sweeps = varies("sweep")
+    hints = {json.dumps(j.layout, sort_keys=True) for j in merged.jobs if j.rows}
+    hint = json.loads(hints.pop()) if len(hints) == 1 and not several_sweeps else {}
+    slots: dict[str, list[str]] = {s: [] for s in SLOTS}
+    for slot in SLOTS:
+        axis = ALIASES.get(str(hint.get(slot)).lower(), hint.get(slot))
+        if axis and varies(axis) and axis not in swept:
+            slots[slot].append(axis)
+    for axis in swept:
+        if axis == "sweep":
+            continue
+        if not slots["rows"]:
+            slots["rows"].append(axis)
+        elif not slots["cols"]:
+            slots["cols"].append(axis)
+        else:
+            slots["rows"].insert(0, axis)  # outer label: rows read "swept value, sweep-axis value"
+    return {slot: ",".join(axes) if axes else None for slot, axes in slots.items()}
+
+
+def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any]) -> None:
+    from sweep.report import build_report
+
+    layout = merged_layout(merged, rows)
+    try:
+        result = build_report(merged.sweep_dir, **layout, cell_max=int(options.get("cell_max", 512)),
+                              max_cells=int(options.get("max_cells", 64)),
+                              captions=bool(options.get("captions", True)))
+    except Exception as exc:  # the merged table is written; a report error is recorded, not fatal
+        log.exception("merged report failed")
+        merged.errors.append(f"report: {type(exc).__name__}: {exc}")
+        return
+    merged.layouts = [layout_.describe() for layout_ in result.layouts]
+    merged.sheets = list(result.sheets)
+
+
+def _remove_if_empty(sweep_dir: Path) -> None:
+    """A non-main rank's own sweep dir holds only Hydra's multirun.yaml once its job dirs are gone."""
+    if sweep_dir.is_dir() and all(p.name == "multirun.yaml" for p in sweep_dir.iterdir()):
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        try:
+            sweep_dir.parent.rmdir()
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sweep.multirun SWEEP_DIR`: merge a finished (or partly finished) multirun again."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-") or not Path(args[0]).is_dir():
+        print("usage: python -m sweep.multirun SWEEP_DIR  (the multirun's hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    merged = merge(Path(args[0]).resolve())
+    for line in merged.lines():
+        print(line)
+    return merged.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
