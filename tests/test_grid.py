@@ -97,7 +97,7 @@ def test_shape_order_groups_resolution_then_cfg_whatever_the_layout_order():
                                "seed": [1, 2]})
     ordered = grid.shape_order(cells)
     shapes = [(c.height, c.width, c.cfg) for c in ordered]
-    changes = sum(1 for a, b in zip(shapes, shapes[1:]) if a != b)
+    changes = sum(1 for a, b in zip(shapes, shapes[1:], strict=False) if a != b)
     assert changes == 3  # 2 resolutions x (CFG on, CFG off)
     assert ordered[0].height == 32
 

@@ -73,7 +73,7 @@ def test_results_csv_columns_and_values(tmp_path):
 def test_same_config_gives_pixel_identical_images(tmp_path):
     _, dir_a, a = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[5,6]", name="a")
     _, dir_b, b = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[5,6]", name="b")
-    for (_, ra), (_, rb) in zip(a.iterrows(), b.iterrows()):
+    for (_, ra), (_, rb) in zip(a.iterrows(), b.iterrows(), strict=True):
         assert ra["cell_id"] == rb["cell_id"]
         assert np.array_equal(pixels(dir_a, ra), pixels(dir_b, rb))
 
@@ -124,7 +124,7 @@ def test_batched_images_match_single_calls_within_one_level(tmp_path):
     _, dir_1, single = run(tmp_path, "sweep=seed_random", *SMALL, seeds, "batch_size=1", name="single")
     _, dir_4, batched = run(tmp_path, "sweep=seed_random", *SMALL, seeds, "batch_size=4", name="batched")
     assert set(batched["batch_size"]) == {4}
-    for (_, a), (_, b) in zip(single.iterrows(), batched.iterrows()):
+    for (_, a), (_, b) in zip(single.iterrows(), batched.iterrows(), strict=True):
         assert a["cell_id"] == b["cell_id"]
         assert np.abs(pixels(dir_1, a) - pixels(dir_4, b)).max() <= 1
 

@@ -59,7 +59,12 @@ def install() -> None:
             from omegaconf.errors import OmegaConfBaseException
 
             if not isinstance(exc, HydraException | OmegaConfBaseException):
-                return original(lambda: (_ for _ in ()).throw(exc))  # a bug: Hydra's report, traceback
+                error = exc
+
+                def reraise() -> None:
+                    raise error
+
+                return original(reraise)  # not a config error but a bug: Hydra's report, with traceback
             print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
             sys.exit(2)
 

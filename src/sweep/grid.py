@@ -269,7 +269,7 @@ def expand(base: Base, axes: Mapping[str, list[Any]]) -> list[Cell]:
             "height": base.height,
             "width": base.width,
         }
-        for name, (index, value) in zip(names, combo):
+        for name, (index, value) in zip(names, combo, strict=True):
             if name == "resolution":
                 fields["height"], fields["width"] = value
             elif name == "prompt":

@@ -11,12 +11,11 @@ import csv
 import fcntl
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sweep.atomic import atomic_write
 from sweep.errors import SweepError
 
 COLUMNS = [
@@ -30,19 +29,6 @@ IMAGES = "images"
 # Keys of a cell that define the experiment (the rest of a row is how and when it was made).
 CELL_KEYS = ("prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale", "height", "width",
              "repeat")
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temp file beside `path`, then rename over it: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _csv_text(rows: Iterable[Mapping[str, Any]], header: bool) -> str:

@@ -1,26 +1,11 @@
-"""Atomic writes: a temp file in the same directory, then os.replace, so readers never see half a file."""
+"""Report files written atomically (see sweep.atomic)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-
-def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call write(handle) on a temp file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from sweep.atomic import write_atomic
 
 
 def save_image(image: Any, path: Path) -> Path:
