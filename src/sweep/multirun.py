@@ -207,12 +207,9 @@ def _split(override: str) -> tuple[str, str]:
 
 def swept_keys(jobs: list[Job]) -> list[str]:
     """Override keys whose value differs between jobs: what the command line swept."""
-    values: dict[str, set[str]] = {}
-    for job in jobs:
-        seen = dict(_split(o) for o in job.overrides)
-        for key in dict.fromkeys([*values, *seen]):
-            values.setdefault(key, set()).add(seen.get(key, "\0unset"))
-    return [key for key, found in values.items() if len(found) > 1]
+    per_job = [dict(_split(o) for o in job.overrides) for job in jobs]
+    keys = dict.fromkeys(key for values in per_job for key in values)
+    return [key for key in keys if len({values.get(key, "\0unset") for values in per_job}) > 1]
 
 
 def column_for(key: str, columns: list[str]) -> str | None:
