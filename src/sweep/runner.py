@@ -299,7 +299,10 @@ def run_sweep(
     bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
     started = time.perf_counter()
     try:
-        for unit in ranks.mine(units):
+        mine = ranks.mine(units)
+        if ranks.count > 1:
+            log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
+        for unit in mine:
             for cells_done, images, seconds, error in _run_unit(loaded, prompts, unit, cfg):
                 for cell, image in zip(cells_done, images):
                     if cell.cell_id in done:
