@@ -81,6 +81,7 @@ def test_same_config_gives_pixel_identical_images(tmp_path):
 def test_seed_fixed_gives_identical_images(tmp_path):
     _, run_dir, table = run(tmp_path, "sweep=seed_fixed", *SMALL)
     assert len(table) == 3 and set(table["seed"]) == {1234}
+    assert set(table["batch_size"]) == {1}  # three separate pipeline calls, not one batch of copies
     first = pixels(run_dir, table.iloc[0])
     assert all(np.array_equal(first, pixels(run_dir, row)) for _, row in table.iterrows())
 

@@ -60,9 +60,10 @@ class Cell:
         return self.guidance_scale > 1.0
 
     def batch_key(self) -> tuple:
-        """Cells with equal keys may share one pipeline call (they differ only by seed or repeat)."""
+        """Cells with equal keys may share one pipeline call: they differ only by seed. Repeats never share
+        a call, so `repeat` shows that separate calls with one seed give one image."""
         return (self.height, self.width, self.cfg, self.prompt_index, self.num_inference_steps,
-                self.guidance_scale)
+                self.guidance_scale, self.repeat)
 
     def record(self) -> dict[str, Any]:
         return {"cell_id": self.cell_id, **asdict(self)}
@@ -294,7 +295,7 @@ def shape_order(cells: Iterable[Cell]) -> list[Cell]:
     return sorted(
         cells,
         key=lambda c: ((c.height or 0) * (c.width or 0), c.height or 0, not c.cfg, c.prompt_index,
-                       c.num_inference_steps, c.guidance_scale, c.seed, c.repeat),
+                       c.num_inference_steps, c.guidance_scale, c.repeat, c.seed),
     )
 
 
