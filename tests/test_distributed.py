@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,26 @@ def test_torchrun_makes_every_cell_once_into_one_run_dir_and_resumes(tmp_path):
     assert "0 made, 5 skipped" in again.stdout
     assert pd.read_csv(out / "results.csv")["cell_id"].tolist() == table["cell_id"].tolist()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["rank0"]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_splits_the_cells_too(tmp_path):
+    # Without GPUs `accelerate launch --num_processes 2` starts one process; --multi_gpu makes it start two
+    # (on GPUs accelerate sets it by itself when it sees several).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", port, "-m", "sweep", *SWEEP[:-1], "sweep.grid.num_inference_steps=[1,2,3]",
+               "hydra.run.dir=out/rank${oc.env:RANK}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["rank0"]
+    out = tmp_path / "out" / "rank0"
+    assert sorted(pd.read_csv(out / "results.csv")["num_inference_steps"]) == [1, 2, 3]
+    assert "rank 1 of 2: 1 of 3 batches" in (out / "sweep.log").read_text()
 
 
 def test_round_robin_gives_every_item_to_exactly_one_rank():
