@@ -99,7 +99,8 @@ def _draw(ax: Any, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> No
         if spec.axis == "num_inference_steps" and len(stats) >= 2:
             # The slope is the cost of one step; the intercept is the fixed cost (text encoder, VAE decode).
             slope, intercept = np.polyfit(stats.index.to_numpy(float), stats["mean"].to_numpy(float), 1)
-            label += f"  (≈ {slope:.3g} s/step + {intercept:.2g} s)"
+            sign = "+" if intercept >= 0 else "−"
+            label += f"  (≈ {slope:.3g} s/step {sign} {abs(intercept):.2g} s)"
         ax.plot(stats.index, stats["mean"], marker="o", color=colour, label=label)
         if (stats["max"] > stats["min"]).any():
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, linewidth=0)
