@@ -304,7 +304,7 @@ def run_sweep(
             log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
         for unit in mine:
             for cells_done, images, seconds, error in _run_unit(loaded, prompts, unit, cfg):
-                for cell, image in zip(cells_done, images):
+                for cell, image in zip(cells_done, images, strict=True):
                     if cell.cell_id in done:
                         continue
                     row = _row(cell, fixed, len(cells_done), seconds, error)
