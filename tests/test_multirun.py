@@ -169,3 +169,19 @@ def test_swept_keys_are_the_overrides_that_differ_between_jobs():
     jobs = [Job(i, None, o, [], "ok") for i, o in enumerate(
         [["sweep=a", "guidance_scale=3"], ["sweep=a", "guidance_scale=7", "+extra=1"]])]
     assert swept_keys(jobs) == ["guidance_scale", "extra"]
+
+
+def test_merged_layout_keeps_the_sweeps_layout_and_adds_the_swept_keys():
+    from sweep.multirun import Job, Merged, merged_layout
+
+    hint = {"rows": "seed", "cols": "steps", "sheets": "guidance_scale", "sweep": "s"}
+    rows = [row(f"{m}{s}{n}{g}", model=m, seed=s, num_inference_steps=n, guidance_scale=g)
+            for m in ("a", "b") for s in (1, 2) for n in (1, 2) for g in (3, 7)]
+    jobs = [Job(i, None, ["sweep=s", f"model={m}"], rows, "ok", layout=hint) for i, m in enumerate("ab")]
+    merged = Merged(None, jobs, swept=["model"])
+    assert merged_layout(merged, rows) == {"rows": "model,seed", "cols": "num_inference_steps",
+                                           "sheets": "guidance_scale"}
+    # Shards of one grid (-m 'sweep.grid.num_inference_steps=[1],[2]'): the sweep's own layout, unchanged.
+    merged = Merged(None, jobs, swept=["sweep.grid.num_inference_steps"])
+    assert merged_layout(merged, rows) == {"rows": "seed", "cols": "num_inference_steps",
+                                           "sheets": "guidance_scale"}

@@ -279,11 +279,11 @@ def merged_layout(merged: Merged, rows: list[dict[str, str]]) -> dict[str, str |
     slots: dict[str, list[str]] = {s: [] for s in SLOTS}
     for slot in SLOTS:
         axis = ALIASES.get(str(hint.get(slot)).lower(), hint.get(slot))
-        if axis and varies(axis) and axis not in swept:
+        if axis and varies(axis):
             slots[slot].append(axis)
     for axis in swept:
-        if axis == "sweep":
-            continue
+        if axis == "sweep" or any(axis in axes for axes in slots.values()):
+            continue  # the report splits sweeps itself; an axis of the sweep's own layout keeps its place
         if not slots["rows"]:
             slots["rows"].append(axis)
         elif not slots["cols"]:
