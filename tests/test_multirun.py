@@ -185,3 +185,17 @@ def test_merged_layout_keeps_the_sweeps_layout_and_adds_the_swept_keys():
     merged = Merged(None, jobs, swept=["sweep.grid.num_inference_steps"])
     assert merged_layout(merged, rows) == {"rows": "seed", "cols": "num_inference_steps",
                                            "sheets": "guidance_scale"}
+
+
+def test_a_job_that_crashes_is_recorded_instead_of_stopping_the_multirun(tmp_path, monkeypatch):
+    from sweep import app, runner
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    monkeypatch.setattr(runner, "run_sweep", crash)
+    monkeypatch.setitem(app.EXIT, "code", 0)
+    assert app.run_job({"model": {"device": "cpu"}}, tmp_path, multirun=True) == 1  # returned, not raised
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status == {"errors": ["RuntimeError: CUDA error: an illegal memory access"], "exit_code": 1}
+    assert app.EXIT["code"] == 1
