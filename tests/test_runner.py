@@ -64,6 +64,7 @@ def test_results_csv_columns_and_values(tmp_path):
     assert (row["height"], row["width"]) == (64, 64)
     assert row["status"] == "ok" and row["error"] == ""
     assert row["model"] == "tiny" and row["device"] == "cpu" and row["dtype"] == "float32"
+    assert row["options"] == "none"
     assert row["scheduler"] == "EulerDiscreteScheduler"
     assert row["torch"] == torch.__version__
     assert row["seconds"] > 0 and row["batch_size"] >= 1

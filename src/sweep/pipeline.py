@@ -20,6 +20,7 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SOURCES = ("hub", "tiny", "sdxl_arch", "path")
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
+GPU_OPTIONS = ("compile", "channels_last", "attention_slicing", "vae_slicing", "vae_tiling", "cpu_offload")
 FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/local/diffusers/folder"
 
 # How many times a pipeline was built or loaded in this process: multirun jobs must share one.
@@ -34,6 +35,7 @@ class Loaded:
     dtype: str
     native_size: tuple[int, int]
     label: str
+    options: str = "none"  # GPU options applied, as recorded in results.csv (e.g. "compile+channels_last")
 
 
 def resolve_device(requested: str) -> str:
@@ -103,7 +105,8 @@ def load(model: Mapping[str, Any]) -> Loaded:
     label = str(model.get("name") or model.get("id") or model.get("path"))
     if model.get("path"):
         label = f"{label}:{Path(str(model['path'])).name}"
-    loaded = Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), label)
+    loaded = Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), label,
+                    options_label(model))
     _CACHE.clear()  # keep one pipeline in memory: a multirun over models must not pile them up
     _CACHE[key] = loaded
     return loaded
@@ -152,6 +155,11 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
     return pipe
 
 
+def options_label(model: Mapping[str, Any]) -> str:
+    """The GPU options that are on, joined by '+' in a fixed order ('none' when none): a column of results.csv."""
+    return "+".join(name for name in GPU_OPTIONS if model.get(name)) or "none"
+
+
 def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
     """Apply the GPU options; each is a plain diffusers/torch call."""
     if model.get("channels_last"):
@@ -165,8 +173,16 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
     if model.get("cpu_offload"):
         pipe.enable_model_cpu_offload(device=device)
     if model.get("compile"):
-        # dynamic=False: one graph per shape group; the runner orders cells so each shape compiles once.
-        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", dynamic=False)
+        import torch._dynamo.config as dynamo_config
+
+        # dynamic=False: one specialised graph per UNet input shape (resolution x CFG x batch); the runner orders
+        # cells so each shape compiles once. Past dynamo's recompile limit (8) a new shape would silently run
+        # eager, and a sweep over resolutions with a partial last batch passes 8 easily: allow more.
+        limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch<2.6
+        setattr(dynamo_config, limit, max(getattr(dynamo_config, limit), 64))
+        # Autotuning pays off on CUDA only; CUDA graphs stay off (batch shapes vary, each graph pins memory).
+        mode = "max-autotune-no-cudagraphs" if device.startswith("cuda") else None
+        pipe.unet = torch.compile(pipe.unet, mode=mode, dynamic=False)
 
 
 class PromptCache:

@@ -293,6 +293,7 @@ def run_sweep(
         "sweep": plan.name,
         "model": loaded.label,
         **environment(loaded.device, loaded.dtype, type(loaded.pipe.scheduler).__name__),
+        "options": loaded.options,
     }
     prompts = pipeline.PromptCache(loaded.pipe, loaded.device)
     writer = ImageWriter(run_dir, table)
