@@ -168,3 +168,47 @@ def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypat
     assert failed["num_inference_steps"] == 2 and "out of memory" in failed["error"]
     assert failed["image"] == ""
     assert (table[table.status == "ok"]["num_inference_steps"].tolist()) == [1, 3]
+
+
+def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch):
+    import threading
+
+    from sweep import runner
+
+    grid = ("sweep=seed_random", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2,3]")
+    threads, original = set(), runner.generate
+
+    def spy(loaded, prompts, unit, device):
+        threads.add(threading.current_thread().name)
+        return original(loaded, prompts, unit, device)
+
+    monkeypatch.setattr(runner, "generate", spy)
+    default_threads = torch.get_num_threads()
+    _, dir_a, a = run(tmp_path, *grid, name="a")
+    _, dir_b, b = run(tmp_path, *grid, name="b")
+    _, dir_1, single = run(tmp_path, *grid, "batch_size=1", name="single")
+    assert torch.get_num_threads() == default_threads  # restored for the exact single-image calls
+    if default_threads >= 2:
+        assert any(name.startswith("sweep-pipe") for name in threads)
+    assert set(a["batch_size"]) == {2}
+    # Rows land in the order calls finish; match them by cell.
+    again = {row["cell_id"]: row for _, row in b.iterrows()}
+    one_by_one = {row["cell_id"]: row for _, row in single.iterrows()}
+    assert len(a) == len(again) == len(one_by_one) == 6
+    for _, row in a.iterrows():
+        assert np.array_equal(pixels(dir_a, row), pixels(dir_b, again[row["cell_id"]]))
+        assert np.abs(pixels(dir_a, row) - pixels(dir_1, one_by_one[row["cell_id"]])).max() <= 1
+
+
+def test_cpu_workers_only_for_plain_cpu_pipelines():
+    from sweep import runner
+
+    loaded = pipeline.load(make_cfg("sweep=seed_random").model)
+    budget = torch.get_num_threads()
+    expected = (min(runner.MAX_CPU_WORKERS, budget), budget // min(runner.MAX_CPU_WORKERS, budget))
+    assert runner.cpu_workers(loaded, {}) == (expected if budget >= 2 else (1, 0))
+    assert runner.cpu_workers(loaded, {"compile": True}) == (1, 0)
+    assert runner.cpu_workers(loaded, {"cpu_offload": True}) == (1, 0)
+    from dataclasses import replace
+
+    assert runner.cpu_workers(replace(loaded, device="cuda"), {}) == (1, 0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +187,17 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
         pipe.unet = torch.compile(pipe.unet, mode=mode, dynamic=False)
 
 
+def fork(pipe: Any) -> Any:
+    """A pipeline object for one of several concurrent calls: the same models, its own scheduler.
+
+    A diffusers pipeline keeps per-call state on itself (guidance scale, ...) and in its scheduler (timesteps,
+    step index), so two calls at once need two of these; the weights are shared, read-only.
+    """
+    shell = copy.copy(pipe)  # a new __dict__: per-call attributes stay apart
+    shell.__dict__["scheduler"] = copy.deepcopy(pipe.scheduler)  # bypasses __setattr__: config stays shared
+    return shell
+
+
 class PromptCache:
     """Each (prompt, negative prompt) pair goes through the two text encoders once per sweep."""
 
@@ -192,20 +205,22 @@ class PromptCache:
         self.pipe = pipe
         self.device = device
         self._cache: dict[tuple[str, str | None], tuple[torch.Tensor, ...]] = {}
+        self._lock = threading.Lock()  # concurrent CPU calls (runner._run_parallel) share one cache
 
     def embeds(self, prompt: str, negative_prompt: str | None, count: int) -> dict[str, torch.Tensor]:
         """Pipeline kwargs for `count` images of this prompt (CFG inputs included; unused when CFG is off)."""
         key = (prompt, negative_prompt)
-        if key not in self._cache:
-            with torch.no_grad():
-                self._cache[key] = self.pipe.encode_prompt(
-                    prompt=prompt,
-                    device=self.device,
-                    num_images_per_prompt=1,
-                    do_classifier_free_guidance=True,
-                    negative_prompt=negative_prompt,
-                )
-        embeds, negative, pooled, negative_pooled = self._cache[key]
+        with self._lock:
+            if key not in self._cache:
+                with torch.no_grad():
+                    self._cache[key] = self.pipe.encode_prompt(
+                        prompt=prompt,
+                        device=self.device,
+                        num_images_per_prompt=1,
+                        do_classifier_free_guidance=True,
+                        negative_prompt=negative_prompt,
+                    )
+            embeds, negative, pooled, negative_pooled = self._cache[key]
         return {
             "prompt_embeds": embeds.repeat(count, 1, 1),
             "negative_prompt_embeds": negative.repeat(count, 1, 1),

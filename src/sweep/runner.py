@@ -303,16 +303,15 @@ def run_sweep(
         mine = ranks.mine(units)
         if ranks.count > 1:
             log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
-        for unit in mine:
-            for cells_done, images, seconds, error in _run_unit(loaded, prompts, unit, cfg):
-                for cell, image in zip(cells_done, images, strict=True):
-                    if cell.cell_id in done:
-                        continue
-                    row = _row(cell, fixed, len(cells_done), seconds, error)
-                    writer.submit(row, image)
-                    summary.failed += error is not None
-                    summary.made += error is None
-                bar.update(sum(c.cell_id not in done for c in cells_done))
+        for cells_done, images, seconds, error in _execute(loaded, prompts, mine, cfg):
+            for cell, image in zip(cells_done, images, strict=True):
+                if cell.cell_id in done:
+                    continue
+                row = _row(cell, fixed, len(cells_done), seconds, error)
+                writer.submit(row, image)
+                summary.failed += error is not None
+                summary.made += error is None
+            bar.update(sum(c.cell_id not in done for c in cells_done))
     finally:
         writer.close()
         bar.close()
@@ -329,6 +328,75 @@ def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
     for cell in cells:
         groups.setdefault((cell.height, cell.width), []).append(cell)
     return list(groups.values())
+
+
+MAX_CPU_WORKERS = 4
+
+
+def cpu_workers(loaded: Any, model: Mapping[str, Any]) -> tuple[int, int]:
+    """(concurrent batched calls, torch threads of each) on the CPU; (1, 0) = one call at a time, as is.
+
+    PyTorch splits every op over all its threads, which on small ops (small models, small images) mostly waits:
+    the tiny model's UNet at 256x256 runs no faster on 2 threads than on 1. Independent pipeline calls side by
+    side keep every core busy instead. Only batched calls (more than one image) run so: their pixels may differ
+    from a single call's by 1/255 anyway (diffusers #2659), while a single-image call must stay exactly the
+    plain `pipe(...)` call, and the thread count can change the last bit of a float.
+    """
+    import torch
+
+    budget = torch.get_num_threads()  # what torch would use: physical cores, or OMP_NUM_THREADS / set_num_threads
+    if (loaded.device != "cpu" or budget < 2 or model.get("compile") or model.get("cpu_offload")
+            # diffusers upcasts an fp16 VAE in place around each decode: not safe with calls side by side.
+            or getattr(loaded.pipe.vae, "dtype", None) == torch.float16):
+        return 1, 0
+    workers = min(MAX_CPU_WORKERS, budget)
+    return workers, budget // workers
+
+
+def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any]):
+    """`_run_unit` over every unit: one at a time, or on the CPU with batched units side by side."""
+    workers, threads = cpu_workers(loaded, cfg["model"])
+    # A batched unit always runs the same way (concurrently, on `threads` threads) however many are left, so a
+    # resumed sweep makes the same pixels as an uninterrupted one.
+    side_by_side = [u for u in units if len(u) > 1] if workers > 1 else []
+    if side_by_side:
+        yield from _run_parallel(loaded, prompts, side_by_side, cfg, workers, threads)
+    for unit in units:
+        if not side_by_side or len(unit) == 1:
+            yield from _run_unit(loaded, prompts, unit, cfg)
+
+
+def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], workers: int,
+                  threads: int):
+    """Batched units on `workers` threads, each call's ops on `threads` torch threads; results as they finish."""
+    import dataclasses
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    import torch
+
+    from sweep.pipeline import fork
+
+    def work(unit: list[Cell]) -> list[tuple]:
+        torch.set_num_threads(threads)  # OpenMP keeps the thread count per OS thread: set it in this one
+        return list(_run_unit(dataclasses.replace(loaded, pipe=fork(loaded.pipe)), prompts, unit, cfg))
+
+    # Longest first, so no core idles at the end waiting for one long call (greedy LPT scheduling).
+    todo = sorted(units, key=lambda u: -len(u) * u[0].num_inference_steps * (1 + u[0].cfg) * u[0].height
+                  * u[0].width)
+    default = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="sweep-pipe") as pool:
+            running: set = set()
+            while todo or running:
+                # At most `workers` calls in flight: finished images wait in no queue but the writer's.
+                while todo and len(running) < workers:
+                    running.add(pool.submit(work, todo.pop(0)))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield from future.result()
+    finally:
+        torch.set_num_threads(default)
 
 
 def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], cfg: Mapping[str, Any]):
