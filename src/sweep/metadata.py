@@ -75,7 +75,9 @@ def png_bytes(image: Image.Image, row: Mapping[str, Any]) -> bytes:
         info.add_itxt(key, "" if value is None else str(value))
     info.add_itxt("sdxl-sweep", json.dumps({k: v for k, v in row.items() if k != "image"}, default=str))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    # zlib level 4 (ComfyUI's choice) instead of PIL's 6: a 1024x1024 photo encodes 2.5x faster (140 vs 355 ms)
+    # for 4 % more bytes, so one writer thread keeps up with a fast GPU. Pixels are the same (PNG is lossless).
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=4)
     return buffer.getvalue()
 
 
