@@ -182,6 +182,7 @@ class ImageWriter:
     def _loop(self) -> None:
         from sweep.metadata import png_bytes
 
+        _yield_to_pipeline()
         while (item := self.queue.get()) is not None:
             row, image = item
             try:
@@ -197,6 +198,25 @@ class ImageWriter:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _yield_to_pipeline() -> None:
+    """Lower this thread's CPU priority (Linux, where nice is per thread): PNG encoding fills the gaps.
+
+    torch's OpenMP threads wait for each other at every op, so a writer that takes a core from one of them for a
+    moment stalls all of them for longer than it runs; at a lower priority it runs when a core is free instead.
+    The bounded queue keeps it from falling behind for long: a full queue makes the pipeline wait for it.
+    """
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere PRIO_PROCESS with a thread id would renice the whole process, or fail
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except OSError:
+        pass  # a sandbox may forbid it; the writer still works at normal priority
 
 
 def _is_oom(exc: BaseException) -> bool:
