@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,3 +21,33 @@ def save_figure(figure: Any, path: Path, dpi: int = 110) -> Path:
 
 def save_csv(table: Any, path: Path) -> Path:
     return write_atomic(path, lambda h: h.write(table.to_csv(index=False).encode("utf-8")))
+
+
+class ImageSaver:
+    """save_image on a thread: a sheet is PNG-encoded while the next page and the plots are drawn.
+
+    PIL's encoder releases the GIL while it deflates, so encoding (most of a sheet's cost) overlaps the drawing
+    on a second core. At most `pending` pages wait for the encoder, so a report of many huge pages holds only a
+    few in memory. Use as a context manager: leaving it waits for every file and raises the first error.
+    """
+
+    def __init__(self, pending: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="report-png")
+        self._free = threading.BoundedSemaphore(pending)
+        self._futures: list[Future] = []
+
+    def save(self, image: Any, path: Path) -> Path:
+        self._free.acquire()  # blocks while `pending` pages wait: memory stays bounded
+        future = self._pool.submit(save_image, image, path)
+        future.add_done_callback(lambda _: self._free.release())
+        self._futures.append(future)
+        return path
+
+    def __enter__(self) -> ImageSaver:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._pool.shutdown(wait=True)
+        if exc_type is None:  # an error raised in the block wins over a failed write
+            for future in self._futures:
+                future.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from sweep.report.atomic import ImageSaver
 from sweep.report.data import load_run
 from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
 from sweep.report.plots import write_plots
@@ -57,16 +58,17 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     groups = [(None, cells)]
     if "sweep" in cells and labels(cells, "sweep").nunique() > 1 and "sweep" not in named:
         groups = [(name, cells[labels(cells, "sweep") == name]) for name in order_values(cells, "sweep")]
-    for group, sub in groups:
-        sub = sub.copy()
-        layout, deps = choose_layout(run, sub, explicit, group)
-        pages = write_sheets(run, sub, layout, deps, scale=scale, style=style, max_cells=max_cells,
-                             captions=captions, out_dir=run.run_dir / SHEETS_DIR)
-        result.layouts.append(layout)
-        result.pages += pages
-    result.sheets = [p.path for p in result.pages]
-
     moving = varying(cells, run.candidates)
-    result.summary = write_summary(cells, moving, run.run_dir)
-    result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
+    # Sheets are encoded on a thread while the next page, summary.csv and the plots are drawn here.
+    with ImageSaver() as saver:
+        for group, sub in groups:
+            sub = sub.copy()
+            layout, deps = choose_layout(run, sub, explicit, group)
+            pages = write_sheets(run, sub, layout, deps, scale=scale, style=style, max_cells=max_cells,
+                                 captions=captions, out_dir=run.run_dir / SHEETS_DIR, save=saver.save)
+            result.layouts.append(layout)
+            result.pages += pages
+        result.summary = write_summary(cells, moving, run.run_dir)
+        result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
+    result.sheets = [p.path for p in result.pages]
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,20 +91,23 @@ class Title:
 
 
 def write_sheets(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[str, str], *, scale: float,
-                 style: Style, max_cells: int, captions: bool, out_dir: Path) -> list[SheetPage]:
-    """Write every sheet of one layout (one per sheet-axis combination, split into parts) and return them."""
+                 style: Style, max_cells: int, captions: bool, out_dir: Path,
+                 save: Callable[[Image.Image, Path], Path] = save_image) -> list[SheetPage]:
+    """Write every sheet of one layout (one per sheet-axis combination, split into parts) and return them.
+
+    `save` writes one page (build_report passes an ImageSaver's, which encodes on a thread)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     name = layout.group or run.name or _single(cells, "sweep") or run.run_dir.name
     pages: list[SheetPage] = []
     for sheet_key, sub in _groups(cells, layout.sheets):
         pages += _write_sheet(run, sub, layout, deps, sheet_key, name, scale=scale, style=style,
-                              max_cells=max_cells, captions=captions, out_dir=out_dir)
+                              max_cells=max_cells, captions=captions, out_dir=out_dir, save=save)
     return pages
 
 
 def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[str, str],
                  sheet_key: tuple[str, ...], name: str, *, scale: float, style: Style, max_cells: int,
-                 captions: bool, out_dir: Path) -> list[SheetPage]:
+                 captions: bool, out_dir: Path, save: Callable[[Image.Image, Path], Path]) -> list[SheetPage]:
     """One sheet-axis combination: its grid, paginated into parts, each written atomically."""
     pairs = list(zip(layout.sheets, sheet_key, strict=True))
     sheet_label = " · ".join(f"{a} = {shown(v)}" for a, v in pairs)
@@ -134,7 +138,7 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
         image, boxes, marks = render(rows, cols, page_slots, title, style, captions=captions,
                                      show_size=show_size)
         path = out_dir / (base + (f"_part{part}of{parts}" if parts > 1 else "") + ".png")
-        written.append(save_image(image, path))
+        written.append(save(image, path))
         pages.append(SheetPage(path=path, layout=layout, sheet=sheet_label, part=part, parts=parts,
                                rows=tuple(" · ".join(t) for t in rows),
                                cols=tuple(" · ".join(t) for t in cols), boxes=boxes, marks=marks))
