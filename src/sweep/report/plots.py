@@ -73,8 +73,8 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
             ax = figure.add_subplot()
             _draw(ax, done, spec, _group_axis(done, spec.axis, moving))
             steps = sorted(_x(done, spec.axis).dropna().unique())
-            if spec.axis == "num_inference_steps" and len(steps) <= 15:
-                ax.set_xticks(steps)  # the values actually run, not 12, 15, 18...
+            if spec.axis in ("num_inference_steps", "guidance_scale") and len(steps) <= 15:
+                ax.set_xticks(steps)  # the values actually run, not 12, 15, 18... or 3.5, 4.5...
             elif spec.axis == "num_inference_steps":
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             subtitle = _subtitle(done)
