@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -20,3 +21,11 @@ def bad_value(key: str, value: Any, allowed: str) -> SweepError:
     if len(text) > 80:
         text = text[:77] + "..."
     return SweepError(f"{key}: got {text}; allowed: {allowed}")
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the nearest choice to a mistyped word, '' when nothing is close."""
+    import difflib
+
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {found[0]}?)" if found else ""
