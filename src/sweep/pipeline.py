@@ -104,14 +104,26 @@ def load(model: Mapping[str, Any]) -> Loaded:
     _configure(pipe, model, device)
     pipe.set_progress_bar_config(disable=True)  # one bar for the whole sweep instead
     native = pipe.default_sample_size * pipe.vae_scale_factor
-    label = str(model.get("name") or model.get("id") or model.get("path"))
-    if model.get("path"):
-        label = f"{label}:{Path(str(model['path'])).name}"
-    loaded = Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), label,
+    loaded = Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), model_label(model),
                     options_label(model))
     _CACHE.clear()  # keep one pipeline in memory: a multirun over models must not pile them up
     _CACHE[key] = loaded
     return loaded
+
+
+def model_label(model: Mapping[str, Any]) -> str:
+    """The model's name as results.csv and the A1111 `Model:` field show it: a config's name (tiny,
+    sdxl_base), or a local checkpoint's file stem / folder name (no colon: A1111 readers split on it)."""
+    if model.get("path"):
+        path = Path(os.path.expanduser(str(model["path"])))
+        return path.stem if path.is_file() else path.name
+    return str(model.get("name") or model.get("id"))
+
+
+def resolved_dtype_name(model: Mapping[str, Any]) -> str:
+    """'float32' etc.: what model.dtype=auto means on this machine (known before the load)."""
+    device = resolve_device(str(model.get("device", "auto")))
+    return str(resolve_dtype(str(model.get("dtype", "auto")), device)).removeprefix("torch.")
 
 
 def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
@@ -187,38 +199,46 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
         pipe.unet = torch.compile(pipe.unet, mode=mode, dynamic=False)
 
 
-def fork(pipe: Any) -> Any:
-    """A pipeline object for one of several concurrent calls: the same models, its own scheduler.
+def fork(pipe: Any, scheduler: Any = None) -> Any:
+    """A pipeline object for one call: the same models, its own scheduler (the model's own, or one built from
+    its config for a sampler axis: no reload, and no state shared between calls that run at the same time).
 
     A diffusers pipeline keeps per-call state on itself (guidance scale, ...) and in its scheduler (timesteps,
     step index), so two calls at once need two of these; the weights are shared, read-only.
     """
     shell = copy.copy(pipe)  # a new __dict__: per-call attributes stay apart
-    shell.__dict__["scheduler"] = copy.deepcopy(pipe.scheduler)  # bypasses __setattr__: config stays shared
+    # Set through __dict__, bypassing __setattr__: the shared pipeline's config stays as it was.
+    shell.__dict__["scheduler"] = (copy.deepcopy(pipe.scheduler) if scheduler is None
+                                   else build_scheduler(scheduler, pipe.scheduler.config))
     return shell
 
 
+def build_scheduler(spec: Any, config: Any) -> Any:
+    """The scheduler a `sweep.axes.SchedulerSpec` names, from the loaded scheduler's config (`from_config`)."""
+    import diffusers
+
+    return getattr(diffusers, spec.cls).from_config(config, **dict(spec.options))
+
+
 class PromptCache:
-    """Each (prompt, negative prompt) pair goes through the two text encoders once per sweep."""
+    """Each distinct set of text-encoder inputs goes through the two text encoders once per sweep."""
 
     def __init__(self, pipe: Any, device: str) -> None:
         self.pipe = pipe
         self.device = device
-        self._cache: dict[tuple[str, str | None], tuple[torch.Tensor, ...]] = {}
+        self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
         self._lock = threading.Lock()  # concurrent CPU calls (runner._run_parallel) share one cache
 
-    def embeds(self, prompt: str, negative_prompt: str | None, count: int) -> dict[str, torch.Tensor]:
-        """Pipeline kwargs for `count` images of this prompt (CFG inputs included; unused when CFG is off)."""
-        key = (prompt, negative_prompt)
+    def embeds(self, encode_args: Mapping[str, Any], count: int) -> dict[str, torch.Tensor]:
+        """Pipeline kwargs for `count` images (CFG inputs included; unused when CFG is off). `encode_args` are
+        `encode_prompt`'s own arguments: prompt, prompt_2, negative_prompt, negative_prompt_2, clip_skip."""
+        key = tuple(sorted(encode_args.items()))
         with self._lock:
             if key not in self._cache:
                 with torch.no_grad():
                     self._cache[key] = self.pipe.encode_prompt(
-                        prompt=prompt,
-                        device=self.device,
-                        num_images_per_prompt=1,
+                        **encode_args, device=self.device, num_images_per_prompt=1,
                         do_classifier_free_guidance=True,
-                        negative_prompt=negative_prompt,
                     )
             embeds, negative, pooled, negative_pooled = self._cache[key]
         return {

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from sweep.report.result import Layout, ReportError, ReportResult, SheetPage
 
-__all__ = ["Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
+__all__ = ["OUTPUTS", "Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
+
+# Everything a report writes into a run dir (restart=true moves these aside with the experiment).
+OUTPUTS = ("sheets", "plots", "summary.csv")
 
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,

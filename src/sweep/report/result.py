@@ -59,3 +59,7 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)
     pages: list[SheetPage] = field(default_factory=list)
     layouts: list[Layout] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What a summary prints about this report beyond its sheets and plots."""
+        return []
