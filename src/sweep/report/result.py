@@ -59,3 +59,4 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)
     pages: list[SheetPage] = field(default_factory=list)
     layouts: list[Layout] = field(default_factory=list)
+    viewer: Path | None = None  # index.html, the interactive grid viewer
