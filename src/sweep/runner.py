@@ -19,6 +19,7 @@ from sweep import grid
 from sweep.distributed import Ranks
 from sweep.errors import SweepError, bad_value
 from sweep.grid import AXES, Base, Cell
+from sweep.report.result import ReportResult
 from sweep.results import IMAGES, ResultsTable, atomic_write
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class RunSummary:
     failed: int = 0
     seconds: float = 0.0
     sheets: list[Path] = field(default_factory=list)
+    viewer: Path | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -61,6 +63,7 @@ class RunSummary:
             f"results: {self.run_dir / 'results.csv'}",
         ]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += [f"viewer:  {self.viewer}"] if self.viewer else []
         out += [f"error:   {error}" for error in self.errors]
         if self.failed:
             out.append(f"FAILED: {self.failed} image(s) failed; see the 'error' column of results.csv")
@@ -486,7 +489,8 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     from sweep import pipeline
 
     try:
-        summary.sheets = list(write_report(run_dir, cfg))
+        report = write_report(run_dir, cfg)
+        summary.sheets, summary.viewer = list(report.sheets), report.viewer
     except Exception as exc:
         log.exception("report failed")
         summary.errors.append(f"report: {type(exc).__name__}: {exc}")
@@ -497,8 +501,8 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 
-def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> list[Path]:
-    """Sheets, summary table and plots from the results table (sweep.report reads only the run dir)."""
+def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> ReportResult:
+    """Sheets, summary table, plots and viewer from the results table (sweep.report reads only the run dir)."""
     from sweep.report import build_report
 
     options = cfg.get("report") or {}
@@ -508,4 +512,4 @@ def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> list[Path]:
         max_cells=int(options.get("max_cells", 64)),
         captions=bool(options.get("captions", True)),
     )
-    return list(result.sheets)
+    return result
