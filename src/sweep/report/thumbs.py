@@ -79,7 +79,9 @@ def make_thumbs(root: Path, images: list[str], workers: int | None = None) -> di
             stat = source.stat()
         except OSError:
             continue  # listed but not on disk: the viewer shows the cell as having no image
-        index = folders.setdefault(thumb.parent, _read_index(thumb.parent / INDEX))
+        if thumb.parent not in folders:
+            folders[thumb.parent] = _read_index(thumb.parent / INDEX)
+        index = folders[thumb.parent]
         entry = index.get(thumb.name)
         if (isinstance(entry, _Entry) and entry.source_mtime_ns == stat.st_mtime_ns
                 and entry.source_size == stat.st_size and thumb.is_file()):
