@@ -5,7 +5,7 @@
   const D = JSON.parse(document.getElementById('sweep-data').textContent);
   const A = D.axes;
   const ROLES = ['x', 'y', 'sx', 'sy'];
-  const ROLE_TEXT = { x: 'X', y: 'Y', sx: 'super X', sy: 'super Y', pick: 'one' };
+  const ROLE_TEXT = { x: 'X', y: 'Y', sx: 'super X', sy: 'super Y', pick: 'pick' };
   const ROLE_TIP = {
     x: 'columns', y: 'rows', sx: 'columns of grids', sy: 'rows of grids', pick: 'show one value (pick it on the right)',
   };
@@ -358,7 +358,7 @@
       sized.push([mark, w, h]);
       fig.append(mark);
     }
-    if (S.seconds && c.s !== null && c.s !== undefined) fig.append(el('figcaption', { text: `${c.s.toFixed(2)} s` }));
+    if (S.seconds && c.st === 'ok' && c.s !== null && c.s !== undefined) fig.append(el('figcaption', { text: `${c.s.toFixed(2)} s` }));
     return fig;
   }
 
@@ -373,15 +373,20 @@
     const sys = visible(sy);
     grid.style.gridTemplateColumns = ['max-content', ...sxs.flatMap(() => xs.map(() => 'max-content'))].join(' ');
     const spanX = `span ${xs.length}`;
+    if (x >= 0) {
+      // The X axis's name above its values; the corner holds the Y axis's name, so it stays narrow.
+      grid.append(el('div', { class: 'corner' }),
+        el('div', { class: 'axisname', style: 'grid-column: 2 / -1', text: `${A[x].name} →` }));
+    }
     if (sx >= 0) {
-      grid.append(el('div', { class: 'corner', text: `${A[sx].name} →` }));
+      grid.append(el('div', { class: 'corner' }));
       for (const v of sxs) {
         grid.append(el('div', { class: 'superhead', style: `grid-column: ${spanX}`, title: `${A[sx].name} = ${shown(sx, v)}` },
           el('span', { text: `${A[sx].name} = ${shown(sx, v)}` })));
       }
     }
     if (x >= 0) {
-      grid.append(el('div', { class: 'corner', text: y >= 0 ? `${A[y].name} ↓  ${A[x].name} →` : `${A[x].name} →` }));
+      grid.append(el('div', { class: 'corner', text: y >= 0 ? `${A[y].name} ↓` : '' }));
       sxs.forEach((_, b) => xs.forEach((v, j) => {
         grid.append(el('div', { class: `colhead${b > 0 && j === 0 ? ' bstart' : ''}`, title: shown(x, v) },
           el('span', { text: shown(x, v) })));
@@ -422,43 +427,53 @@
     }
   }
 
-  // One factor for every image (relative sizes stay true): the grid as wide as the window, and as high when
-  // that leaves the largest image at least FIT_FLOOR px; never more than twice a thumbnail.
+  // One factor for every image (relative sizes stay true): the largest that fits the grid to the window's
+  // width, and to the height left below the controls when that keeps the largest image >= FIT_FLOOR px;
+  // never more than twice a thumbnail. Labels and captions keep their size, so the layout's own minimum is
+  // measured once with the images shrunk to nothing, then sizes are solved for without more layouts.
   function fitScale() {
     const grid = $('cells');
     if (!sized.length || grid.hidden) return 1;
+    const kMin = FIT_MIN / maxEdge;
     const cap = Math.max(2 * Math.min(D.thumb_edge, maxEdge), 256) / maxEdge;
-    let k = Math.min(cap, 0.5);
-    for (let round = 0; round < 3; round += 1) {
-      applyScale(k);
-      const tracks = imageTracks();
-      // What is not image (headers, gaps, captions) keeps its size when the images scale.
-      const availW = $('wrap').clientWidth - 28 - 4 - (grid.scrollWidth - tracks.w);
-      // The whole grid in view below the controls, when that keeps images readable (FIT_FLOOR).
-      const top = grid.getBoundingClientRect().top + window.scrollY;
-      const availH = window.innerHeight - top - 24 - (grid.scrollHeight - tracks.h);
-      const kW = (availW / tracks.w) * k;
-      const kH = (availH / tracks.h) * k;
-      let next = kW;
-      if (kH < next) next = Math.max(kH, Math.min(kW, FIT_FLOOR / maxEdge));
-      next = Math.max(FIT_MIN / maxEdge, Math.min(cap, next));
-      if (Math.abs(next - k) < 0.002) break;
-      k = next;
-    }
-    return k;
-  }
-
-  // Summed widths of the image columns and heights of the image rows as laid out now.
-  function imageTracks() {
+    applyScale(1 / maxEdge);
     const cols = new Map();
     const rows = new Map();
-    for (const [node] of sized) {
+    for (const [node, w, h] of sized) {
       const fig = node.parentElement;
-      cols.set(fig.offsetLeft, Math.max(cols.get(fig.offsetLeft) || 0, node.offsetWidth));
-      rows.set(fig.offsetTop, Math.max(rows.get(fig.offsetTop) || 0, node.offsetHeight));
+      const c = cols.get(fig.offsetLeft) || { min: 0, img: 0 };
+      cols.set(fig.offsetLeft, { min: Math.max(c.min, fig.offsetWidth), img: Math.max(c.img, w) });
+      const r = rows.get(fig.offsetTop) || { min: 0, img: 0, extra: 0 };
+      rows.set(fig.offsetTop, {
+        min: Math.max(r.min, fig.offsetHeight), img: Math.max(r.img, h),
+        extra: Math.max(r.extra, fig.offsetHeight - node.offsetHeight),
+      });
     }
-    const sum = (m) => [...m.values()].reduce((p, q) => p + q, 0) || 1;
-    return { w: sum(cols), h: sum(rows) };
+    const total = (tracks, size) => [...tracks.values()].reduce((sum, t) => sum + size(t), 0);
+    const fixedW = grid.scrollWidth - total(cols, (c) => c.min);
+    const fixedH = grid.scrollHeight - total(rows, (r) => r.min);
+    const width = (k) => fixedW + total(cols, (c) => Math.max(c.img * k, c.min));
+    const height = (k) => fixedH + total(rows, (r) => Math.max(r.img * k + r.extra, r.min));
+    const largest = (size, room) => {
+      let lo = kMin;
+      let hi = cap;
+      if (size(hi) <= room) return hi;
+      if (size(lo) > room) return lo;
+      for (let i = 0; i < 32; i += 1) {
+        const mid = (lo + hi) / 2;
+        if (size(mid) <= room) lo = mid;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const top = grid.getBoundingClientRect().top + window.scrollY;
+    const kW = largest(width, $('wrap').clientWidth - 28 - 4);
+    const kH = largest(height, window.innerHeight - top - 24);
+    let k = kW;
+    if (kH < k) k = Math.max(kH, Math.min(kW, FIT_FLOOR / maxEdge));
+    // More columns than the window holds: images fill the slots their labels need anyway (the grid scrolls).
+    const fill = Math.min(...[...cols.values()].map((c) => c.min / c.img));
+    return Math.min(cap, Math.max(k, kW === kMin ? fill : kMin));
   }
 
   // --- the large view -----------------------------------------------------------------------------------
@@ -518,7 +533,9 @@
       mark.textContent = c ? (c.st === 'ok' ? 'no image file' : `${c.st}${c.e ? '\n\n' + c.e : ''}`) : 'no image with these values';
       $('large-open').hidden = true;
     }
-    $('large-params').value = c ? c.p || '(this image has no parameters text)' : '';
+    const params = $('large-params');
+    params.value = c ? c.p : '';
+    params.placeholder = c && c.st === 'ok' && c.i ? '(this PNG has no parameters text)' : '(no image)';
     const row = $('large-row');
     row.replaceChildren();
     if (c) {
