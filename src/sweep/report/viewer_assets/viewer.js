@@ -208,7 +208,7 @@
     const table = $('axes');
     table.replaceChildren();
     if (!A.length) {
-      table.append(el('tr', {}, el('td', { text: 'Nothing varies in this run: one image per value of nothing.' })));
+      table.append(el('tr', {}, el('td', { text: 'Nothing varies in this run.' })));
       return;
     }
     const ok = availablePicks();
