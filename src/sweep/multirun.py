@@ -8,7 +8,7 @@ multirun, on whatever launcher ran the jobs (in-process, submitit local or SLURM
   command-line overrides) added, image paths relative to the sweep dir, and a column for any swept key that is
   not already an ordinary column (`model.compile=true,false` -> column `model.compile`);
 - `jobs.csv`: one row per job: status (ok, failed, error, incomplete), images, error, overrides;
-- `sheets/`, `summary.csv`, `plots/`: the report, with the keys swept on the command line on its axes;
+- `sheets/`, `summary.csv`, `plots/`, `index.html`: the report, with the keys swept on the command line on its axes;
 - `status.json`: counts, failed jobs, the layouts chosen, errors.
 
 A failed job never stops the merge; it is recorded and makes the command's exit code non-zero. To merge a
@@ -61,6 +61,7 @@ class Merged:
     swept: list[str] = field(default_factory=list)
     layouts: list[str] = field(default_factory=list)
     sheets: list[Path] = field(default_factory=list)
+    viewer: Path | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -72,6 +73,7 @@ class Merged:
         out = [f"multirun: {len(self.jobs)} jobs ({len(bad)} not ok), {self.rows} images merged "
                f"-> {self.sweep_dir / 'results.csv'}"]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += [f"viewer:  {self.viewer}"] if self.viewer else []
         out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
         out += [f"error:   {e}" for e in self.errors]
         return out
@@ -350,6 +352,7 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
         return
     merged.layouts = [layout_.describe() for layout_ in result.layouts]
     merged.sheets = list(result.sheets)
+    merged.viewer = result.viewer
 
 
 def _remove_if_empty(sweep_dir: Path) -> None:

@@ -658,7 +658,7 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
 
 
 def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
-    """Sheets, summary table and plots from the results table (sweep.report reads only the run dir)."""
+    """Sheets, summary table, plots and viewer from the results table (sweep.report reads only the run dir)."""
     from sweep.report import build_report
 
     options = cfg.get("report") or {}
