@@ -48,21 +48,39 @@ def environment(device: str, dtype: str, scheduler: str) -> dict[str, str]:
 
 def a1111_parameters(row: Mapping[str, Any]) -> str:
     """The `parameters` text other SD tools (A1111, Forge, ComfyUI loaders, civitai) read back."""
-    lines = [str(row["prompt"])]
+    prompt = str(row["prompt"])
+    if row.get("lora"):
+        prompt = f"{prompt} {row['lora']}"  # A1111 keeps <lora:NAME:W> in the prompt it records
+    lines = [prompt]
     if row.get("negative_prompt"):
         lines.append(f"Negative prompt: {row['negative_prompt']}")
     sampler = SAMPLERS.get(str(row.get("scheduler")), str(row.get("scheduler")))
     fields = [
-        f"Steps: {row['num_inference_steps']}",
-        f"Sampler: {sampler}",
-        f"CFG scale: {row['guidance_scale']}",
-        f"Seed: {row['seed']}",
-        f"Size: {row['width']}x{row['height']}",  # A1111 writes width x height
-        f"Model: {row['model']}",
-        f"Version: sdxl-sweep {_version()}",
+        ("Steps", row["num_inference_steps"]),
+        ("Sampler", sampler),
+        ("CFG scale", row["guidance_scale"]),
+        ("Seed", row["seed"]),
+        ("Size", f"{row['width']}x{row['height']}"),  # A1111 writes width x height
+        # A1111's order: the hash before the name, as create_infotext writes them.
+        ("Model hash", row.get("model_hash")),
+        ("Model", row["model"]),
+        ("VAE hash", row.get("vae_hash")),
+        ("VAE", row.get("vae")),
+        ("Refiner", row.get("refiner")),
+        ("Refiner switch at", row.get("refiner_switch") if row.get("refiner") else None),
+        ("Lora hashes", row.get("lora_hashes")),
+        ("Version", f"sdxl-sweep {_version()}"),
     ]
-    lines.append(", ".join(fields))
+    lines.append(", ".join(f"{key}: {quote(value)}" for key, value in fields if value not in (None, "")))
     return "\n".join(lines)
+
+
+def quote(value: Any) -> str:
+    """A1111's rule: a value holding a comma, colon or newline is written as a JSON string."""
+    text = str(value)
+    if "," not in text and ":" not in text and "\n" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def png_bytes(image: Image.Image, row: Mapping[str, Any]) -> bytes:

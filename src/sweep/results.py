@@ -21,7 +21,8 @@ from sweep.errors import SweepError
 COLUMNS = [
     "cell_id", "sweep", "prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale",
     "height", "width", "repeat", "batch_size", "seconds", "status", "error", "image",
-    "model", "device", "dtype", "options", "scheduler", "torch", "diffusers", "transformers", "gpu", "finished_at",
+    "model", "model_hash", "vae", "vae_hash", "lora", "lora_hashes", "refiner", "refiner_switch",
+    "device", "dtype", "options", "scheduler", "torch", "diffusers", "transformers", "gpu", "finished_at",
 ]
 RESULTS = "results.csv"
 MANIFEST = "sweep.json"

@@ -150,6 +150,10 @@ def describe(plan: Plan, model_name: str) -> str:
 
 def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], dtype: str) -> dict[str, Any]:
     identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
+    # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
+    if model.get("refiner"):
+        identity["refiner_switch"] = model.get("refiner_switch")
     identity["dtype"] = dtype
     return {
         "sdxl_sweep": 1,
@@ -241,6 +245,8 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str)
 
     first = unit[0]
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
+    if getattr(loaded, "refiner", None) is not None:
+        return _generate_with_refiner(loaded, prompts, unit, generators)
     with torch.inference_mode():
         output = loaded.pipe(
             **prompts.embeds(first.prompt, first.negative_prompt, len(unit)),
@@ -252,6 +258,25 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str)
             output_type="pil",
         )
     return list(output.images)
+
+
+def _generate_with_refiner(loaded: Any, prompts: Any, unit: list[Cell], generators: list[Any]) -> list[Any]:
+    """Base + refiner for one batch; the refiner gets its own scheduler per call (calls may run side by side)."""
+    import torch
+
+    from sweep.pipeline import fork
+    from sweep.refiner import generate_with_refiner
+
+    first, count = unit[0], len(unit)
+    with torch.inference_mode():
+        return generate_with_refiner(
+            loaded.pipe, fork(loaded.refiner.pipe), loaded.refiner_switch,
+            base_inputs=prompts.embeds(first.prompt, first.negative_prompt, count),
+            refiner_inputs=loaded.refiner.prompts.embeds(first.prompt, first.negative_prompt, count),
+            generator=generators if count > 1 else generators[0],
+            num_inference_steps=first.num_inference_steps, guidance_scale=first.guidance_scale,
+            height=first.height, width=first.width,
+        )
 
 
 def run_sweep(
@@ -312,6 +337,7 @@ def run_sweep(
     fixed = {
         "sweep": plan.name,
         "model": loaded.label,
+        **loaded.record(),  # model_hash, vae, vae_hash, lora, lora_hashes, refiner, refiner_switch
         **environment(loaded.device, loaded.dtype, type(loaded.pipe.scheduler).__name__),
         "options": loaded.options,
     }

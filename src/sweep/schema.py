@@ -36,6 +36,14 @@ class ModelConfig:
     dtype: str = "auto"  # auto = fp16 on GPU, fp32 on CPU; or float32 / float16 / bfloat16
     # Pickle checkpoints (.ckpt/.bin/.pt) run code when loaded: only on explicit opt-in.
     allow_pickle: bool = False
+    # A VAE instead of the model's own: a diffusers VAE folder, a hub id, or a single .safetensors file.
+    vae: str | None = None
+    # LoRA files, loaded once as adapters at strength 1: one path, a list of paths, or a mapping name: path.
+    lora: Any = None
+    # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
+    refiner: str | None = None
+    # Fraction of the denoising schedule the base runs before the refiner takes over (A1111's "Refiner switch at").
+    refiner_switch: float = 0.8
     # GPU options (recorded in results.csv).
     compile: bool = False
     channels_last: bool = False
