@@ -108,8 +108,9 @@ def test_other_weights_give_other_pixels(tmp_path, files):
     assert row["model"] == "other" and not np.array_equal(base_pixels, other_pixels)
 
 
-def test_loading_another_model_releases_the_previous_one_first(files, monkeypatch):
-    first = pipeline.load(make_cfg(f"model.path={files / 'base-folder'}")["model"])
+def test_loading_another_model_releases_the_previous_one_first(tmp_path, files, monkeypatch):
+    run(tmp_path, "first", f"model.path={files / 'base-folder'}")  # a whole run: nothing of it may hold the model
+    (first,) = pipeline._CACHE.values()
     unet = weakref.ref(first.pipe.unet)
     del first
     build = pipeline._build
@@ -232,6 +233,14 @@ def test_a_single_file_without_configs_offline_says_what_to_pass(tmp_path, files
         app.run_job(make_cfg(*SMALL, f"model.path={files / 'base.safetensors'}"), tmp_path / "run")
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "pass model.config=<a diffusers SDXL folder>" in err
+
+
+def test_a_hub_model_not_in_the_cache_offline_is_one_line(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    with pytest.raises(SystemExit):
+        app.run_job(make_cfg(*SMALL, "model=sdxl_base"), tmp_path / "run")
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: model: could not load 'stabilityai/")
 
 
 def test_long_reasons_are_cut_between_words():

@@ -299,7 +299,7 @@ def run_sweep(
     plan = plan_sweep(cfg, recorded.get("random_seeds") if recorded else None)
     ranks = ranks or Ranks.from_env(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
     if ranks.is_main:
-        echo(describe(plan, str(model_cfg.get("name"))) + f" -> {run_dir}")
+        echo(describe(plan, pipeline.model_label(model_cfg)) + f" -> {run_dir}")
 
     loaded = pipeline.load({**model_cfg, "device": ranks.device(pipeline.resolve_device(
         str(model_cfg.get("device", "auto"))))})
