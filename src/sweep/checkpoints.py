@@ -135,8 +135,11 @@ def check_file(key: str, value: Any, *, allow_pickle: bool, allowed: str) -> tup
 def checkpoint_kind(names: Iterable[str]) -> str:
     """What a checkpoint holds, from its tensor names: sdxl, sdxl_refiner, sd, lora, vae, unet or unknown."""
     names = list(names)
-    has = lambda prefix: any(n.startswith(prefix) for n in names)  # noqa: E731
-    if any("lora" in n.lower() for n in names[:2000]):
+
+    def has(prefix: str) -> bool:
+        return any(n.startswith(prefix) for n in names)
+
+    if any("lora" in n.lower() for n in names):  # kohya lora_unet_*, diffusers *.lora_A.* / *.lora.down.*
         return "lora"
     if has("conditioner.embedders.1.model.") and has("model.diffusion_model."):
         return "sdxl"

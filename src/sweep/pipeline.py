@@ -17,12 +17,16 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from sweep import checkpoints
 from sweep.errors import SweepError, bad_value
+
+if TYPE_CHECKING:
+    from sweep.lora import LoraFile
+    from sweep.refiner import Refiner
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,8 @@ class Loaded:
     model_hash: str = ""  # A1111's `Model hash` of a single-file checkpoint; "" for folders, hub and built models
     vae: str = ""  # `VAE:` name of a model.vae override (file name or folder name); "" = the model's own VAE
     vae_hash: str = ""  # `VAE hash` of a single-file VAE
-    loras: tuple = ()  # lora.LoraFile per model.lora entry, loaded as adapters at strength 1
-    refiner: Any = None  # refiner.Refiner, or None
+    loras: tuple[LoraFile, ...] = ()  # one per model.lora entry, loaded as adapters at strength 1
+    refiner: Refiner | None = None
     refiner_switch: float | None = None  # model.refiner_switch: the hand-over fraction (until it is a cell axis)
 
     def record(self) -> dict[str, Any]:
