@@ -48,6 +48,7 @@ class Facts:
     num_train_timesteps: int = 1000
     text_layers: int | None = None  # hidden layers of the shallower text encoder (bounds clip_skip)
     scheduler: SchedulerSpec | None = None  # the model's own scheduler
+    refiner_switch: float | None = None  # the hand-over fraction used when a refiner is loaded and none is given
 
 
 # --- value checks ----------------------------------------------------------------------------------------
@@ -355,6 +356,17 @@ def _optional_float(low: float, high: float, what: str, open_low: bool = False) 
     return parse
 
 
+def _switch(value: Any, key: str, facts: Facts) -> float | None:
+    if value is None:
+        return None
+    allowed = ("a fraction strictly between 0 and 1 (of the steps the base runs before the refiner takes over), "
+               "e.g. 0.8, or null for 0.8")
+    switch = _float(value, key, allowed, 0.0, 1.0, open_low=True)
+    if switch == 1.0:  # the refiner would get no step at all
+        raise bad_value(key, value, allowed)
+    return switch
+
+
 def _text(optional: bool) -> Parse:
     return lambda value, key, facts: check_text(value, key, optional=optional)
 
@@ -433,6 +445,12 @@ AXES: tuple[Axis, ...] = (
     Axis("denoising_end", _optional_float(0.0, 1.0, "a fraction in (0, 1]", open_low=True), "call",
          base_type=float | None, numeric=True, ranges=True, id=lambda v: f"dend{number_text(v)}",
          infotext=lambda v: [("Denoising end", v)], info_rank=77),
+    # SDXL's base + refiner "ensemble of experts": the base runs denoising_end=F, the refiner denoising_start=F.
+    Axis("refiner_switch", _switch, "refiner", base_type=float | None, numeric=True, ranges=True,
+         short="switch", aliases=("switch", "refiner switch at", "high_noise_frac"),
+         help="fraction of the steps the base runs before the refiner", id=lambda v: f"refsw{number_text(v)}",
+         infotext=lambda v: [("Refiner switch at", v)], info_rank=65, resolve=lambda facts: facts.refiner_switch,
+         none_label="no refiner"),
     Axis("repeat", lambda v, k, f: v, "repeat", numeric=True, id=lambda v: f"r{v}",
          allowed="an integer >= 1 (how many times each cell is made)"),
 )
@@ -449,8 +467,37 @@ NOT_AXES = frozenset({
 TEXT_AXES = tuple(a.name for a in AXES if a.enters == "encode" and a.base_type in (str, str | None))
 
 
+LORA = "lora"  # grid family: `lora: {NAME: [0, 0.5, 1]}` sweeps the strength of the LoRA called NAME
+MAX_LORA_STRENGTH = 10.0
+
+
+def lora_axis(name: str) -> Axis:
+    """The strength of one LoRA of model.lora (adapter NAME), set per call with set_adapters. Pipeline-global
+    state ("state"): calls with different strengths never run at the same time."""
+
+    def parse(value: Any, key: str, facts: Facts) -> float:
+        return _float(value, key, f"a strength from -{MAX_LORA_STRENGTH:g} to {MAX_LORA_STRENGTH:g} (0 = off, 1 = as "
+                      "trained)", -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH)
+
+    return Axis(f"{LORA}.{name}", parse, "state", numeric=True, ranges=True, short=f"lora-{name}",
+                id=lambda v: f"lora-{slug(name, 20)}-{number_text(v)}", help=f"strength of LoRA {name}",
+                allowed="a LoRA strength")
+
+
+def grid_entries(key: str, raw: Any) -> list[tuple[str, Any]]:
+    """A grid key and its value as axes: the `lora` family's mapping gives one axis per LoRA."""
+    if key != LORA:
+        return [(key, raw)]
+    if not isinstance(raw, Mapping) or not raw:
+        raise bad_value(f"sweep.grid.{LORA}", raw, "a mapping of LoRA names (from model.lora) to strengths, e.g. "
+                        "{detail: [0, 0.5, 1]}")
+    return [(f"{LORA}.{name}", values) for name, values in raw.items()]
+
+
 def get(name: str, key: str | None = None) -> Axis:
     """The axis called `name`; an unknown name exits 2 listing what is allowed."""
+    if name.startswith(f"{LORA}."):
+        return lora_axis(name.split(".", 1)[1])
     axis = BY_NAME.get(name) or _pipeline_argument(name)
     if axis is None:
         allowed = ", ".join(BY_NAME)
@@ -520,6 +567,8 @@ def columns(extra: Iterable[str] = ()) -> list[str]:
 
 def axis_of_column(column: str) -> Axis | None:
     """The axis a results.csv column belongs to ('height' -> resolution), or None."""
+    if column.startswith(f"{LORA}."):
+        return lora_axis(column.split(".", 1)[1])
     for axis in AXES:
         if column == axis.name or column in axis.cols:
             return axis

@@ -93,6 +93,11 @@ class Cell:
         """Pipeline keyword arguments set by the cell (None values are left to the pipeline's default)."""
         return {n: v for n, v in self.params if v is not None and axes.get(n).enters == "call"}
 
+    def state(self) -> tuple[tuple[str, Any], ...]:
+        """Values set on the shared pipeline rather than passed to a call (LoRA strengths): calls with different
+        states never run at the same time."""
+        return tuple((n, v) for n, v in self.params if axes.get(n).enters == "state")
+
     def batch_key(self) -> tuple:
         """Cells with equal keys may share one pipeline call: they differ only on axes that do not split calls
         (the seed). Repeats never share a call, so `repeat` shows that separate calls with one seed agree."""
@@ -136,8 +141,12 @@ def shape_order(cells: Sequence[Cell]) -> list[Cell]:
     first: dict[tuple, int] = {}
     for cell in cells:
         first.setdefault(cell.batch_key(), len(first))
+    states: dict[tuple, int] = {}
+    for cell in cells:
+        states.setdefault(cell.state(), len(states))
+    # Pipeline state (LoRA strengths) changes least often after shapes: set_adapters between groups, not calls.
     return sorted(cells, key=lambda c: ((c.width or 0) * (c.height or 0), c.height or 0, not c.cfg,
-                                        first[c.batch_key()], c.seed))
+                                        states[c.state()], first[c.batch_key()], c.seed))
 
 
 def batches(cells: Sequence[Cell], batch_size: int) -> list[list[Cell]]:

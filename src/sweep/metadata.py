@@ -22,7 +22,7 @@ from sweep.results import PNG_KEY
 
 # Model-side fields from the row, in A1111's order around the registry's fields (Steps 10 ... Size 50).
 ROW_FIELDS = ((60, "Model hash", "model_hash"), (61, "Model", "model"), (62, "VAE hash", "vae_hash"),
-              (63, "VAE", "vae"))
+              (63, "VAE", "vae"), (64, "Refiner", "refiner"), (85, "Lora hashes", "lora_hashes"))
 
 
 def environment(device: str, dtype: str) -> dict[str, str]:
@@ -57,7 +57,13 @@ def quote(value: Any) -> str:
 def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = None) -> str:
     """The `parameters` text: prompt, `Negative prompt: ...`, then one line of `Key: value` fields."""
     texts = cell.texts()
-    lines = [str(texts.get("prompt") or "")]
+    prompt = str(texts.get("prompt") or "")
+    strengths = {name.split(".", 1)[1]: value for name, value in cell.state() if name.startswith(f"{axes.LORA}.")}
+    if strengths:
+        from sweep.lora import prompt_tags
+
+        prompt = f"{prompt} {prompt_tags(strengths)}"  # A1111 keeps <lora:NAME:W> in the prompt it records
+    lines = [prompt]
     if texts.get("negative_prompt"):
         lines.append(f"Negative prompt: {texts['negative_prompt']}")
     fields: list[tuple[int, str, Any]] = []

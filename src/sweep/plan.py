@@ -98,7 +98,9 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     base = base_values(cfg, facts)
 
     grid_spec = {k: v for k, v in dict(sweep.get("grid") or {}).items() if v is not None}
-    swept = [axes.grid_values(k, v, facts, max_images, recorded_seeds) for k, v in grid_spec.items()]
+    entries = [e for k, v in grid_spec.items() for e in axes.grid_entries(k, v)]
+    swept = [axes.grid_values(k, v, facts, max_images, recorded_seeds) for k, v in entries]
+    _check_model_axes(cfg["model"], base, swept)
     if not swept:
         raise bad_value("sweep.grid", "no axis", "at least one axis among " + ", ".join(axes.BY_NAME))
     for values in swept:  # pipeline arguments without an entry of their own join the base, unset
@@ -115,6 +117,27 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     _check_prompt_sr(cells)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
                 generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
+
+
+def _check_model_axes(model: Mapping[str, Any], base: dict[str, Any], swept: list[axes.Values]) -> None:
+    """Axes of model files need the files: a LoRA strength needs that LoRA in model.lora (every LoRA of
+    model.lora is in every cell, at strength 1 unless swept), a refiner switch needs model.refiner."""
+    from sweep.lora import parse
+
+    names = [name for name, _ in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle")))]
+    for name in names:
+        base[f"{axes.LORA}.{name}"] = 1.0
+    for values in swept:
+        name = values.axis.name
+        if name.startswith(f"{axes.LORA}.") and name.split(".", 1)[1] not in names:
+            raise bad_value(f"sweep.grid.{name}", name.split(".", 1)[1], "a LoRA named in model.lora: "
+                            + (", ".join(names) or "none is set (model.lora=FILE.safetensors)"))
+    switch_set = base.get("refiner_switch") is not None or any(v.axis.name == "refiner_switch" for v in swept)
+    if switch_set and not model.get("refiner"):
+        raise bad_value("refiner_switch", "set", "a refiner to hand over to: model.refiner=ID_OR_FOLDER (or tiny)")
+    if model.get("refiner") and (base.get("denoising_end") is not None
+                                 or any(v.axis.name == "denoising_end" for v in swept)):
+        raise bad_value("denoising_end", "set", "null when model.refiner is set (refiner_switch is the hand-over)")
 
 
 def _check_generator_device(device: str) -> None:

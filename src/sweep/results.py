@@ -29,7 +29,8 @@ MANIFEST = "sweep.json"
 IMAGES = "images"
 PNG_KEY = "sdxl-sweep"  # our PNG text chunk: the image's whole results row as JSON
 HEAD = ["cell_id", "sweep"]
-TAIL = ["batch_size", "seconds", "status", "error", "image", "model", "device", "dtype", "options",
+TAIL = ["batch_size", "seconds", "status", "error", "image", "model", "model_hash", "vae", "vae_hash",
+        "lora_hashes", "refiner", "device", "dtype", "options",
         "generator_device", "torch", "diffusers", "transformers", "gpu", "finished_at"]
 # How an image was made, beside what it shows, as its row records it: a change here is another experiment too
 # (the generator's device changes the noise; GPU options and the dtype change pixels). The manifest adds the
@@ -141,7 +142,7 @@ class ResultsTable:
         way (`made_with`: model, dtype, settings). Dropped: torn lines, failed rows (retried), rows pointing
         outside images/, duplicates. Rows of cells no longer in the grid stay in the table and on disk.
         """
-        params = [c for c in axes.columns() if c != "scheduler_class"]
+        params = _parameter_columns(expected.values())
         kept: dict[str, dict[str, Any]] = {}
         others: list[dict[str, Any]] = []
         candidates = []
@@ -180,6 +181,13 @@ class ResultsTable:
                 os.fsync(handle.fileno())  # a power cut keeps every row whose image it kept
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _parameter_columns(*records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The columns of these records that say what an image shows (every axis's columns; a scheduler's class
+    text is derived from its name, and older runs may lack it)."""
+    found = dict.fromkeys(k for group in records for r in group for k in r)
+    return [c for c in found if axes.axis_of_column(c) is not None and c != "scheduler_class"]
 
 
 def _verify_all(items: list[tuple[Path, tuple[int, int] | None]]) -> list[bool]:
@@ -261,7 +269,7 @@ def experiment_diff(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> 
         if key in new_made and _text(old) != _text(new_made[key]) and not (rebuilt and isinstance(old, list)):
             phrases.append(f"{key} was {_short(old)}, now {_short(new_made[key])}")
     old_cells, new_cells = recorded.get("expected_cells") or [], current.get("expected_cells") or []
-    for column in [c for c in axes.columns() if c != "scheduler_class"]:
+    for column in _parameter_columns(old_cells, new_cells):
         old = {_text(c.get(column)) for c in old_cells}
         new = {_text(c.get(column)) for c in new_cells}
         if old and new and not old & new:

@@ -90,6 +90,8 @@ def model_identity(model: Mapping[str, Any]) -> dict[str, Any]:
     from sweep.pipeline import resolved_dtype_name
 
     identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
+    # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
     identity["dtype"] = resolved_dtype_name(model)
     return identity
 
@@ -204,7 +206,7 @@ def run_sweep(
     if ranks.is_main:
         seeds = _recorded_seeds(run_dir, bool(cfg.get("restart")), shared_dir, grid_spec)
     seeds = ranks.share(seeds)
-    facts = model_facts.peek(model_cfg)
+    facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
     plan = plan_sweep(cfg, seeds, facts, multirun=multirun)
     if shared_dir is not None and plan.random_seeds and ranks.is_main:
         from sweep.shared_seeds import keep_seeds
@@ -232,7 +234,7 @@ def run_sweep(
         device = ranks.device(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
         loaded = pipeline.load({**model_cfg, "device": device})
         if facts is None:  # config files were not readable before the load: check now, before any image
-            facts = model_facts.from_pipeline(loaded.pipe)
+            facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
             if ranks.is_main:
                 try:
                     accepted = accept(cfg, run_dir, plan, facts, lock, on_accept, echo)
@@ -245,6 +247,17 @@ def run_sweep(
         return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo)
     finally:
         lock.release()
+
+
+def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axes.Facts | None:
+    """The facts plus what the model files decide: the refiner's default hand-over when one is set."""
+    if facts is None or not model.get("refiner"):
+        return facts
+    from dataclasses import replace
+
+    from sweep.refiner import DEFAULT_SWITCH
+
+    return replace(facts, refiner_switch=DEFAULT_SWITCH)
 
 
 def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
@@ -262,8 +275,10 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         width, height = shape_cells[0].size
         size = plan.batch_size or grid.auto_batch_size(width, height, loaded.device)
         units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
-    fixed = {"sweep": plan.name, "model": loaded.label, **environment(loaded.device, loaded.dtype),
-             "options": loaded.options, "generator_device": plan.generator_device}
+    fixed = {"sweep": plan.name, "model": loaded.label,
+             **loaded.record(),  # model_hash, vae, vae_hash, lora, lora_hashes, refiner, refiner_switch
+             **environment(loaded.device, loaded.dtype), "options": loaded.options,
+             "generator_device": plan.generator_device}
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
     prompts = pipeline.PromptCache(loaded.pipe, loaded.device)
     writer = ImageWriter(run_dir, table)
@@ -457,8 +472,10 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
              stop: Stop | None = None) -> list[tuple[Any, str | None]]:
     """One pipeline call for cells that differ only by seed: one fresh generator per image.
 
-    Returns (image, None) or (None, error) per cell: an image with NaN (SDXL's fp16 VAE overflows on GPUs) is
-    an error, not a black picture marked ok. A call a stop interrupted returns nothing.
+    The caller has set the cells' pipeline state (LoRA strengths). Returns (image, None) or (None, error) per
+    cell: an image with NaN (SDXL's fp16 VAE overflows on GPUs) is an error, not a black picture marked ok. A
+    call a stop interrupted returns nothing. With a refiner, the base hands its latents over at the cell's
+    refiner switch (SDXL's "ensemble of experts").
     """
     import numpy as np
     import torch
@@ -470,17 +487,23 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
     pipe = fork(loaded.pipe, first.get("scheduler"))
     width, height = first.size
+    common = {**first.call_args(), "generator": generators if len(unit) > 1 else generators[0]}
+    callback = stop.watch(first.num_inference_steps) if stop else None
+    embeds = prompts.embeds(first.encode_args(), len(unit), first.state())
     with torch.inference_mode():
-        output = pipe(
-            **prompts.embeds(first.encode_args(), len(unit)),
-            **first.call_args(),
-            height=height,
-            width=width,
-            generator=generators if len(unit) > 1 else generators[0],
+        if loaded.refiner is None:
             # Float pixels, so NaN stays visible; the PIL conversion below is diffusers' own ("pil" does the same).
-            output_type="np",
-            callback_on_step_end=stop.watch(first.num_inference_steps) if stop else None,
-        )
+            output = pipe(**embeds, **common, height=height, width=width, output_type="np",
+                          callback_on_step_end=callback)
+        else:
+            from sweep.refiner import DEFAULT_SWITCH
+
+            switch = first.get("refiner_switch") or DEFAULT_SWITCH
+            latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
+                           output_type="latent", callback_on_step_end=callback).images
+            refiner = fork(loaded.refiner.pipe, first.get("scheduler"))
+            output = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
+                             **common, image=latents, denoising_start=switch, output_type="np")
     if getattr(pipe, "_interrupt", False):
         return []
     results: list[tuple[Any, str | None]] = []
@@ -496,6 +519,8 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
 def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,
              stop: Stop):
     """`_run_unit` over every unit: one at a time, or on the CPU side by side."""
+    from sweep.pipeline import apply_state
+
     workers, threads = cpu_workers(loaded, cfg["model"])
     clock = Clock()
     if workers > 1:
@@ -504,6 +529,7 @@ def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[st
     for unit in units:
         if stop.requested:
             return
+        apply_state(loaded, unit[0].state())
         yield from _run_unit(loaded, prompts, unit, generator_device, stop, clock)
 
 
@@ -559,20 +585,28 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
         torch.set_num_threads(threads if len(unit) > 1 else default)
         return list(_run_unit(loaded, prompts, unit, generator_device, stop, clock))
 
-    # Longest first, so no core idles at the end waiting for one long call (greedy LPT scheduling).
-    todo = sorted(units, key=lambda u: -_cost(u))
+    from sweep.pipeline import apply_state
+
+    # One pipeline state (LoRA strengths) at a time, in shape order; inside it, longest first, so no core idles
+    # at the end waiting for one long call (greedy LPT scheduling).
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for unit in units:
+        groups.setdefault(unit[0].state(), []).append(unit)
     with ThreadPoolExecutor(workers, thread_name_prefix="sweep-pipe") as pool:
-        running: set = set()
-        while todo or running:
-            # A bounded number of calls in flight: finished images wait in no queue but the writer's.
-            while todo and not stop.requested and len(running) < (
-                    workers if len(todo[0]) > 1 else min(workers, MAX_SINGLE_WORKERS)):
-                running.add(pool.submit(work, todo.pop(0)))
-            if not running:
-                return
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield from future.result()
+        for state, group in groups.items():
+            apply_state(loaded, state)  # nothing runs now: the previous group has finished
+            todo = sorted(group, key=lambda u: -_cost(u))
+            running: set = set()
+            while todo or running:
+                # A bounded number of calls in flight: finished images wait in no queue but the writer's.
+                while todo and not stop.requested and len(running) < (
+                        workers if len(todo[0]) > 1 else min(workers, MAX_SINGLE_WORKERS)):
+                    running.add(pool.submit(work, todo.pop(0)))
+                if not running:
+                    return
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield from future.result()
 
 
 def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, clock: Clock):

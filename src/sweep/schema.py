@@ -35,6 +35,12 @@ class ModelConfig:
     dtype: str = "auto"  # auto = fp16 on GPU, fp32 on CPU; or float32 / float16 / bfloat16
     # Pickle checkpoints (.ckpt/.bin/.pt) run code when loaded: only on explicit opt-in.
     allow_pickle: bool = False
+    # A VAE instead of the model's own: a diffusers VAE folder, a hub id, or a single .safetensors file.
+    vae: str | None = None
+    # LoRA files, loaded once as adapters at strength 1: one path, a list of paths, or a mapping name: path.
+    lora: Any = None
+    # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
+    refiner: str | None = None
     # GPU options (recorded in results.csv).
     compile: bool = False
     channels_last: bool = False
@@ -53,6 +59,8 @@ def _grid_config() -> type:
     argument without a field here can still be swept (`+sweep.grid.NAME=[...]`): the registry types it.
     """
     fields = [(axis.name, Any, field(default=None)) for axis in axes.AXES]
+    # Families: `lora: {NAME: [0, 0.5, 1]}` is one axis per LoRA of model.lora.
+    fields.append((axes.LORA, Any, field(default=None)))
     return make_dataclass("GridConfig", fields)
 
 
