@@ -415,41 +415,12 @@ class Outcome:
     """One pipeline call's cells, each with its image or error, and what the call cost."""
 
     results: list[tuple[Cell, Any, str | None]]
-    seconds: float  # this call's share of the machine's time while it ran (see Clock)
-    wall: float  # wall time of the call
-
-
-class Clock:
-    """Attributes wall time to calls that overlap: while n calls run, each is charged 1/n of every second.
-
-    On a CPU several pipeline calls run side by side and each takes longer than it would alone, by however much
-    its neighbours take; charged this way, the seconds of every image add up to the sweep's wall time and
-    stay comparable across cells (a 90-step image costs 9x a 10-step one, whatever ran beside it).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._charged: dict[int, float] = {}
-        self._last = time.perf_counter()
-
-    def _advance(self) -> float:
-        now = time.perf_counter()
-        if self._charged:
-            share = (now - self._last) / len(self._charged)
-            for key in self._charged:
-                self._charged[key] += share
-        self._last = now
-        return now
-
-    def start(self, key: int) -> None:
-        with self._lock:
-            self._advance()
-            self._charged[key] = 0.0
-
-    def finish(self, key: int) -> float:
-        with self._lock:
-            self._advance()
-            return self._charged.pop(key)
+    # Per image: the call's wall time divided by the calls the runner keeps in flight side by side (1 on a GPU,
+    # 2 on a CPU) and by its images, i.e. what the image costs the sweep. A CPU call run beside another takes
+    # about twice as long as alone, but two finish in that time: per-image seconds stay comparable across
+    # cells whatever ran beside them, and their sum is about the sweep's wall time.
+    seconds: float
+    wall: float  # wall time of the call, as the caller waited for it
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -522,15 +493,14 @@ def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[st
     from sweep.pipeline import apply_state
 
     workers, threads = cpu_workers(loaded, cfg["model"])
-    clock = Clock()
     if workers > 1:
-        yield from _run_parallel(loaded, prompts, units, generator_device, stop, clock, workers, threads)
+        yield from _run_parallel(loaded, prompts, units, generator_device, stop, workers, threads)
         return
     for unit in units:
         if stop.requested:
             return
         apply_state(loaded, unit[0].state())
-        yield from _run_unit(loaded, prompts, unit, generator_device, stop, clock)
+        yield from _run_unit(loaded, prompts, unit, generator_device, stop, 1)
 
 
 MAX_CPU_WORKERS = 4
@@ -567,7 +537,7 @@ def _cost(unit: list[Cell]) -> float:
 
 
 def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_device: str, stop: Stop,
-                  clock: Clock, workers: int, threads: int):
+                  workers: int, threads: int):
     """Units on a pool of threads; results as they finish.
 
     A batched unit runs on `threads` torch threads with up to `workers` calls in flight; a single-image unit on
@@ -580,10 +550,13 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
 
     default = torch.get_num_threads()  # this thread's count; the pool's threads start with their own
 
+    def slots(unit: list[Cell]) -> int:
+        return workers if len(unit) > 1 else min(workers, MAX_SINGLE_WORKERS)
+
     def work(unit: list[Cell]) -> list[Outcome]:
         # OpenMP keeps the thread count per OS thread: set it in this one, for this unit.
         torch.set_num_threads(threads if len(unit) > 1 else default)
-        return list(_run_unit(loaded, prompts, unit, generator_device, stop, clock))
+        return list(_run_unit(loaded, prompts, unit, generator_device, stop, slots(unit)))
 
     from sweep.pipeline import apply_state
 
@@ -599,8 +572,7 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
             running: set = set()
             while todo or running:
                 # A bounded number of calls in flight: finished images wait in no queue but the writer's.
-                while todo and not stop.requested and len(running) < (
-                        workers if len(todo[0]) > 1 else min(workers, MAX_SINGLE_WORKERS)):
+                while todo and not stop.requested and len(running) < slots(todo[0]):
                     running.add(pool.submit(work, todo.pop(0)))
                 if not running:
                     return
@@ -609,20 +581,18 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
                     yield from future.result()
 
 
-def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, clock: Clock):
-    """Yield an Outcome for one batch; a failure never stops the sweep."""
-    key = id(unit)
-    clock.start(key)
+def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, slots: int):
+    """Yield an Outcome for one batch; a failure never stops the sweep. `slots`: calls kept in flight."""
     started = time.perf_counter()
     try:
         results = generate(loaded, prompts, unit, generator_device, stop)
-        cost = clock.finish(key)
+        wall = time.perf_counter() - started
         if results:  # empty: a stop interrupted the call; its cells stay missing for the resume
             yield Outcome([(c, image, error) for c, (image, error) in zip(unit, results, strict=True)],
-                          cost / len(unit), time.perf_counter() - started)
+                          wall / slots / len(unit), wall)
         return
     except Exception as exc:  # one bad cell (e.g. out of memory at one size) must not lose the others
-        cost = clock.finish(key)
+        wall = time.perf_counter() - started
         oom = _is_oom(exc)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         error = f"{type(exc).__name__}: {first_line}"[:300]
@@ -632,10 +602,10 @@ def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str
         # A batch that does not fit may fit one image at a time.
         log.warning("out of memory with %d images per call; retrying one at a time", len(unit))
         for cell in unit:
-            yield from _run_unit(loaded, prompts, [cell], generator_device, stop, clock)
+            yield from _run_unit(loaded, prompts, [cell], generator_device, stop, slots)
         return
     log.error("failed: %s: %s", ", ".join(c.cell_id for c in unit), error)
-    yield Outcome([(c, None, error) for c in unit], cost / len(unit), time.perf_counter() - started)
+    yield Outcome([(c, None, error) for c in unit], wall / slots / len(unit), wall)
 
 
 def _row(cell: Cell, facts: axes.Facts, fixed: Mapping[str, Any], outcome: Outcome,

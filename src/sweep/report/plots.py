@@ -1,8 +1,9 @@
 """Timing plots (matplotlib, Agg, PNG): seconds per image against each axis that varies.
 
 Numeric axes (steps, guidance, resolution as megapixels, ...) are lines; categorical ones (samplers, prompts)
-are bars. Seconds are each image's share of the machine's time (see sweep.runner.Clock): comparable across
-the cells of a run whatever ran beside them, and they add up to the sweep's wall time.
+are bars. Seconds are what each image cost the sweep (its call's wall time over the calls run side by side and
+the images of the call, see sweep.runner.Outcome): comparable across cells, and about the sweep's wall time
+when added up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "sch
 MAX_LINES = 8
 # Axes whose timing says nothing (noise, copies).
 SKIP = ("seed", "repeat", "job", "copy")
-Y_LABEL = "seconds per image (s)\n(its share of the machine's time while it ran)"
+Y_LABEL = "seconds per image (s)\n(what it cost the sweep: throughput)"
 PREFIX = "seconds_vs_"
 
 
@@ -58,7 +59,7 @@ def _subtitle(cells: pd.DataFrame) -> str:
 
 def file_name(axis: str) -> str:
     known = axes.BY_NAME.get(axis)
-    return f"{PREFIX}{known.token if known else axis}.png"
+    return f"{PREFIX}{known.token if known else axis.replace('.', '-')}.png"
 
 
 def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[Path]:
@@ -75,12 +76,14 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
             figure = Figure(figsize=(8, 5), layout="constrained")
             FigureCanvasAgg(figure)
             ax = figure.add_subplot()
-            if _numeric(done, axis):
+            numeric = _numeric(done, axis)
+            if numeric:
                 _lines(ax, done, axis, _group_axis(done, axis, moving))
             else:
                 _bars(ax, done, axis)
-            known = axes.BY_NAME.get(axis)
-            ax.set_xlabel(f"{axis} ({known.help})" if known and known.help else axis)
+            known = axes.get(axis) if axis in axes.BY_NAME or axis.startswith(f"{axes.LORA}.") else None
+            label = f"{axis} ({known.help})" if known and known.help else axis
+            ax.set_xlabel(label if numeric else f"{label}\nbars: mean over the other axes; whiskers: min to max")
             subtitle = _subtitle(done)
             ax.set_title(f"Seconds per image vs {axis}" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
             written.append(save_figure(figure, out_dir / file_name(axis)))
