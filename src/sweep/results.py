@@ -47,8 +47,10 @@ COLUMNS = columns_for()
 
 
 def _csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], header: bool) -> str:
+    """CSV as RFC 4180 writes it: lines end in CRLF, so Python's csv quotes any field holding a CR or an LF (with
+    a bare LF line end it leaves a lone CR unquoted, and readers then split the row there)."""
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n")
     if header:
         writer.writeheader()
     for row in rows:
