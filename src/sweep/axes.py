@@ -171,7 +171,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
     "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
     "DDIM": ("DDIMScheduler", {}),
-    "PLMS": ("PNDMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
     "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
     "DEIS": ("DEISMultistepScheduler", {"use_karras_sigmas": False}),
 }
@@ -206,9 +206,16 @@ class SchedulerSpec:
     def name(self) -> str:
         """A1111's name where one matches (e.g. 'DPM++ 2M Karras'), else the class with its options."""
         opts = dict(self.options)
-        for name, (cls, defining) in SAMPLERS.items():
-            if cls == self.cls and opts == defining:
+        candidates = [(name, defining) for name, (cls, defining) in SAMPLERS.items() if cls == self.cls]
+        for name, defining in candidates:
+            if opts == defining:
                 return name
+        if candidates and set(opts) <= {k for _, d in candidates for k in d}:
+            # A class given with fewer options: what it is with the class's own defaults for the rest.
+            defaults = _class_defaults(self.cls)
+            for name, defining in candidates:
+                if all(opts.get(k, defaults.get(k)) == v for k, v in defining.items()):
+                    return name
         return self.class_text
 
     @property
@@ -305,6 +312,7 @@ class Axis:
     # What "not set" turns out to be for a given model, for the record (the model's own scheduler); the cell id
     # still leaves it out, so naming it explicitly is a different cell with the same pixels.
     resolve: Callable[[Facts], Any] | None = None
+    derives: tuple[str, ...] = ()  # columns whose values this axis rewrites (Prompt S/R: the prompt texts)
 
     @property
     def cols(self) -> tuple[str, ...]:
@@ -415,6 +423,7 @@ AXES: tuple[Axis, ...] = (
          allowed="text for the second text encoder, or null for the negative prompt"),
     # A1111's Prompt S/R: the first value is the text to find; each value replaces it in every prompt text.
     Axis("prompt_sr", _replacement, "transform", record=_sr_record, short="sr", aliases=("sr", "prompt s/r"),
+         derives=("prompt", "negative_prompt", "prompt_2", "negative_prompt_2"),
          id=lambda v: text_id("sr", v[1], 16), none_label="(original)",
          allowed="a list whose first value is text found in the prompt"),
     Axis("seed", _seed, "seed", base_type=int, base_default=1234, numeric=True, ranges=True, splits_calls=False,

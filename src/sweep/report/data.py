@@ -197,7 +197,11 @@ def _fill_constants(cells: pd.DataFrame, unrecorded: list[str]) -> None:
 def _candidates(cells: pd.DataFrame, grid: Any) -> list[str]:
     """Axes that may be inferred: the sweep axes, merged-run columns, keys swept by Hydra and grid keys."""
     names = [a for a in PRIMARY if a == "resolution" or a in cells]
+    names += [c for c in cells.columns if c not in names and (a := axes.axis_of_column(c)) and a.name == c]
     names += [a for a in SECONDARY if a in cells]
+    # Columns another varying axis rewrites (Prompt S/R rewrites the prompt) follow it; they are not axes.
+    derived = {d for a in names if a in axes.BY_NAME and cells[a].nunique() > 1 for d in axes.BY_NAME[a].derives}
+    names = [a for a in names if a not in derived]
     swept: list[str] = []
     for text in cells.get("overrides", []):
         for key in _OVERRIDE_KEY.findall(str(text)):
