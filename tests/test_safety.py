@@ -360,3 +360,28 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(tmp_path, signum, co
     for _, row in after.iterrows():
         assert np.array_equal(pixels(run_dir, row["image"]), pixels(reference, by_id[row["cell_id"]]))
     assert json.loads((run_dir / "status.json").read_text())["total"] == 6
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from sweep import app, runner
+
+    original, calls = runner.atomic_write, []
+
+    def filling(path, data):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path, data)
+
+    monkeypatch.setattr(runner, "atomic_write", filling)
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        app.run_job(make_cfg(*GRID, "batch_size=1"), run_dir)
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "No space left on device" in err
+    assert "run the same command to resume" in err
+    assert len(table(run_dir)) == 1  # the image written before the disk filled, with its row
+    monkeypatch.setattr(runner, "atomic_write", original)
+    assert quiet(make_cfg(*GRID, "batch_size=1"), run_dir).made == 3

@@ -99,6 +99,8 @@ class MergeReport(Callback):
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = resolved
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(resolved)}")
+        if int(os.environ.get("RANK", "0")) == 0:
+            log.info(estimate(config))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
@@ -120,6 +122,38 @@ class MergeReport(Callback):
 
         # Jobs in other processes (submitit) cannot set the exit code of this one: their status files do.
         EXIT["code"] = max(EXIT["code"], merged.exit_code)
+
+
+def estimate(config: Any) -> str:
+    """The whole multirun's work, before its first job: jobs, images, denoising steps (each job's grid composed
+    and planned as the job will, without a model)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    from sweep.plan import plan_sweep
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+        loader = GlobalHydra.instance().config_loader()
+    except Exception:  # another sweeper's syntax: the jobs still run, only the estimate is skipped
+        return "multirun: starting"
+    images = steps = unknown = 0
+    for overrides in jobs:
+        try:
+            job = loader.load_sweep_config(config, list(overrides))
+            with open_dict(job):
+                job.pop("hydra")  # the job's run dir and the like resolve only inside the job
+            plan = plan_sweep(OmegaConf.to_container(job, resolve=True), multirun=True)
+        except Exception:  # bad input: the job itself reports it, in one line
+            unknown += 1
+            continue
+        images += len(plan.cells)
+        steps += sum(c.num_inference_steps for c in plan.cells)
+    bad = f" ({unknown} with bad input)" if unknown else ""
+    return f"multirun: {len(jobs)} jobs{bad}, {images} images, {steps} denoising steps in all"
 
 
 def _sweeps_several(config: Any) -> bool:
