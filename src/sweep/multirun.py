@@ -62,6 +62,7 @@ class Merged:
     layouts: list[str] = field(default_factory=list)
     sheets: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    insights: list[str] = field(default_factory=list)  # the merged report's knee / seed-spread sentences
 
     @property
     def exit_code(self) -> int:
@@ -72,6 +73,7 @@ class Merged:
         out = [f"multirun: {len(self.jobs)} jobs ({len(bad)} not ok), {self.rows} images merged "
                f"-> {self.sweep_dir / 'results.csv'}"]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += self.insights
         out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
         out += [f"error:   {e}" for e in self.errors]
         return out
@@ -300,13 +302,15 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
     try:
         result = build_report(merged.sweep_dir, **layout, cell_max=int(options.get("cell_max", 512)),
                               max_cells=int(options.get("max_cells", 64)),
-                              captions=bool(options.get("captions", True)))
+                              captions=bool(options.get("captions", True)),
+                              reference=options.get("reference"))
     except Exception as exc:  # the merged table is written; a report error is recorded, not fatal
         log.exception("merged report failed")
         merged.errors.append(f"report: {type(exc).__name__}: {exc}")
         return
     merged.layouts = [layout_.describe() for layout_ in result.layouts]
     merged.sheets = list(result.sheets)
+    merged.insights = list(result.insights)
 
 
 def _remove_if_empty(sweep_dir: Path) -> None:

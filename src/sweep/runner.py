@@ -19,6 +19,8 @@ from sweep import grid
 from sweep.distributed import Ranks
 from sweep.errors import SweepError, bad_value
 from sweep.grid import AXES, Base, Cell
+from sweep.report.reference import check as check_reference
+from sweep.report.result import ReportResult
 from sweep.results import IMAGES, ResultsTable, atomic_write
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class RunSummary:
     seconds: float = 0.0
     sheets: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    insights: list[str] = field(default_factory=list)  # the report's knee / seed-spread sentences
 
     @property
     def ok(self) -> bool:
@@ -61,6 +64,7 @@ class RunSummary:
             f"results: {self.run_dir / 'results.csv'}",
         ]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += self.insights
         out += [f"error:   {error}" for error in self.errors]
         if self.failed:
             out.append(f"FAILED: {self.failed} image(s) failed; see the 'error' column of results.csv")
@@ -128,6 +132,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None) 
         raise bad_value("report.cell_max", report.get("cell_max"), "an integer >= 64 (pixels)")
     if int(report.get("max_cells", 64)) < 1:
         raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
+    check_reference(report.get("reference"), axes)
     check_model_config(cfg["model"])
     cells = grid.expand(base, axes)
     if len(cells) > max_images:
@@ -486,7 +491,8 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     from sweep import pipeline
 
     try:
-        summary.sheets = list(write_report(run_dir, cfg))
+        report = write_report(run_dir, cfg)
+        summary.sheets, summary.insights = list(report.sheets), list(report.insights)
     except Exception as exc:
         log.exception("report failed")
         summary.errors.append(f"report: {type(exc).__name__}: {exc}")
@@ -497,15 +503,15 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 
-def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> list[Path]:
-    """Sheets, summary table and plots from the results table (sweep.report reads only the run dir)."""
+def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> ReportResult:
+    """Sheets, summary table, plots and metrics from the results table (sweep.report reads only the run dir)."""
     from sweep.report import build_report
 
     options = cfg.get("report") or {}
-    result = build_report(
+    return build_report(
         run_dir,
         cell_max=int(options.get("cell_max", 512)),
         max_cells=int(options.get("max_cells", 64)),
         captions=bool(options.get("captions", True)),
+        reference=options.get("reference"),
     )
-    return list(result.sheets)

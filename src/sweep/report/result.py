@@ -59,3 +59,5 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)
     pages: list[SheetPage] = field(default_factory=list)
     layouts: list[Layout] = field(default_factory=list)
+    metrics: list[Path] = field(default_factory=list)  # metrics.csv, seed_spread.csv
+    insights: list[str] = field(default_factory=list)  # knee and seed-spread sentences, notes
