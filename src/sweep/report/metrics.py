@@ -16,13 +16,10 @@ Only the PNGs listed in results.csv are read (scores are in similarity.py); noth
 from __future__ import annotations
 
 import itertools
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +38,6 @@ SEED = "seed"
 PREFERRED = "num_inference_steps"
 NOT_AUTOMATIC = (SEED, "repeat", "job", "copy")
 MAX_SEEDS = 16  # pairs grow as n^2: seed spread uses the first 16 seeds of a setting (120 pairs)
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -124,23 +119,6 @@ def pairing_axes(run: RunData, cells: pd.DataFrame, axis: str) -> list[str]:
 # --- computing ----------------------------------------------------------------------------------------
 
 
-def _workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
-
-
-def _map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """fn over items on a few threads: PNG decoding and PIL's reduce release the GIL."""
-    items = list(items)
-    if len(items) <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(min(_workers(), len(items)), thread_name_prefix="metrics") as pool:
-        return list(pool.map(fn, items))
-
-
 def _key(cells: pd.DataFrame, axes: list[str]) -> pd.Series:
     """One text key per cell from its labels on `axes` (a unit separator keeps 'a b'+'c' apart from 'a'+'b c')."""
     if not axes:
@@ -212,7 +190,7 @@ def _reference_table(run: RunData, made: pd.DataFrame, reference: Reference
         if key not in refs or (made.at[refs[key], "status"] != "ok" and made.at[index, "status"] == "ok"):
             refs[key] = index
     groups = list(made.groupby(keys, sort=False).groups.items())
-    done = _map(lambda item: _score_group(run, made, refs.get(item[0]), list(item[1])), groups)
+    done = sim.thread_map(lambda item: _score_group(run, made, refs.get(item[0]), list(item[1])), groups)
     scores: dict[Any, dict[str, Any]] = {}
     thumbs: dict[Any, np.ndarray] = {}
     for part, small in done:
@@ -245,7 +223,7 @@ def _seed_spread(run: RunData, made: pd.DataFrame, thumbs: dict[Any, np.ndarray]
     axes = [a for a in others if a not in _determined_by(made, SEED, others)]
     keys = _key(ok, axes)
     needed = [i for i in ok.index if i not in thumbs]
-    loaded = _map(lambda i: sim.load(_path(run, ok.loc[i])), needed)
+    loaded = sim.thread_map(lambda i: sim.load(_path(run, ok.loc[i])), needed)
     thumbs = {**thumbs, **{i: p.luma for i, p in zip(needed, loaded, strict=True) if p is not None}}
 
     def spread(indices: list[Any]) -> dict[str, Any] | None:
@@ -263,7 +241,7 @@ def _seed_spread(run: RunData, made: pd.DataFrame, thumbs: dict[Any, np.ndarray]
                 "spread_min": round(float(np.min(values)), 6), "spread_max": round(float(np.max(values)), 6)}
 
     groups = list(ok.groupby(keys, sort=False).groups.items())
-    found = _map(lambda item: spread(list(item[1])), groups)
+    found = sim.thread_map(lambda item: spread(list(item[1])), groups)
     rows = [{**{a: ok.at[indices[0], a] for a in axes}, **stats}
             for (_, indices), stats in zip(groups, found, strict=True) if stats]
     if not rows:

@@ -11,14 +11,21 @@ Images of different sizes are never compared: callers check `same_size` first.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 
 SSIM_EDGE = 256  # the block-average factor brings the shorter side near this many pixels
 MIN_SSIM_SIDE = 11  # the Gaussian window's size: smaller images have no SSIM
+MAX_THREADS = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         return math.inf  # skimage would divide by a zero error
     from skimage.metrics import peak_signal_noise_ratio
 
-    return float(peak_signal_noise_ratio(a, b, data_range=255))
+    # float32 in, float32 arithmetic in skimage (uint8 would be widened to float64): 2.5x faster at 1024 px,
+    # same value to the printed precision (numpy's pairwise summation keeps the mean accurate).
+    return float(peak_signal_noise_ratio(a.astype(np.float32), b.astype(np.float32), data_range=255))
 
 
 def abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,3 +106,20 @@ def scores(a: Pixels, b: Pixels) -> Scores:
     """Every score of one pair of equal-size images."""
     diff = abs_diff(a.rgb, b.rgb)
     return Scores(ssim(a.luma, b.luma), psnr(a.rgb, b.rgb), float(diff.mean()), int(diff.max()))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """fn over items on one thread per core (at most MAX_THREADS), results in order. PNG decoding, PIL's
+    reduce and numpy's array arithmetic release the GIL, so threads overlap most of the work."""
+    items = list(items)
+    if len(items) <= 1 or _cores() == 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(min(_cores(), MAX_THREADS, len(items)), thread_name_prefix="similarity") as pool:
+        return list(pool.map(fn, items))
