@@ -133,3 +133,19 @@ def test_reference_value_checked_before_generating(tmp_path):
                    "report.reference=num_inference_steps:3")
     with pytest.raises(SweepError, match=r"report.reference: got 'num_inference_steps:3'; allowed: .*1, 2, 4"):
         plan_sweep(to_dict(cfg))
+
+
+def test_categorical_reference_names_the_closest_value(tmp_path):
+    """A sampler axis has no order: the sentence names the value closest to the reference, in sweep order."""
+    cells = []
+    for name, drift in (("Euler", 0.0), ("DPM++ 2M Karras", 0.5), ("UniPC", 0.1)):
+        row = {**grid(seed=[1])[0], "scheduler": name, "seconds": 1.0 + drift}
+        row["cell_id"] += "_" + name.replace(" ", "-").replace("+", "p")
+        row["image"] = f"images/{row['cell_id']}.png"
+        cells.append(row)
+    run = make_run(tmp_path / "run", cells)
+    noise_images(run, cells, {c["cell_id"]: d for c, d in zip(cells, (0.0, 0.5, 0.1), strict=True)})
+    result = build_report(run, reference="scheduler:euler")  # values match case-insensitively last
+    assert result.insights[0] == ("closest to the scheduler Euler image: scheduler UniPC (SSIM "
+                                  f"{pd.read_csv(run / 'metrics.csv')['ssim'].iloc[2]:.3f}, but takes 1.1x the time)")
+    assert (run / "plots" / "convergence_scheduler.png").is_file()

@@ -187,6 +187,13 @@ def _subtitle(cells: pd.DataFrame, averaged: list[str]) -> str:
     return " · ".join(parts)
 
 
+def _points(ax: Any, x: np.ndarray, data: pd.DataFrame, colour: str, label: str) -> None:
+    """Means as points with min-max error bars."""
+    mean = data["mean"].to_numpy(float)
+    errors = np.vstack([mean - data["low"].to_numpy(float), data["high"].to_numpy(float) - mean])
+    ax.errorbar(x, mean, yerr=errors, fmt="o", color=colour, capsize=3, label=label)
+
+
 def _label_points(ax: Any, data: pd.DataFrame, colour: str) -> None:
     """The axis value beside each point of the seconds panel, skipping points too close to the last label."""
     xs, ys = data["seconds"].to_numpy(float), data["mean"].to_numpy(float)
@@ -236,22 +243,31 @@ def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: 
         colour = f"C{index % 10}"
         label = f"{line} = {value}" if line else "mean over seeds"
         x = np.array([position[v] for v in data["value"]])
-        left.plot(x, data["mean"], marker="o", color=colour, label=label)
-        if (data["high"] > data["low"]).any():
-            left.fill_between(x, data["low"], data["high"], color=colour, alpha=0.15, linewidth=0)
-            right.fill_between(data["seconds"], data["low"], data["high"], color=colour, alpha=0.10,
-                               linewidth=0)
         seconds = data["seconds"].to_numpy(float)
-        # A line through the points only where seconds grow with the axis; otherwise (guidance, noisy CPU
-        # timings) it would zig-zag, so the points stand alone.
+        spread = (data["high"] > data["low"]).any()
+        # Lines and bands only where the x order means something: along a numeric axis, and against seconds
+        # where they grow with it. Otherwise (a sampler; guidance, whose CPU timings wobble) points with
+        # min-max error bars, nudged apart per line so they do not hide each other.
         steady = numeric and bool(np.all(np.diff(seconds[np.isfinite(seconds)]) >= 0))
-        right.plot(seconds, data["mean"], marker="o", color=colour, label=label,
-                   linestyle="-" if steady else "none")
+        if numeric:
+            left.plot(x, data["mean"], marker="o", color=colour, label=label)
+            if spread:
+                left.fill_between(x, data["low"], data["high"], color=colour, alpha=0.15, linewidth=0)
+        else:
+            x = x + (index - (len(line_values) - 1) / 2) * 0.08
+            _points(left, x, data, colour, label)
+        if steady:
+            right.plot(seconds, data["mean"], marker="o", color=colour, label=label)
+            if spread:
+                right.fill_between(seconds, data["low"], data["high"], color=colour, alpha=0.10, linewidth=0)
+        else:
+            _points(right, seconds, data, colour, label)
         if index == 0 or len(line_values) <= 2:
             _label_points(right, data, colour)
         ref_row = data[data["value"] == reference.value]
         if len(ref_row):
-            for ax, rx in ((left, position[reference.value]), (right, ref_row["seconds"].iloc[0])):
+            for ax, rx in ((left, x[list(data["value"]).index(reference.value)]),
+                           (right, ref_row["seconds"].iloc[0])):
                 ax.plot([rx], [ref_row["mean"].iloc[0]], marker="*", markersize=13, color=colour, label=None)
         knee = knee_of.get(value)
         if knee and knee.value is not None and numeric:
@@ -276,7 +292,8 @@ def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: 
     left.set_ylabel(f"SSIM to {image_of(axis, reference.value)}")
     right.set_xlabel("mean seconds per image (s)")
     right.set_ylabel("SSIM")
-    right.set_xlim(left=0)
+    finite = stats["seconds"][np.isfinite(stats["seconds"])]
+    right.set_xlim(0, float(finite.max()) * 1.15 if len(finite) and finite.max() > 0 else None)  # room for labels
     if line:
         left.legend(fontsize=8, loc="lower right", title=None)
     subtitle = _subtitle(cells, averaged)
