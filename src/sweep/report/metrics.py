@@ -132,36 +132,36 @@ def _path(run: RunData, row: pd.Series) -> Path | None:
 
 def _score_group(run: RunData, cells: pd.DataFrame, ref_index: Any, members: list[Any]
                  ) -> tuple[dict[Any, dict[str, Any]], dict[Any, np.ndarray]]:
-    """Score one group (the images sharing every other parameter) against its reference image."""
-    out: dict[Any, dict[str, Any]] = {}
-    thumbs: dict[Any, np.ndarray] = {}
+    """Score one group (the images sharing every other parameter) against its reference image.
+
+    The reference is decoded once; the members are decoded and scored on one thread per core, so memory holds
+    the reference plus one image per thread, whatever the group's size."""
     ref = None
     if ref_index is not None and cells.at[ref_index, "status"] == "ok":
         ref = sim.load(_path(run, cells.loc[ref_index]))
-        if ref is not None:
-            thumbs[ref_index] = ref.luma
-    for index in members:
+
+    def score(index: Any) -> tuple[dict[str, Any], np.ndarray | None]:
         row = cells.loc[index]
         if row["status"] != "ok":
-            out[index] = {"note": "failed"}
-            continue
+            return {"note": "failed"}, None
         pixels = ref if index == ref_index else sim.load(_path(run, row))
         if pixels is None:
-            out[index] = {"note": "no image"}
-            continue
-        thumbs[index] = pixels.luma
+            return {"note": "no image"}, None
         if ref_index is None:
-            out[index] = {"note": "no reference image"}
-        elif ref is None:
-            out[index] = {"note": "reference failed" if cells.at[ref_index, "status"] != "ok"
-                          else "reference has no image"}
-        elif not sim.same_size(pixels, ref):
-            out[index] = {"note": "size differs"}  # never compared pixel to pixel
-        else:
-            s = sim.scores(pixels, ref)
-            note = "reference" if index == ref_index else ("too small for SSIM" if s.ssim != s.ssim else "")
-            out[index] = {"ssim": s.ssim, "psnr": s.psnr, "mean_abs_diff": s.mean_abs_diff,
-                          "max_abs_diff": s.max_abs_diff, "note": note}
+            return {"note": "no reference image"}, pixels.luma
+        if ref is None:
+            failed = cells.at[ref_index, "status"] != "ok"
+            return {"note": "reference failed" if failed else "reference has no image"}, pixels.luma
+        if not sim.same_size(pixels, ref):
+            return {"note": "size differs"}, pixels.luma  # never compared pixel to pixel
+        s = sim.scores(pixels, ref)
+        note = "reference" if index == ref_index else ("too small for SSIM" if s.ssim != s.ssim else "")
+        return ({"ssim": s.ssim, "psnr": s.psnr, "mean_abs_diff": s.mean_abs_diff, "max_abs_diff": s.max_abs_diff,
+                 "note": note}, pixels.luma)
+
+    done = sim.thread_map(score, members)
+    out = {index: found for index, (found, _) in zip(members, done, strict=True)}
+    thumbs = {index: luma for index, (_, luma) in zip(members, done, strict=True) if luma is not None}
     return out, thumbs
 
 
@@ -189,11 +189,10 @@ def _reference_table(run: RunData, made: pd.DataFrame, reference: Reference
         key = keys[index]
         if key not in refs or (made.at[refs[key], "status"] != "ok" and made.at[index, "status"] == "ok"):
             refs[key] = index
-    groups = list(made.groupby(keys, sort=False).groups.items())
-    done = sim.thread_map(lambda item: _score_group(run, made, refs.get(item[0]), list(item[1])), groups)
     scores: dict[Any, dict[str, Any]] = {}
     thumbs: dict[Any, np.ndarray] = {}
-    for part, small in done:
+    for key, members in made.groupby(keys, sort=False).groups.items():
+        part, small = _score_group(run, made, refs.get(key), list(members))
         scores.update(part)
         thumbs.update(small)
 
