@@ -1,9 +1,10 @@
 """python -m sweep.report DIR [rows=AXIS] [cols=AXIS] [sheets=AXIS] [cell_max=N] [max_cells=N] [captions=B]
     [reference=R]
 
-Rebuilds sheets, summary.csv, plots and metrics.csv from a finished or partial run; generates nothing.
-reference=AXIS:VALUE (R) compares every image with the one at that value (default: the most steps when steps vary;
-none: no metrics). Bad input prints one line (key, value, what is allowed) to stderr and exits 2.
+Rebuilds sheets, summary.csv, plots, metrics.csv and the viewer (index.html) from a finished or partial run;
+generates nothing. reference=AXIS:VALUE (R) compares every image with the one at that value (default: the most
+steps when steps vary; none: no metrics). Bad input prints one line (key, value, what is allowed) to stderr and
+exits 2.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in result.sheets:
         print(f"  {path}")
     print(f"summary: {result.summary}")
+    print(f"viewer:  {result.viewer}")
     for path in result.plots:
         print(f"plot: {path}")
     for path in result.metrics:
