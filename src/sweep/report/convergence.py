@@ -228,9 +228,9 @@ def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: 
     wrapped = [textwrap.fill(n, 140, subsequent_indent="    ") for n in notes]
     n_text = sum(w.count("\n") + 1 for w in wrapped)
 
-    figure = Figure(figsize=(12, 5.4 + 0.22 * n_text), layout="constrained")
+    figure = Figure(figsize=(12, 5.4 + 0.2 * n_text), layout="constrained")
     FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(2, 2, height_ratios=[5.4, max(0.3, 0.22 * n_text)])
+    grid = figure.add_gridspec(2, 2, height_ratios=[5.4, max(0.3, 0.2 * n_text)])
     left, right = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1], sharey=None)
     text_ax = figure.add_subplot(grid[1, :])
     text_ax.axis("off")
@@ -278,8 +278,9 @@ def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: 
     for ax in (left, right):
         ax.axhline(THRESHOLD, color="#777777", linestyle="--", linewidth=1)
         ax.grid(True, alpha=0.3)
-    left.annotate(f"SSIM {THRESHOLD}", (0.005, THRESHOLD), xycoords=("axes fraction", "data"),
-                  textcoords="offset points", xytext=(2, 3), fontsize=8, color="#555555")
+    # At the right end, under the line: there the curves are near the reference, far above it.
+    left.annotate(f"SSIM {THRESHOLD}", (0.995, THRESHOLD), xycoords=("axes fraction", "data"),
+                  textcoords="offset points", xytext=(-2, -11), ha="right", fontsize=8, color="#555555")
     low = float(np.nanmin(stats["low"])) if len(stats) else 0.0
     for ax in (left, right):
         ax.set_ylim(min(low, THRESHOLD) - 0.05, 1.02)
@@ -295,7 +296,9 @@ def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: 
     finite = stats["seconds"][np.isfinite(stats["seconds"])]
     right.set_xlim(0, float(finite.max()) * 1.15 if len(finite) and finite.max() > 0 else None)  # room for labels
     if line:
-        left.legend(fontsize=8, loc="lower right", title=None)
+        # In the seconds panel, where curves rise to the top right and leave room: in the axis panel a legend
+        # of up to 8 lines sat on the slowest-converging curve.
+        right.legend(fontsize=8, loc="best", title=None)
     subtitle = _subtitle(cells, averaged)
     figure.suptitle(f"Convergence along {axis}: similarity to {image_of(axis, reference.value)}"
                     + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
