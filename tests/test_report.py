@@ -304,13 +304,13 @@ def test_summary_counts_and_seconds(tmp_path):
 def test_plots_only_where_axes_vary(tmp_path):
     steps_only = make_run(tmp_path / "a", grid(num_inference_steps=[10, 20, 30]))
     result = build_report(steps_only)
-    assert [p.name for p in result.plots] == ["seconds_vs_steps.png"]
+    assert [p.name for p in result.plots] == ["seconds_vs_steps.png", "convergence_num_inference_steps.png"]
     assert Image.open(result.plots[0]).size[0] > 400
     assert not (steps_only / "plots" / "seconds_vs_resolution.png").exists()
 
     both = make_run(tmp_path / "b", grid(num_inference_steps=[10, 20], height=[64, 128], width=[128]))
     names = sorted(p.name for p in build_report(both).plots)
-    assert names == ["seconds_vs_resolution.png", "seconds_vs_steps.png"]
+    assert names == ["convergence_num_inference_steps.png", "seconds_vs_resolution.png", "seconds_vs_steps.png"]
 
     single = make_run(tmp_path / "c", [cell()])
     assert build_report(single).plots == []

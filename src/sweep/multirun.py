@@ -63,6 +63,7 @@ class Merged:
     sheets: list[Path] = field(default_factory=list)
     viewer: Path | None = None
     errors: list[str] = field(default_factory=list)
+    insights: list[str] = field(default_factory=list)  # the merged report's knee / seed-spread sentences
 
     @property
     def exit_code(self) -> int:
@@ -74,6 +75,7 @@ class Merged:
                f"-> {self.sweep_dir / 'results.csv'}"]
         out += [f"sheet:   {path}" for path in self.sheets]
         out += [f"viewer:  {self.viewer}"] if self.viewer else []
+        out += self.insights
         out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
         out += [f"error:   {e}" for e in self.errors]
         return out
@@ -379,7 +381,8 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
     try:
         result = build_report(merged.sweep_dir, **layout, cell_max=int(options.get("cell_max", 512)),
                               max_cells=int(options.get("max_cells", 64)),
-                              captions=bool(options.get("captions", True)))
+                              captions=bool(options.get("captions", True)),
+                              reference=options.get("reference"))
     except Exception as exc:  # the merged table is written; a report error is recorded, not fatal
         log.exception("merged report failed")
         merged.errors.append(f"report: {type(exc).__name__}: {exc}")
@@ -387,6 +390,7 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
     merged.layouts = [layout_.describe() for layout_ in result.layouts]
     merged.sheets = list(result.sheets)
     merged.viewer = result.viewer
+    merged.insights = list(result.insights)
 
 
 def _remove_if_empty(sweep_dir: Path) -> None:

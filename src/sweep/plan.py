@@ -111,7 +111,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
                         f"at most max_images={max_images} (raise it with max_images=N if you mean it)")
     layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
-    _check_report(cfg.get("report") or {})
+    _check_report(cfg.get("report") or {}, swept)
     check_model_config(cfg["model"])
     cells = expand(base, swept)
     _check_prompt_sr(cells)
@@ -172,11 +172,15 @@ def _check_layout(layout: Mapping[str, Any], swept: list[str], multirun: bool) -
         raise bad_value("sweep.layout", dict(layout), "a different axis for rows, cols and sheets")
 
 
-def _check_report(report: Mapping[str, Any]) -> None:
+def _check_report(report: Mapping[str, Any], swept: list[axes.Values]) -> None:
+    from sweep.report.reference import check as check_reference
+
     if not isinstance(report.get("cell_max", 512), int) or int(report.get("cell_max", 512)) < 64:
         raise bad_value("report.cell_max", report.get("cell_max"), "an integer >= 64 (pixels)")
     if not isinstance(report.get("max_cells", 64), int) or int(report.get("max_cells", 64)) < 1:
         raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
+    # The similarity reference's value must be one the grid has (aliases too: steps:30).
+    check_reference(report.get("reference"), {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)})
 
 
 def _check_prompt_sr(cells: list[Cell]) -> None:

@@ -662,7 +662,8 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
 
 
 def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
-    """Sheets, summary table, plots and viewer from the results table (sweep.report reads only the run dir)."""
+    """Sheets, summary table, plots, viewer and similarity metrics from the results table (sweep.report reads
+    only the run dir)."""
     from sweep.report import build_report
 
     options = cfg.get("report") or {}
@@ -671,4 +672,5 @@ def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
         cell_max=int(options.get("cell_max", 512)),
         max_cells=int(options.get("max_cells", 64)),
         captions=bool(options.get("captions", True)),
+        reference=options.get("reference"),
     )

@@ -90,8 +90,11 @@ class ReportConfig:
     cell_max: int = 512
     # Sheets with more cells than this are split into numbered parts.
     max_cells: int = 64
-    # Seconds under each cell.
+    # Seconds (and similarity to the reference) under each cell.
     captions: bool = True
+    # Image every other image is compared with (metrics.csv, plots/convergence_<axis>.png): AXIS:VALUE
+    # (guidance_scale:7), AXIS (its last value), none, or null = the most steps when steps vary.
+    reference: str | None = None
 
 
 @dataclass

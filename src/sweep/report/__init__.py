@@ -4,7 +4,8 @@
     build_report("outputs/steps_10_to_90/2024-01-01_12-00-00", rows="seed", cols="num_inference_steps")
 
 or `python -m sweep.report DIR [rows=AXIS] [cols=AXIS] [sheets=AXIS] [cell_max=N] [max_cells=N]
-[captions=true|false]`. Importing this package is cheap: pandas, PIL and matplotlib load on first build.
+[captions=true|false] [reference=AXIS:VALUE]`. Importing this package is cheap: pandas, PIL and matplotlib load on
+first build.
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ from sweep.report.result import Layout, ReportError, ReportResult, SheetPage
 __all__ = ["OUTPUTS", "Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
 
 # Everything a report writes into a run dir (restart=true moves these aside with the experiment).
-OUTPUTS = ("sheets", "plots", "summary.csv", "index.html", "thumbs")
+OUTPUTS = ("sheets", "plots", "summary.csv", "metrics.csv", "seed_spread.csv", "index.html", "thumbs")
 
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
                  sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
-                 captions: bool = True) -> ReportResult:
-    """Build contact sheets (run_dir/sheets/), summary.csv, plots (run_dir/plots/) and the viewer
-    (run_dir/index.html, thumbnails in thumbs/) from a run directory.
+                 captions: bool = True, reference: str | None = None) -> ReportResult:
+    """Build contact sheets (run_dir/sheets/), summary.csv, plots (run_dir/plots/), similarity metrics
+    (metrics.csv) and the viewer (run_dir/index.html, thumbnails in thumbs/) from a run directory.
 
     rows/cols/sheets name an axis (seed, num_inference_steps, guidance_scale, resolution, prompt, or any
     column of results.csv; comma-separated to combine; "none" for an empty slot). Unset slots come from
     sweep.json's layout, else are inferred from what varies. cell_max caps a cell's longest edge in pixels;
-    sheets with more than max_cells cells are split into parts. Raises ReportError on bad input.
+    sheets with more than max_cells cells are split into parts. reference (AXIS:VALUE, AXIS, auto or none) picks
+    the image every other image is compared with for metrics.csv and plots/convergence_<axis>.png (see
+    sweep.report.reference). Raises ReportError on bad input.
     """
     from sweep.report.build import build_report as build
 
-    return build(run_dir, rows, cols, sheets, cell_max=cell_max, max_cells=max_cells, captions=captions)
+    return build(run_dir, rows, cols, sheets, cell_max=cell_max, max_cells=max_cells, captions=captions,
+                 reference=reference)

@@ -1,7 +1,10 @@
 """python -m sweep.report DIR [rows=AXIS] [cols=AXIS] [sheets=AXIS] [cell_max=N] [max_cells=N] [captions=B]
+    [reference=R]
 
-Rebuilds sheets, summary.csv, plots and the viewer (index.html) from a finished or partial run; generates
-nothing. Bad input prints one line (key, value, what is allowed) to stderr and exits 2.
+Rebuilds sheets, summary.csv, plots, metrics.csv and the viewer (index.html) from a finished or partial run;
+generates nothing. reference=AXIS:VALUE (R) compares every image with the one at that value (default: the most
+steps when steps vary; none: no metrics). Bad input prints one line (key, value, what is allowed) to stderr and
+exits 2.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any
 
 from sweep.report.result import ReportError
 
-USAGE = __doc__.strip().splitlines()[0]
-OPTIONS = ("rows", "cols", "sheets", "cell_max", "max_cells", "captions")
+USAGE = " ".join(__doc__.strip().split("\n\n")[0].split())
+OPTIONS = ("rows", "cols", "sheets", "cell_max", "max_cells", "captions", "reference")
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"viewer:  {result.viewer}")
     for path in result.plots:
         print(f"plot: {path}")
+    for path in result.metrics:
+        print(f"metrics: {path}")
+    for line in result.insights:
+        print(line)
     return 0
 
 

@@ -1,11 +1,16 @@
-"""build_report: run directory -> contact sheets, summary.csv, timing plots and index.html (no generation)."""
+"""build_report: run directory -> contact sheets, summary.csv, timing plots, similarity metrics and index.html
+(no generation)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+from sweep.errors import SweepError
+from sweep.report import metrics as mx
+from sweep.report import reference as ref
 from sweep.report.atomic import ImageSaver
+from sweep.report.convergence import write_convergence
 from sweep.report.data import load_run
 from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
 from sweep.report.plots import write_plots
@@ -30,8 +35,12 @@ def _check_int(key: str, value: object, minimum: int) -> int:
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
                  sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
-                 captions: bool = True) -> ReportResult:
-    """Rebuild the sheets, summary.csv and plots of a finished or partial run. See sweep.report."""
+                 captions: bool = True, reference: str | None = None) -> ReportResult:
+    """Rebuild the sheets, summary.csv, plots and metrics of a finished or partial run. See sweep.report."""
+    try:
+        spec = ref.parse(reference, "reference")
+    except SweepError:
+        raise ReportError("reference", reference, ref.FORMS) from None
     cell_max = _check_int("cell_max", cell_max, MIN_CELL)
     max_cells = _check_int("max_cells", max_cells, 1)
     run = load_run(run_dir)
@@ -49,6 +58,14 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
                 raise ReportError(slot, axis, f"an axis not already on {named[axis]}")
             named[axis] = slot
     result = ReportResult(run_dir=run.run_dir)
+
+    # Metrics first: the sheets' captions show each image's similarity beside its seconds.
+    chosen, note = mx.choose_reference(run, cells, spec)
+    metrics = mx.compute(run, cells, chosen)
+    result.metrics = mx.write(metrics, run.run_dir)
+    cells["_ssim"] = metrics.table["ssim"] if metrics.table is not None else float("nan")
+    cells["_similarity"] = mx.similarity_labels(cells, metrics)
+    result.insights += [note] if note else []
 
     # One downscale factor for the whole report keeps relative sizes true across cells and sheets.
     edge = max((v for v in (cells["_h"].max(), cells["_w"].max()) if v == v), default=512)
@@ -73,5 +90,8 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
         # Thumbnails are made here, while the last sheets are still being encoded on the saver's thread.
         result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None)
+        convergence, sentences = write_convergence(run, cells, metrics, run.run_dir / PLOTS_DIR)
+        result.plots += convergence
+        result.insights += sentences
     result.sheets = [p.path for p in result.pages]
     return result

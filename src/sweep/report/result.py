@@ -59,8 +59,10 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)
     pages: list[SheetPage] = field(default_factory=list)
     layouts: list[Layout] = field(default_factory=list)
+    metrics: list[Path] = field(default_factory=list)  # metrics.csv, seed_spread.csv
+    insights: list[str] = field(default_factory=list)  # knee and seed-spread sentences, notes
     viewer: Path | None = None  # index.html, the interactive grid viewer
 
     def lines(self) -> list[str]:
         """What a summary prints about this report beyond its sheets and plots."""
-        return [f"viewer:  {self.viewer}"] if self.viewer else []
+        return ([f"viewer:  {self.viewer}"] if self.viewer else []) + self.insights

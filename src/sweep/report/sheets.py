@@ -76,6 +76,7 @@ class Slot:
     image: Path | None
     error: str
     seconds: float
+    similarity: str = ""  # "SSIM 0.93" / "reference" when the report computed metrics
 
 
 @dataclass
@@ -236,7 +237,7 @@ def _slot(run: RunData, row: pd.Series, scale: float) -> Slot:
     image = run.run_dir / row["image"] if row.get("image") else None
     seconds = row["_seconds"] if row["_seconds"] == row["_seconds"] else float("nan")
     return Slot(str(row["cell_id"]), row["status"], str(row["resolution"]), disp, image,
-                str(row.get("error", "")), float(seconds))
+                str(row.get("error", "")), float(seconds), str(row.get("_similarity", "") or ""))
 
 
 def _paginate(n_rows: int, n_cols: int, max_cells: int) -> list[tuple[range, range]]:
@@ -280,6 +281,8 @@ def _caption(slot: Slot, captions: bool, show_size: bool) -> str:
     parts = [slot.size] if show_size else []
     if slot.status == "ok" and captions and math.isfinite(slot.seconds):
         parts.append(f"{slot.seconds:.2f} s")
+    if slot.status == "ok" and captions and slot.similarity:
+        parts.append(slot.similarity)
     return " · ".join(parts)
 
 
