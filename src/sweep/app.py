@@ -27,11 +27,11 @@ EXIT_BAD_INPUT = 2
 def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False) -> int:
     """Run one sweep into run_dir; return the exit code (0 ok, 1 some image failed, 2 bad input)."""
     from sweep.config_checks import check_config
-    from sweep.runner import run_sweep
 
     ranks = Ranks()
     try:
         check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
+        from sweep.runner import run_sweep  # torch: only once the config is known to be good
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
         ranks = _ranks(cfg)
         run_dir = shared_run_dir(ranks, Path(run_dir))

@@ -83,12 +83,12 @@ def _schema_error(exc: BaseException, text: str) -> str:
     where = _FILE.match(str(exc))
     prefix = f"in {where.group(1)}: " if where and where.group(1) != "config" else ""
     if isinstance(cause, ConfigKeyError) or "not in struct" in text or "not in '" in text:
-        typed = o_value if has_value and o_key == key else None
+        typed = _typed(o_value) if has_value and o_key == key else None
         return prefix + str(config_checks.unknown_key(key, has_value=False, typed=typed))
     if isinstance(cause, ValidationError) or "Validation" in text:
         convert = _CONVERT.search(text)
         if has_value and o_key == key:
-            shown = o_value
+            shown = _typed(o_value)
         elif convert:
             shown = repr(convert.group(1))
         else:
@@ -96,6 +96,17 @@ def _schema_error(exc: BaseException, text: str) -> str:
         return f"{prefix}{key}: got {shown}; allowed: {config_checks.describe(key)}"
     reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return f"{key}: {reason}"
+
+
+def _typed(text: str) -> str:
+    """A command-line value as the other messages show values: text quoted, numbers, lists and null bare."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    return repr(text) if isinstance(value, str) else text
 
 
 def override_hint(text: str, argv: Sequence[str]) -> str:
