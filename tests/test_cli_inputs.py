@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
@@ -26,7 +27,7 @@ SCRIPT = Path(sys.executable).with_name("sdxl-sweep")
 
 def compose_error(*overrides: str, argv: list[str] | None = None) -> str:
     """The line the CLI prints for overrides that fail while Hydra composes the config."""
-    with pytest.raises(HydraException) as info:
+    with pytest.raises((HydraException, yaml.YAMLError)) as info:
         make_cfg(*overrides)
     return one_line(info.value, argv=list(overrides) if argv is None else argv)
 
@@ -61,6 +62,14 @@ def test_a_bad_sweep_file_is_one_line_naming_the_file(tmp_path, content, expecte
     assert is_one_line(line), line
     if "grdi" in expected:
         assert line.endswith("(did you mean grid?)")
+
+
+def test_bad_yaml_in_any_config_file_is_one_line(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("name: mine\n\tsource: tiny\n")
+    line = compose_error("sweep=seed_fixed", "model=mine", f"hydra.searchpath=[file://{tmp_path}]")
+    assert line == (f"config file {tmp_path / 'model' / 'mine.yaml'}, line 2: got a tab character; "
+                    "allowed: spaces (YAML does not allow tabs for indentation)")
 
 
 # --- command-line overrides --------------------------------------------------------------------------------

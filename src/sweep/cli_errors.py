@@ -13,7 +13,10 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import yaml
+
 from sweep.errors import SweepError, suggest
+from sweep.yaml_errors import describe_load_error
 
 _NOT_FOUND = re.compile(r"Could not find '([^']+)'")
 _OPTIONS_OF = re.compile(r"Available options in '([^']+)'")
@@ -44,6 +47,10 @@ def one_line(exc: BaseException, argv: Sequence[str] | None = None) -> str:
     for error in _chain(exc):
         if isinstance(error, ConfigFileError | SweepError):
             return str(error)
+        if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+            # A config file Hydra's own file source read (conf/, --config-dir): same words as for sweep files.
+            path = error.problem_mark.name
+            return f"config file {path}{describe_load_error(error, path)}"
     text = "\n".join(str(e) for e in _chain(exc))
     if isinstance(exc, OverrideParseException):
         return override_hint(text, sys.argv[1:] if argv is None else list(argv))
@@ -188,7 +195,7 @@ def install() -> None:
             from hydra.errors import HydraException
             from omegaconf.errors import OmegaConfBaseException
 
-            if not isinstance(exc, HydraException | OmegaConfBaseException | SweepError):
+            if not isinstance(exc, HydraException | OmegaConfBaseException | SweepError | yaml.MarkedYAMLError):
                 error = exc
 
                 def reraise() -> None:
