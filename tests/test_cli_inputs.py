@@ -254,6 +254,8 @@ def test_console_script_version_and_shell_completion(tmp_path):
         completed[line] = run.stdout.split()
     assert completed["sdxl-sweep sweep=seeds_"] == ["sweep=seeds_steps_guidance"]
     assert completed["sdxl-sweep model.allow_"] == ["model.allow_pickle="]
+    help_text = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, check=True).stdout
+    assert 'tab completion: eval "$(sdxl-sweep -sc install=bash)"' in help_text
 
 
 @pytest.mark.slow
