@@ -226,11 +226,10 @@ def test_cli_bad_input_exits_2_with_one_line_and_leaves_no_run_dir(tmp_path):
         ([f"sweep={bad}"], f"error: sweep file {bad}, line 2: got a tab character"),
         (["sweep=seed_fixed", "prompt=a", "red", "fox"], "error: prompt: got 'a red fox' as 3 shell words"),
     ):
-        out = tmp_path / "run"
-        result = run_cli(*args, "model=tiny", f"hydra.run.dir={out}", cwd=tmp_path)
+        result = run_cli(*args, "model=tiny", cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith(start) and result.stderr.count("\n") == 1, result.stderr
-        assert not out.exists() and not (tmp_path / "outputs").exists(), args
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"], args  # not even outputs/
 
 
 @pytest.mark.slow

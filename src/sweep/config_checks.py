@@ -3,9 +3,11 @@
 The schema is read from `sweep.schema.Config` at run time (field names, types, which nodes are closed
 mappings), never from a list kept here, so a field added to the schema is known to every check at once.
 
-- `check_config(cfg)`: the composed job config. Hydra's `+key=value` adds a key the schema lacks without a
-  word (`+guidanc_scale=9` would run with the default guidance); interpolations that cannot resolve
-  (`${oc.env:UNSET}`) would fail only after the run directory exists.
+- `check_config(cfg)`: the composed job config, checked by `app.run_job` and, in run mode, by the
+  `CheckConfig` callback before Hydra makes the run directory (a refused run leaves no `outputs/` behind).
+  Hydra's `+key=value` adds a key the schema lacks without a word (`+guidanc_scale=9` would run with the
+  default guidance); interpolations that cannot resolve (`${oc.env:UNSET}`) would fail only after the run
+  directory exists.
 - `check_mapping(data)`: a plain mapping loaded from a sweep file, key by key, so the message can name the
   file's own key (`grid: got [1, 2]`) where OmegaConf's merge error has lost it.
 - `unknown_key`, `bad_type`: the one-line messages, shared with `sweep.cli_errors` for Hydra's own errors.
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from hydra.plugins.config_source import ConfigLoadError
-from omegaconf import DictConfig, ListConfig, Node, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from sweep.errors import SweepError, bad_value, suggest
@@ -225,3 +229,25 @@ def _raw(cfg: DictConfig, key: str) -> Any:
         if node is None:
             return None
     return node._value() if isinstance(node, Node) and not isinstance(node, DictConfig | ListConfig) else None
+
+
+class CheckConfig(Callback):
+    """Hydra callback (conf/config.yaml): `check_config` in run mode before Hydra creates the run directory.
+
+    Hydra turns a callback's exception into a warning and runs the job anyway, so a bad config exits here,
+    with the one line and code 2 that `app.run_job` would give. Multirun jobs are checked by `app.run_job`,
+    which records the error for the merged jobs.csv."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # ${hydra:...} in a user's key resolves as in the job
+        job = config.copy()
+        with read_write(job), open_dict(job):
+            job.pop("hydra", None)  # what the job itself gets (Hydra's run_job does the same)
+        try:
+            check_config(job)
+        except SweepError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
