@@ -45,8 +45,8 @@ BAD_FILES = [
     (b"prompt: caf\xe9\ngrid:\n  seed: [1]\n", ", line 1: got the byte 0xe9, which is not UTF-8; allowed: UTF-8"),
     ("a: &x [*x]\ngrid:\n  seed: [1]\n", ": got a recursive alias"),
     ("- 1\n- 2\n", ": got a list at the top; allowed: a mapping"),
-    ("grid: null\n", ": grid: got null; allowed: a mapping with the keys seed, "),
-    ("grid: [1, 2]\n", ": grid: got [1, 2]; allowed: a mapping with the keys seed, "),
+    ("grid: null\n", ": grid: got null; allowed: a mapping with the keys "),
+    ("grid: [1, 2]\n", ": grid: got [1, 2]; allowed: a mapping with the keys "),
     ("grid:\n  seed: [1]\nlayout: seed\n", ": layout: got 'seed'; allowed: a mapping with the keys rows, cols, sheets"),
     ("grid:\n  seed: [1]\nseed: abc\n", ": seed: got 'abc'; allowed: an integer"),
     ("grdi:\n  seed: [1]\n", ": grdi: unknown key (got {'seed': [1]}); allowed: name, description, grid, layout, "),
@@ -81,7 +81,7 @@ def test_override_errors_say_key_value_and_what_is_allowed():
     assert compose_error("height=big") == "height: got 'big'; allowed: an integer or null"
     assert compose_error("restart=maybe") == "restart: got 'maybe'; allowed: true or false"
     typo = compose_error("sweep.grid.sed=[1]")
-    assert typo.startswith("sweep.grid.sed: unknown key (got [1]); allowed: the keys of sweep.grid: seed, ")
+    assert typo.startswith("sweep.grid.sed: unknown key (got [1]); allowed: the keys of sweep.grid: ")
     assert typo.endswith("(did you mean seed?)")
     assert compose_error("num_inference_step=30").endswith("(did you mean num_inference_steps?)")
     assert compose_error("sweep=stpes_10_to_90").endswith("(did you mean steps_10_to_90?)")
@@ -110,6 +110,8 @@ def test_plus_keys_the_schema_lacks_are_refused_with_the_nearest_key():
         config_checks.check_config(make_cfg("sweep=seed_fixed", "+model.allow_pickel=true"))
     # Open (Any-typed) values are not walked: an axis value may be a mapping.
     config_checks.check_config(make_cfg("sweep=seed_fixed", "++sweep.grid.resolution={width: 64, height: 32}"))
+    # The grid says it is open to `+` keys (any pipeline argument is an axis): the registry checks those.
+    config_checks.check_config(make_cfg("sweep=seed_fixed", "+sweep.grid.eta=[0.0]"))
 
 
 @dataclasses.dataclass
@@ -118,18 +120,28 @@ class _Inner:
 
 
 @dataclasses.dataclass
+class _Open:
+    OPEN_KEYS = True  # not a field: no annotation
+    known: int = 0
+
+
+@dataclasses.dataclass
 class _Schema:
     inner: _Inner = dataclasses.field(default_factory=_Inner)
     free: dict = dataclasses.field(default_factory=dict)
     beta: float = 0.5
+    grid: _Open = dataclasses.field(default_factory=lambda: _Open())
 
 
 def test_unknown_keys_are_read_from_whatever_schema_is_in_force(monkeypatch):
     monkeypatch.setattr(config_checks, "schema", lambda: OmegaConf.structured(_Schema))
     cfg = OmegaConf.create({"inner": {"alpha": 2, "alpah": 3}, "free": {"anything": 1}, "beta": 1.0,
-                            "hydra": {"run": 1}})
+                            "hydra": {"run": 1}, "grid": {"known": 1, "extra": 2}})
     assert config_checks.find_unknown(cfg) == [("inner.alpah", 3)]
-    assert str(config_checks.unknown_key("bta", 2)).endswith("allowed: the keys inner, free, beta (did you mean beta?)")
+    assert str(config_checks.unknown_key("bta", 2)).endswith(
+        "allowed: the keys inner, free, beta, grid (did you mean beta?)")
+    with pytest.raises(SweepError, match=r"^grid\.extra: unknown key"):  # a file gets only the fields
+        config_checks.check_mapping({"grid": {"extra": 2}})
 
 
 def test_schema_keys_are_the_dataclass_fields():

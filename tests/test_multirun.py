@@ -44,6 +44,25 @@ def test_jobs_in_one_process_load_the_pipeline_once(guidance_multirun):
 
 
 @pytest.mark.slow
+def test_the_whole_work_is_printed_before_the_first_job(guidance_multirun):
+    result, _ = guidance_multirun
+    output = result.stdout + result.stderr
+    estimate = output.index("multirun: 4 jobs (2 with bad input), 4 images, 6 denoising steps in all")
+    assert estimate < output.index("#0 :")
+
+
+@pytest.mark.slow
+def test_random_seeds_are_drawn_once_for_every_job(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli("-m", "sweep=seed_random", *TINY, "height=64", "prompt='a red fox','a blue fox'",
+                     f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    merged = read(sweep_dir / "results.csv")
+    by_prompt = merged.groupby("prompt")["seed"].apply(set)
+    assert len(by_prompt) == 2 and by_prompt.iloc[0] == by_prompt.iloc[1] and len(by_prompt.iloc[0]) == 3
+
+
+@pytest.mark.slow
 def test_merged_results_hold_every_image_of_every_job_once(guidance_multirun):
     _, sweep_dir = guidance_multirun
     merged = read(sweep_dir / "results.csv")

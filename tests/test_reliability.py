@@ -34,8 +34,10 @@ def nothing_generated(run_dir) -> bool:
 BAD_INPUTS = [
     (("height=100",), "height: got 100; allowed: a positive multiple of 8"),
     (("width=0",), "width: got 0; allowed: a positive multiple of 8"),
-    (("num_inference_steps=0",), "num_inference_steps: got 0; allowed: an integer >= 1"),
-    (("guidance_scale=-1",), "guidance_scale: got -1.0; allowed: a number >= 0"),
+    (("num_inference_steps=0",), "num_inference_steps: got 0; allowed: an integer from 1 to 1000"),
+    (("num_inference_steps=1001",), "allowed: an integer from 1 to 1000 (the scheduler's num_train_timesteps)"),
+    (("guidance_scale=-1",), "guidance_scale: got -1.0; allowed: a number from 0 to 100"),
+    (("guidance_scale=1e308",), "guidance_scale: got 1e+308; allowed: a number from 0 to 100"),
     (("seed=-3",), "seed: got -3; allowed: an integer in [0,"),
     (("height=64",), "width: got None; allowed: height and width both set"),
     (("sweep.grid.num_inference_steps=[]",), "sweep.grid.num_inference_steps: got []; allowed: at least one"),
@@ -44,8 +46,16 @@ BAD_INPUTS = [
     (("sweep.grid.resolution=[500x512]",), "sweep.grid.resolution: got '500'; allowed: a positive multiple"),
     (("sweep.grid.guidance_scale='random 2'",), "allowed: 'random N' only on the seed axis"),
     (("sweep.grid.seed=[1,1]",), "sweep.grid.seed: got 1; allowed: each value once"),
-    (("sweep.layout.rows=colour",), "sweep.layout.rows: got 'colour'; allowed: one of prompt, resolution"),
-    (("sweep.grid.seed='0..2000'",), "images'; allowed: at most max_images=1000 (raise it with max_images=N"),
+    (("sweep.layout.rows=colour",), "sweep.layout.rows: got 'colour'; allowed: an axis this sweep varies"),
+    (("sweep.layout.rows=prompt",), "sweep.layout.rows: got 'prompt'; allowed: an axis this sweep varies: "
+                                    "num_inference_steps"),
+    (("sweep.grid.seed='0..2000'",), "allowed: at most max_images=1000 values (raise it with max_images=N"),
+    (("sweep.grid.seed='0..11'", "sweep.grid.guidance_scale=[1,2,3,4,5,6,7,8,9,10,11,12]"),
+     "sweep.grid: got '1296 images'; allowed: at most max_images=1000"),
+    (("prompt='caf\ud800'",), "prompt: got 'caf\\ud800'; allowed: text that is valid Unicode"),
+    (("scheduler=dpm++ 2m karras x",), "scheduler: got 'dpm++ 2m karras x'; allowed: an A1111 sampler name"),
+    (("generator_device=cuda:abc",), "generator_device: got 'cuda:abc'; allowed: cpu"),
+    (("generator_device=cuda",), "generator_device: got 'cuda'; allowed: a device this machine has"),
     (("batch_size=0",), "batch_size: got 0; allowed: an integer >= 1, or null"),
     (("prompt=' '",), "prompt: got ' '; allowed: a non-empty prompt"),
     (("model.path=/no/such/model",), "model.path: got '/no/such/model'; allowed: an existing diffusers folder"),
@@ -114,12 +124,14 @@ def test_broken_local_folder_fails_with_a_fix(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "model_index.json").write_text('{"_class_name": "StableDiffusionXLPipeline"}')
-    with pytest.raises(SweepError, match=r"model: could not load '.*broken'.*model=tiny"):
+    # Refused before loading: model_index.json names no components (broken weights: test_model_files.py).
+    with pytest.raises(SweepError, match=r"model.path: got '.*broken' \(missing text_encoder, text_encoder_2, "
+                       r"unet, vae\); allowed: a diffusers SDXL pipeline folder"):
         quiet_run(make_cfg("sweep=seed_fixed", f"model.path={folder}"), tmp_path / "run")
 
 
 def test_a_folder_that_is_not_a_pipeline_is_refused(tmp_path):
-    with pytest.raises(SweepError, match="a diffusers pipeline folder"):
+    with pytest.raises(SweepError, match="a diffusers SDXL pipeline folder"):
         quiet_run(make_cfg("sweep=seed_fixed", f"model.path={tmp_path}"), tmp_path / "run")
 
 
@@ -129,7 +141,7 @@ def test_local_diffusers_folder_loads_and_matches_the_built_in_model(tmp_path):
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny-folder")
     _, table_a = _run_table(tmp_path, "a", f"model.path={tmp_path / 'tiny-folder'}")
     _, table_b = _run_table(tmp_path, "b")
-    assert table_a["model"].iloc[0] == "tiny:tiny-folder"
+    assert table_a["model"].iloc[0] == "tiny-folder"  # the folder's name, as A1111 names a checkpoint
     assert np.array_equal(_pixels(tmp_path / "a", table_a.iloc[0]), _pixels(tmp_path / "b", table_b.iloc[0]))
 
 
@@ -164,7 +176,8 @@ def test_resume_repairs_torn_line_orphan_image_missing_image_and_duplicates(tmp_
         writer.writerows(kept)
         handle.write('p9-torn_seed1_steps1,seeds_steps_guidance,"a photo of')
     summary = quiet_run(make_cfg(*GRID), run_dir)
-    assert summary.made == 3 and summary.skipped == 9 and summary.failed == 0
+    # The two images whose rows were dropped are complete and carry their own row: adopted, not remade.
+    assert summary.made == 1 and summary.skipped == 11 and summary.failed == 0
     after = pd.read_csv(table, keep_default_na=False)
     assert len(after) == 12 and after["cell_id"].is_unique
     assert set(after["cell_id"]) == set(reference)
@@ -197,8 +210,8 @@ def test_failed_cells_are_retried_on_resume(tmp_path, monkeypatch):
     from sweep import runner
 
     original = runner.generate
-    monkeypatch.setattr(runner, "generate", lambda loaded, prompts, unit, device: (_ for _ in ()).throw(
-        RuntimeError("boom")) if unit[0].guidance_scale == 1.0 else original(loaded, prompts, unit, device))
+    monkeypatch.setattr(runner, "generate", lambda loaded, prompts, unit, *args: (_ for _ in ()).throw(
+        RuntimeError("boom")) if unit[0].guidance_scale == 1.0 else original(loaded, prompts, unit, *args))
     run_dir = tmp_path / "run"
     first = quiet_run(make_cfg(*GRID), run_dir)
     assert first.failed == 6 and first.made == 6
@@ -213,9 +226,9 @@ def test_failed_cells_are_retried_on_resume(tmp_path, monkeypatch):
     ("change", "needle"),
     [
         ("prompt=a different prompt", "prompt was"),
-        ("sweep.grid.seed=[1,2,4]", "seed was"),
+        ("sweep.grid.seed=[7,8]", "seed was [1, 2, 3], now [7, 8]"),
         ("negative_prompt=blurry", "negative_prompt was"),
-        ("sweep.grid.num_inference_steps=[1,3]", "num_inference_steps was"),
+        ("sweep.grid.num_inference_steps=[3,4]", "num_inference_steps was [1, 2], now [3, 4]"),
         ("model.dtype=bfloat16", "model was"),
     ],
 )
@@ -318,5 +331,5 @@ def test_every_row_records_the_environment(tmp_path):
     row = table.iloc[0]
     assert row["torch"] == torch.__version__ and row["diffusers"] == diffusers.__version__
     assert row["transformers"] == transformers.__version__
-    assert row["device"] == "cpu" and row["dtype"] == "float32" and row["scheduler"] == "EulerDiscreteScheduler"
+    assert row["device"] == "cpu" and row["dtype"] == "float32" and row["scheduler"] == "Euler"
     assert row["gpu"]  # the GPU name, or "none (cpu model)" on a CPU machine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,7 +64,7 @@ def test_results_csv_columns_and_values(tmp_path):
     assert row["status"] == "ok" and row["error"] == ""
     assert row["model"] == "tiny" and row["device"] == "cpu" and row["dtype"] == "float32"
     assert row["options"] == "none"
-    assert row["scheduler"] == "EulerDiscreteScheduler"
+    assert row["scheduler"] == "Euler" and row["scheduler_class"] == "EulerDiscreteScheduler"
     assert row["torch"] == torch.__version__
     assert row["seconds"] > 0 and row["batch_size"] >= 1
     assert row["image"].startswith("images/") and (run_dir / row["image"]).is_file()
@@ -105,7 +107,10 @@ def test_png_carries_its_parameters(tmp_path):
         "Steps: 3, Sampler: Euler, CFG scale: 5.0, Seed: 1234, Size: 64x64, Model: tiny, "
         "Version: sdxl-sweep 0.1.0"
     )
-    assert text["seed"] == "1234" and text["num_inference_steps"] == "3" and text["guidance_scale"] == "5.0"
+    # The machine-readable copy is our own chunk: ComfyUI reads a `prompt` chunk as a JSON workflow.
+    assert "prompt" not in text and "workflow" not in text
+    embedded = json.loads(text["sdxl-sweep"])
+    assert (embedded["seed"], embedded["num_inference_steps"], embedded["guidance_scale"]) == (1234, 3, 5.0)
 
 
 def test_batch_size_one_is_exactly_the_plain_diffusers_call(tmp_path, monkeypatch):
@@ -115,9 +120,9 @@ def test_batch_size_one_is_exactly_the_plain_diffusers_call(tmp_path, monkeypatc
 
     calls, original = [], runner.generate
 
-    def spy(loaded, prompts, unit, device):
+    def spy(loaded, prompts, unit, *args):
         calls.append((threading.current_thread().name, torch.get_num_threads()))
-        return original(loaded, prompts, unit, device)
+        return original(loaded, prompts, unit, *args)
 
     monkeypatch.setattr(runner, "generate", spy)
     # Seeds 12 and 13 at this size give other pixels on 1 torch thread than on 2: a call that ran on another
@@ -174,10 +179,10 @@ def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypat
 
     original = runner.generate
 
-    def flaky(loaded, prompts, unit, device):
+    def flaky(loaded, prompts, unit, *args):
         if unit[0].num_inference_steps == 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return original(loaded, prompts, unit, device)
+        return original(loaded, prompts, unit, *args)
 
     monkeypatch.setattr(runner, "generate", flaky)
     summary, run_dir, table = run(tmp_path, "sweep=steps_10_to_90", *SMALL,
@@ -197,9 +202,9 @@ def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch)
     grid = ("sweep=seed_random", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2,3]")
     threads, original = set(), runner.generate
 
-    def spy(loaded, prompts, unit, device):
+    def spy(loaded, prompts, unit, *args):
         threads.add(threading.current_thread().name)
-        return original(loaded, prompts, unit, device)
+        return original(loaded, prompts, unit, *args)
 
     monkeypatch.setattr(runner, "generate", spy)
     default_threads = torch.get_num_threads()

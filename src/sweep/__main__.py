@@ -8,21 +8,39 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import sweep.schema  # noqa: F401  registers the structured-config schema and the ${safe:} resolver
 from sweep.app import EXIT, run_job
 from sweep.cli_errors import install as install_compact_errors
 from sweep.config_dirs import add_config_dirs
 from sweep.paths import CONF_DIR
+from sweep.signals import Interrupted, install_entry_handlers
 
+HYDRA_SUBDIR = ".hydra"
 SCRIPT = "sdxl-sweep"  # the console script of pyproject.toml's [project.scripts]
+
+
+def save_hydra_files(cfg: DictConfig, run_dir: Path) -> None:
+    """Hydra's record of the job (config.yaml, hydra.yaml, overrides.yaml), as Hydra writes it, but only once
+    the run directory is accepted: conf/config.yaml sets hydra.output_subdir=null so that Hydra itself does not
+    rewrite an existing run's files before the tool has checked that the run may use the directory."""
+    hydra_cfg = HydraConfig.instance().cfg
+    folder = run_dir / HYDRA_SUBDIR
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / "config.yaml")
+    OmegaConf.save(hydra_cfg, folder / "hydra.yaml")
+    OmegaConf.save(hydra_cfg.hydra.overrides.task, folder / "overrides.yaml")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> int:
     hydra_cfg = HydraConfig.get()
-    return run_job(cfg, Path(hydra_cfg.runtime.output_dir), multirun=hydra_cfg.mode == RunMode.MULTIRUN)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    job = {"num": hydra_cfg.job.get("num"), "overrides": list(hydra_cfg.overrides.task)} if multirun else None
+    return run_job(cfg, Path(hydra_cfg.runtime.output_dir), multirun=multirun,
+                   sweep_dir=Path(hydra_cfg.sweep.dir) if multirun else None,
+                   save_hydra=lambda run_dir: save_hydra_files(cfg, run_dir), job=job)
 
 
 def version() -> str:
@@ -47,8 +65,9 @@ def _completion_install(args: list[str]) -> bool:
     return False
 
 
-def cli() -> None:
-    """Entry of the `sdxl-sweep` console script and of `python -m sweep`; exits with the run's code."""
+def entry() -> None:
+    """Entry of the `sdxl-sweep` console script and of `python -m sweep`: run the Hydra app; a stop before the
+    first image (Ctrl-C, SIGTERM) is one line, not a traceback; exits with the run's code."""
     args = sys.argv[1:]
     if "--version" in args:  # Hydra's own --version prints Hydra's version
         print(f"{SCRIPT} {version()}")
@@ -59,9 +78,16 @@ def cli() -> None:
         sys.argv[0] = SCRIPT
     add_config_dirs(args)
     install_compact_errors()
-    main()
+    install_entry_handlers()
+    try:
+        main()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        code = exc.code if isinstance(exc, Interrupted) else 130
+        print("interrupted; every image already written is kept: run the same command to resume", file=sys.stderr,
+              flush=True)
+        sys.exit(code)
     sys.exit(EXIT["code"])
 
 
 if __name__ == "__main__":
-    cli()
+    entry()

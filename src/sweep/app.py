@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sweep.distributed import Ranks, remove_hydra_only_dir, shared_run_dir
 from sweep.errors import SweepError
 from sweep.results import atomic_write
+from sweep.signals import Interrupted
 
 log = logging.getLogger("sweep")
 
@@ -22,34 +24,51 @@ log = logging.getLogger("sweep")
 EXIT = {"code": 0}
 EXIT_FAILED_CELLS = 1
 EXIT_BAD_INPUT = 2
+REFUSED = "refused"  # a multirun job refused an existing job dir: its error goes here in the sweep dir
 
 
-def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False) -> int:
-    """Run one sweep into run_dir; return the exit code (0 ok, 1 some image failed, 2 bad input)."""
+def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path | None = None,
+            save_hydra: Callable[[Path], None] | None = None, job: dict[str, Any] | None = None) -> int:
+    """Run one sweep into run_dir; return the exit code (0 ok, 1 some image failed, 2 bad input).
+
+    `save_hydra(dir)` writes Hydra's record of the job (.hydra/) once the directory is accepted, so a refused
+    run leaves an existing directory exactly as it was. `job` (num, overrides) names a multirun job.
+    """
     from sweep.config_checks import check_config
 
     ranks = Ranks()
+    run_dir = Path(run_dir)
     try:
         check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
         from sweep.runner import run_sweep  # torch: only once the config is known to be good
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
         ranks = _ranks(cfg)
-        run_dir = shared_run_dir(ranks, Path(run_dir))
-        summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info)
+        run_dir = shared_run_dir(ranks, run_dir)
+        summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info, multirun=multirun,
+                            shared_dir=sweep_dir if multirun else None,
+                            on_accept=(lambda: save_hydra(run_dir)) if save_hydra else None)
     except SweepError as exc:
         if ranks.is_main:  # every rank meets the same error; say it once
             print(f"error: {exc}", file=sys.stderr, flush=True)
-        if multirun:
-            _record_job_error(run_dir, str(exc), EXIT_BAD_INPUT)
+        code = exc.exit_code
+        if multirun and ranks.is_main:
+            _record_job_error(run_dir, sweep_dir, job or {}, str(exc), code, save_hydra)
         elif ranks.is_main:
-            _remove_if_unused(run_dir)
-        return _fail(EXIT_BAD_INPUT, multirun)
+            remove_hydra_only_dir(run_dir)
+        return _fail(code, multirun)
+    except Interrupted as exc:
+        if ranks.is_main:
+            print(str(exc) or f"interrupted: {run_dir}; run the same command to resume", file=sys.stderr,
+                  flush=True)
+            remove_hydra_only_dir(run_dir)
+        sys.exit(exc.code)  # a multirun stops too: its other jobs resume with the same command
     except Exception as exc:
         if not multirun:
             raise
         # Hydra's sweeper stops the whole multirun, merge included, on a job's exception: record it instead.
         log.exception("job failed")
-        _record_job_error(run_dir, f"{type(exc).__name__}: {exc}", EXIT_FAILED_CELLS)
+        _record_job_error(run_dir, sweep_dir, job or {}, f"{type(exc).__name__}: {exc}", EXIT_FAILED_CELLS,
+                          save_hydra)
         return _fail(EXIT_FAILED_CELLS, multirun)
     if ranks.is_main:
         for line in summary.lines():
@@ -72,13 +91,29 @@ def _fail(code: int, multirun: bool) -> int:
     return code
 
 
-def _remove_if_unused(run_dir: Path) -> None:
-    """Bad input generates nothing: drop the run dir Hydra made for it, unless it holds anything else."""
-    remove_hydra_only_dir(run_dir)
+def _writable_by_this_job(run_dir: Path) -> bool:
+    """A job dir this job may write its error into: new (nothing but Hydra's files) and not in use."""
+    from sweep import rundir
+
+    try:
+        if rundir.classify(run_dir) != "new":
+            return False
+        with rundir.RunLock(run_dir):
+            return True
+    except SweepError:
+        return False
 
 
-def _record_job_error(run_dir: Path, message: str, code: int) -> None:
-    """A job that failed before its first image still leaves a status file for the multirun merge."""
-    if run_dir.is_dir():
-        status = {"errors": [message], "exit_code": code}
+def _record_job_error(run_dir: Path, sweep_dir: Path | None, job: dict[str, Any], message: str, code: int,
+                      save_hydra: Callable[[Path], None] | None) -> None:
+    """A job that failed before its first image still leaves a status file for the multirun merge: in its own
+    dir when that is new, else beside the jobs (never over an earlier job's files)."""
+    status = {"errors": [message], "exit_code": code, **job}
+    if _writable_by_this_job(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if save_hydra:
+            save_hydra(run_dir)
         atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
+    elif sweep_dir is not None:
+        name = f"job{job.get('num', 'x')}.json"
+        atomic_write(Path(sweep_dir) / REFUSED / name, json.dumps({**status, "dir": str(run_dir)}, indent=2) + "\n")

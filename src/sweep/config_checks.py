@@ -136,10 +136,16 @@ def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+def open_to_plus_keys(node: Node | None) -> bool:
+    """A schema mapping whose dataclass says `OPEN_KEYS = True` takes keys added with `+` (the grid: any
+    pipeline argument is an axis, checked by the registry); a sweep file still gets only its fields."""
+    return bool(getattr(OmegaConf.get_type(node), "OPEN_KEYS", False)) if isinstance(node, DictConfig) else False
+
+
 def find_unknown(cfg: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """(dotted key, value) of every key below `prefix` that its closed schema mapping does not have."""
     node = schema_node(prefix)
-    if not is_closed(node) or not isinstance(cfg, DictConfig | Mapping):
+    if not is_closed(node) or open_to_plus_keys(node) or not isinstance(cfg, DictConfig | Mapping):
         return []
     allowed = set(node.keys())  # type: ignore[union-attr]
     found: list[tuple[str, Any]] = []

@@ -9,9 +9,16 @@ from typing import Any
 class SweepError(Exception):
     """Bad input or an unusable environment; printed as one line, exit code 2, no traceback."""
 
+    exit_code = 2
+
     def __init__(self, message: str) -> None:
         # Collapse to one line: the CLI promises exactly one line per error.
         super().__init__(" ".join(str(message).split()))
+
+
+class RunDirError(SweepError):
+    """The run directory cannot be used (someone else's files, another experiment, another process): the
+    refused run writes nothing into it."""
 
 
 def bad_value(key: str, value: Any, allowed: str) -> SweepError:

@@ -1,4 +1,10 @@
-"""What each image and each row carries: PNG text chunks and the software/hardware fingerprint."""
+"""What each image and each row carries: PNG text chunks and the software/hardware fingerprint.
+
+Two text chunks per PNG: `parameters`, in AUTOMATIC1111's infotext format (what A1111, Forge, ComfyUI's loader,
+civitai and sd-parsers read), and `sdxl-sweep`, the image's whole results.csv row as JSON (what a resume reads
+when the table is lost). No chunk uses a key another tool reserves: ComfyUI parses `prompt` and `workflow` as
+JSON workflows.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +17,15 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-# diffusers scheduler class -> the sampler name A1111-style tools show.
-SAMPLERS = {
-    "EulerDiscreteScheduler": "Euler",
-    "EulerAncestralDiscreteScheduler": "Euler a",
-    "DPMSolverMultistepScheduler": "DPM++ 2M",
-    "DDIMScheduler": "DDIM",
-    "UniPCMultistepScheduler": "UniPC",
-    "HeunDiscreteScheduler": "Heun",
-    "LMSDiscreteScheduler": "LMS",
-    "PNDMScheduler": "PLMS",
-}
+from sweep import axes
+from sweep.results import PNG_KEY
+
+# Model-side fields from the row, in A1111's order around the registry's fields (Steps 10 ... Size 50).
+ROW_FIELDS = ((60, "Model hash", "model_hash"), (61, "Model", "model"), (62, "VAE hash", "vae_hash"),
+              (63, "VAE", "vae"), (64, "Refiner", "refiner"), (85, "Lora hashes", "lora_hashes"))
 
 
-def environment(device: str, dtype: str, scheduler: str) -> dict[str, str]:
+def environment(device: str, dtype: str) -> dict[str, str]:
     """Versions and hardware that can change pixels: a torch upgrade must be traceable from the results."""
     import diffusers
     import torch
@@ -38,7 +39,6 @@ def environment(device: str, dtype: str, scheduler: str) -> dict[str, str]:
     return {
         "device": device,
         "dtype": dtype,
-        "scheduler": scheduler,
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
         "transformers": transformers.__version__,
@@ -46,34 +46,46 @@ def environment(device: str, dtype: str, scheduler: str) -> dict[str, str]:
     }
 
 
-def a1111_parameters(row: Mapping[str, Any]) -> str:
-    """The `parameters` text other SD tools (A1111, Forge, ComfyUI loaders, civitai) read back."""
-    lines = [str(row["prompt"])]
-    if row.get("negative_prompt"):
-        lines.append(f"Negative prompt: {row['negative_prompt']}")
-    sampler = SAMPLERS.get(str(row.get("scheduler")), str(row.get("scheduler")))
-    fields = [
-        f"Steps: {row['num_inference_steps']}",
-        f"Sampler: {sampler}",
-        f"CFG scale: {row['guidance_scale']}",
-        f"Seed: {row['seed']}",
-        f"Size: {row['width']}x{row['height']}",  # A1111 writes width x height
-        f"Model: {row['model']}",
-        f"Version: sdxl-sweep {_version()}",
-    ]
-    lines.append(", ".join(fields))
+def quote(value: Any) -> str:
+    """A1111's rule: a value with a comma, colon or newline is written as a JSON string, anything else as is."""
+    text = str(value)
+    if "," not in text and ":" not in text and "\n" not in text and "\r" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = None) -> str:
+    """The `parameters` text: prompt, `Negative prompt: ...`, then one line of `Key: value` fields."""
+    texts = cell.texts()
+    prompt = str(texts.get("prompt") or "")
+    strengths = {name.split(".", 1)[1]: value for name, value in cell.state() if name.startswith(f"{axes.LORA}.")}
+    if strengths:
+        from sweep.lora import prompt_tags
+
+        prompt = f"{prompt} {prompt_tags(strengths)}"  # A1111 keeps <lora:NAME:W> in the prompt it records
+    lines = [prompt]
+    if texts.get("negative_prompt"):
+        lines.append(f"Negative prompt: {texts['negative_prompt']}")
+    fields: list[tuple[int, str, Any]] = []
+    for name, value in cell.params:
+        axis = axes.get(name)
+        if value is None and axis.resolve is not None and facts is not None:
+            value = axis.resolve(facts)
+        if value is not None and axis.infotext is not None:
+            fields += [(axis.info_rank, key, shown) for key, shown in axis.infotext(value)]
+    fields += [(rank, key, row[column]) for rank, key, column in ROW_FIELDS if row.get(column) not in (None, "")]
+    fields.append((999, "Version", f"sdxl-sweep {_version()}"))
+    fields.sort(key=lambda f: f[0])  # stable: a registry entry's own fields keep their order
+    lines.append(", ".join(f"{key}: {quote(value)}" for _, key, value in fields))
     return "\n".join(lines)
 
 
-def png_bytes(image: Image.Image, row: Mapping[str, Any]) -> bytes:
+def png_bytes(image: Image.Image, row: Mapping[str, Any], parameters: str) -> bytes:
     """The PNG file for one cell with its parameters as text chunks."""
     info = PngInfo()
-    info.add_text("parameters", a1111_parameters(row))
-    for key in ("prompt", "negative_prompt", "seed", "num_inference_steps", "guidance_scale", "height",
-                "width", "model", "scheduler", "dtype", "device"):
-        value = row.get(key)
-        info.add_itxt(key, "" if value is None else str(value))
-    info.add_itxt("sdxl-sweep", json.dumps({k: v for k, v in row.items() if k != "image"}, default=str))
+    info.add_text("parameters", parameters)
+    info.add_itxt(PNG_KEY, json.dumps({k: v for k, v in row.items() if k != "image"}, default=str,
+                                      ensure_ascii=False))
     buffer = io.BytesIO()
     # zlib level 4 (ComfyUI's choice) instead of PIL's 6: a 1024x1024 photo encodes 2.5x faster (140 vs 355 ms)
     # for 4 % more bytes, so one writer thread keeps up with a fast GPU. Pixels are the same (PNG is lossless).

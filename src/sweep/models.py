@@ -2,6 +2,9 @@
 
 * :func:`build_tiny_pipeline` – an SDXL-*architecture* pipeline (two CLIP text encoders, ``text_time``
   micro-conditioning, 8x VAE, Euler scheduler) that is small enough for CPU tests and demo sweeps.
+* :func:`build_tiny_layout_pipeline` – the same at tiny size but with SDXL base's exact block layout, so it
+  can be written out as an original-layout single-file checkpoint; :func:`build_tiny_refiner` – a tiny SDXL
+  refiner (``model.refiner=tiny``) sharing a base's second text encoder and VAE.
 * :func:`build_sdxl_arch_pipeline` – the full-size SDXL base 1.0 architecture with random weights, for
   measuring GPU speed and memory without downloading the 7 GB checkpoint.
 
@@ -12,20 +15,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
-from diffusers import (
+# transformers warns at import about image processors SDXL does not use; a user's own setting wins.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from diffusers import (  # noqa: E402
     AutoencoderKL,
     EulerDiscreteScheduler,
+    StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer  # noqa: E402
 
 __all__ = [
     "SDXL_SCHEDULER_CONFIG",
@@ -33,11 +41,15 @@ __all__ = [
     "SDXL_TEXT_ENCODER_CONFIG",
     "SDXL_UNET_CONFIG",
     "SDXL_VAE_CONFIG",
+    "TINY_LAYOUT_UNET_CONFIG",
+    "TINY_LAYOUT_VAE_CONFIG",
     "TINY_SEED",
     "TINY_UNET_CONFIG",
     "TINY_VAE_CONFIG",
     "build_sdxl_arch_pipeline",
+    "build_tiny_layout_pipeline",
     "build_tiny_pipeline",
+    "build_tiny_refiner",
     "build_tokenizer",
 ]
 
@@ -201,6 +213,36 @@ TINY_VAE_CONFIG: dict[str, Any] = {
     "mid_block_add_attention": False,
 }
 
+# --------------------------------------------------------------------------------------------------
+# Tiny configs with SDXL base's block layout (for single-file checkpoint round trips). The two text encoders
+# have different widths: from_single_file tells them apart by the width of their position embeddings.
+# --------------------------------------------------------------------------------------------------
+
+_TINY_LAYOUT_TE_HIDDEN = 32
+_TINY_LAYOUT_TE2_HIDDEN = 48
+_TINY_LAYOUT_TE2_PROJECTION = 32
+
+TINY_LAYOUT_UNET_CONFIG: dict[str, Any] = {
+    **TINY_UNET_CONFIG,
+    "sample_size": 8,  # native 8 * 8 = 64 px
+    "layers_per_block": 2,
+    "block_out_channels": [16, 32, 32],
+    "down_block_types": list(SDXL_UNET_CONFIG["down_block_types"]),
+    "up_block_types": list(SDXL_UNET_CONFIG["up_block_types"]),
+    "attention_head_dim": [2, 2, 4],
+    "transformer_layers_per_block": [1, 1, 2],
+    "cross_attention_dim": _TINY_LAYOUT_TE_HIDDEN + _TINY_LAYOUT_TE2_HIDDEN,
+    "projection_class_embeddings_input_dim": 6 * _TINY_ADD_TIME_DIM + _TINY_LAYOUT_TE2_PROJECTION,
+}
+
+TINY_LAYOUT_VAE_CONFIG: dict[str, Any] = {
+    **TINY_VAE_CONFIG,
+    "block_out_channels": [8, 16, 16, 16],
+    "layers_per_block": 2,
+    "sample_size": 64,
+    "mid_block_add_attention": True,
+}
+
 
 def _tiny_text_config(hidden: int, projection: int, act: str) -> dict[str, Any]:
     return {
@@ -331,19 +373,25 @@ def _assemble(
     )
 
 
-def build_tiny_pipeline() -> StableDiffusionXLPipeline:
-    """A small, seeded SDXL-architecture pipeline (fp32, CPU, native 128x128), built without downloads.
-
-    Two builds have identical weights in any process.
-    """
+def _tiny_text_configs(te_hidden: int, te2_hidden: int, te2_projection: int) -> tuple[dict, dict]:
+    """Configs of the two tiny CLIP text encoders, with the character tokenizer's special ids."""
     vocab = _char_vocab()
     special = {
         "bos_token_id": vocab["<|startoftext|>"],
         "eos_token_id": vocab["<|endoftext|>"],
         "pad_token_id": vocab["<|endoftext|>"],
     }
-    te = {**_tiny_text_config(_TINY_TE_HIDDEN, _TINY_TE_HIDDEN, "quick_gelu"), **special}
-    te2 = {**_tiny_text_config(_TINY_TE2_HIDDEN, _TINY_TE2_PROJECTION, "gelu"), **special}
+    te = {**_tiny_text_config(te_hidden, te_hidden, "quick_gelu"), **special}
+    te2 = {**_tiny_text_config(te2_hidden, te2_projection, "gelu"), **special}
+    return te, te2
+
+
+def build_tiny_pipeline() -> StableDiffusionXLPipeline:
+    """A small, seeded SDXL-architecture pipeline (fp32, CPU, native 128x128), built without downloads.
+
+    Two builds have identical weights in any process.
+    """
+    te, te2 = _tiny_text_configs(_TINY_TE_HIDDEN, _TINY_TE2_HIDDEN, _TINY_TE2_PROJECTION)
     return _assemble(
         TINY_UNET_CONFIG,
         TINY_VAE_CONFIG,
@@ -352,6 +400,60 @@ def build_tiny_pipeline() -> StableDiffusionXLPipeline:
         torch.device("cpu"),
         torch.float32,
         TINY_SEED,
+    )
+
+
+def build_tiny_layout_pipeline(seed: int = TINY_SEED) -> StableDiffusionXLPipeline:
+    """A small pipeline with SDXL base's exact block layout (fp32, CPU, native 64x64).
+
+    Unlike :func:`build_tiny_pipeline`, every block sits where SDXL has it (three UNet levels of two layers,
+    attention in the last two, a mid-block attention in the VAE), so it can be written out as an original-layout
+    (A1111 / Stability) single-file checkpoint and read back by ``from_single_file``. ``seed`` gives another
+    set of weights with the same architecture (a "different checkpoint").
+    """
+    te, te2 = _tiny_text_configs(_TINY_LAYOUT_TE_HIDDEN, _TINY_LAYOUT_TE2_HIDDEN, _TINY_LAYOUT_TE2_PROJECTION)
+    return _assemble(
+        TINY_LAYOUT_UNET_CONFIG,
+        TINY_LAYOUT_VAE_CONFIG,
+        te,
+        te2,
+        torch.device("cpu"),
+        torch.float32,
+        seed,
+    )
+
+
+def build_tiny_refiner(base: Any, seed: int = TINY_SEED) -> StableDiffusionXLImg2ImgPipeline:
+    """A small seeded SDXL *refiner* for ``base``: the refiner architecture at tiny size, built without downloads.
+
+    As stabilityai/stable-diffusion-xl-refiner-1.0: the UNet is conditioned on ``text_encoder_2`` alone and on an
+    aesthetic score (5 micro-conditioning numbers instead of 6), ``requires_aesthetics_score=True``, and there is no
+    first text encoder. ``base``'s ``text_encoder_2``, ``tokenizer_2`` and VAE are shared, not copied, as in the
+    diffusers "ensemble of expert denoisers" recipe.
+    """
+    te2 = base.text_encoder_2.config
+    unet_config = {
+        **TINY_UNET_CONFIG,
+        "sample_size": base.unet.config.sample_size,
+        "cross_attention_dim": te2.hidden_size,
+        # original size (2), crop coords (2), aesthetic score (1) + pooled text embedding.
+        "projection_class_embeddings_input_dim": 5 * _TINY_ADD_TIME_DIM + te2.projection_dim,
+    }
+    device, dtype = base.unet.device, base.unet.dtype
+    with _seeded(seed + 4, device), device:  # its own stream: not the base UNet's weights
+        unet = UNet2DConditionModel(**unet_config).eval()
+    if dtype != torch.float32:
+        unet = torch.nn.Module.to(unet, dtype=dtype)
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=base.vae,
+        text_encoder=None,
+        text_encoder_2=base.text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=base.tokenizer_2,
+        unet=unet,
+        scheduler=type(base.scheduler).from_config(base.scheduler.config),
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=True,
     )
 
 

@@ -8,7 +8,7 @@ multirun, on whatever launcher ran the jobs (in-process, submitit local or SLURM
   command-line overrides) added, image paths relative to the sweep dir, and a column for any swept key that is
   not already an ordinary column (`model.compile=true,false` -> column `model.compile`);
 - `jobs.csv`: one row per job: status (ok, failed, error, incomplete), images, error, overrides;
-- `sheets/`, `summary.csv`, `plots/`: the report, with the keys swept on the command line on its axes;
+- `sheets/`, `summary.csv`, `plots/`, `index.html`: the report, with the keys swept on the command line on its axes;
 - `status.json`: counts, failed jobs, the layouts chosen, errors.
 
 A failed job never stops the merge; it is recorded and makes the command's exit code non-zero. To merge a
@@ -36,9 +36,9 @@ log = logging.getLogger("sweep")
 JOBS = "jobs.csv"
 JOB_COLUMNS = ["job", "status", "images", "ok", "failed", "error", "dir", "overrides"]
 SLOTS = ("rows", "cols", "sheets")
-# Override keys that name a results.csv column other than their last part.
-KEY_COLUMNS = {"height": "resolution", "width": "resolution", "sweep.grid.resolution": "resolution",
-               "model.name": "model", "model.path": "model", "model.id": "model", "sweep.name": "sweep"}
+# Override keys that name a results.csv column other than their last part (axes: see column_for).
+KEY_COLUMNS = {"height": "resolution", "width": "resolution", "model.name": "model", "model.path": "model",
+               "model.id": "model", "sweep.name": "sweep"}
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Merged:
     swept: list[str] = field(default_factory=list)
     layouts: list[str] = field(default_factory=list)
     sheets: list[Path] = field(default_factory=list)
+    viewer: Path | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -72,6 +73,7 @@ class Merged:
         out = [f"multirun: {len(self.jobs)} jobs ({len(bad)} not ok), {self.rows} images merged "
                f"-> {self.sweep_dir / 'results.csv'}"]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += [f"viewer:  {self.viewer}"] if self.viewer else []
         out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
         out += [f"error:   {e}" for e in self.errors]
         return out
@@ -97,6 +99,8 @@ class MergeReport(Callback):
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = resolved
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(resolved)}")
+        if int(os.environ.get("RANK", "0")) == 0:
+            log.info(estimate(config))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
@@ -120,6 +124,38 @@ class MergeReport(Callback):
         EXIT["code"] = max(EXIT["code"], merged.exit_code)
 
 
+def estimate(config: Any) -> str:
+    """The whole multirun's work, before its first job: jobs, images, denoising steps (each job's grid composed
+    and planned as the job will, without a model)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    from sweep.plan import plan_sweep
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+        loader = GlobalHydra.instance().config_loader()
+    except Exception:  # another sweeper's syntax: the jobs still run, only the estimate is skipped
+        return "multirun: starting"
+    images = steps = unknown = 0
+    for overrides in jobs:
+        try:
+            job = loader.load_sweep_config(config, list(overrides))
+            with open_dict(job):
+                job.pop("hydra")  # the job's run dir and the like resolve only inside the job
+            plan = plan_sweep(OmegaConf.to_container(job, resolve=True), multirun=True)
+        except Exception:  # bad input: the job itself reports it, in one line
+            unknown += 1
+            continue
+        images += len(plan.cells)
+        steps += sum(c.num_inference_steps for c in plan.cells)
+    bad = f" ({unknown} with bad input)" if unknown else ""
+    return f"multirun: {len(jobs)} jobs{bad}, {images} images, {steps} denoising steps in all"
+
+
 def _sweeps_several(config: Any) -> bool:
     """`-m sweep=a,b` (or sweep=glob(*), choice(...)): the `sweep` group itself is swept."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -133,12 +169,34 @@ def _quote(text: str) -> str:
     return "'" + re.sub(r"(\\*)('|\Z)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
 
 
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job dirs of a multirun sweep dir (each holds .hydra/overrides.yaml), never the dir itself."""
+    return [p.parent.parent for p in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")) if p.parent.parent != sweep_dir]
+
+
+def check_sweep_dir(sweep_dir: Path) -> None:
+    """Refuse (without writing) anything that is not a multirun sweep dir: a run dir, a job dir, an empty or
+    unrelated folder would otherwise get its results.csv replaced by a merge of nothing."""
+    from sweep.errors import RunDirError
+
+    shown = str(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise RunDirError(f"SWEEP_DIR: got '{shown}'; allowed: an existing multirun sweep directory")
+    if (sweep_dir / ".hydra").is_dir() or (sweep_dir / "sweep.json").is_file():
+        raise RunDirError(f"SWEEP_DIR: got '{shown}', which is a single run (or one job of a multirun); allowed: "
+                          "the multirun's sweep directory, the folder holding the numbered job folders")
+    if not job_dirs(sweep_dir):
+        raise RunDirError(f"SWEEP_DIR: got '{shown}', which holds no multirun jobs (no */.hydra/overrides.yaml); "
+                          "allowed: the multirun's sweep directory (hydra.sweep.dir)")
+
+
 def merge(sweep_dir: Path, report: dict[str, Any] | None = None) -> Merged:
     """Merge the job dirs under sweep_dir and build the comparison report. Raises only on I/O trouble."""
     from sweep.results import RESULTS, atomic_write
 
-    jobs = [read_job(path.parent.parent) for path in sorted(sweep_dir.glob("**/.hydra/overrides.yaml"))]
-    jobs = sorted((j for j in jobs if j.dir != sweep_dir), key=lambda j: j.num)
+    jobs = [read_job(path) for path in job_dirs(sweep_dir)]
+    jobs += _refused_jobs(sweep_dir)
+    jobs = sorted(jobs, key=lambda j: j.num)
     swept = swept_keys(jobs)
     rows, columns = merged_rows(sweep_dir, jobs, swept)
     atomic_write(sweep_dir / RESULTS, _csv(rows, columns))
@@ -183,6 +241,19 @@ def read_job(job_dir: Path) -> Job:
     return Job(num, job_dir, overrides, rows, "ok", layout=layout)
 
 
+def _refused_jobs(sweep_dir: Path) -> list[Job]:
+    """Jobs that refused an existing job dir (another experiment in it) and so wrote their error here."""
+    from sweep.app import REFUSED
+
+    found = []
+    for path in sorted((sweep_dir / REFUSED).glob("job*.json")):
+        data = _json(path)
+        found.append(Job(int(data.get("num", -1)) if str(data.get("num", "")).lstrip("-").isdigit() else -1,
+                         path.parent, [str(o) for o in data.get("overrides") or []], [], "error",
+                         "; ".join(str(e) for e in data.get("errors") or []), int(data.get("exit_code", 2))))
+    return found
+
+
 def _job_num(job_dir: Path) -> int:
     from omegaconf import OmegaConf
 
@@ -213,10 +284,16 @@ def swept_keys(jobs: list[Job]) -> list[str]:
 
 
 def column_for(key: str, columns: list[str]) -> str | None:
-    """The results.csv column (or the report's derived `resolution`) that shows an override key's value."""
+    """The results.csv column (or the report's derived `resolution`) that shows an override key's value:
+    `guidance_scale` and `sweep.grid.guidance_scale` -> guidance_scale, `height` -> resolution."""
+    from sweep import axes
+
     if key in KEY_COLUMNS:
         return KEY_COLUMNS[key]
     for name in (key, key.rsplit(".", 1)[-1]):
+        axis = axes.axis_of_column(name)
+        if axis is not None:
+            return axis.name if axis.name in columns or axis.name == "resolution" else axis.cols[0]
         if name in columns:
             return name
     return None
@@ -226,6 +303,8 @@ def merged_rows(sweep_dir: Path, jobs: list[Job], swept: list[str]) -> tuple[lis
     from sweep.results import COLUMNS
 
     extra = [k for k in swept if column_for(k, COLUMNS) is None]
+    found = [k for job in jobs for row in job.rows for k in row]  # a job's own axes (pipeline arguments)
+    columns = list(dict.fromkeys(["job", *COLUMNS, *found, "overrides", *extra]))
     rows = []
     for job in jobs:
         values = dict(_split(o) for o in job.overrides)
@@ -236,7 +315,7 @@ def merged_rows(sweep_dir: Path, jobs: list[Job], swept: list[str]) -> tuple[lis
                 merged["image"] = f"{prefix}/{row['image']}"  # paths relative to the sweep dir
             merged.update({k: values.get(k, "") for k in extra})
             rows.append(merged)
-    return rows, ["job", *COLUMNS, "overrides", *extra]
+    return rows, columns
 
 
 def _job_row(sweep_dir: Path, job: Job) -> dict[str, Any]:
@@ -248,7 +327,7 @@ def _job_row(sweep_dir: Path, job: Job) -> dict[str, Any]:
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -307,6 +386,7 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
         return
     merged.layouts = [layout_.describe() for layout_ in result.layouts]
     merged.sheets = list(result.sheets)
+    merged.viewer = result.viewer
 
 
 def _remove_if_empty(sweep_dir: Path) -> None:
@@ -321,9 +401,16 @@ def _remove_if_empty(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sweep.multirun SWEEP_DIR`: merge a finished (or partly finished) multirun again."""
+    from sweep.errors import SweepError
+
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-") or not Path(args[0]).is_dir():
+    if len(args) != 1 or args[0].startswith("-"):
         print("usage: python -m sweep.multirun SWEEP_DIR  (the multirun's hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    try:
+        check_sweep_dir(Path(args[0]))
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     merged = merge(Path(args[0]).resolve())

@@ -1,29 +1,43 @@
-"""Load the SDXL pipeline once per process and share it: every cell and every Hydra job in the process."""
+"""Load the SDXL pipeline once per process and share it: every cell and every Hydra job in the process.
+
+What is loaded with it, once: a VAE override (`model.vae`), LoRA adapters (`model.lora`, see sweep.lora) and a
+refiner (`model.refiner`, see sweep.refiner). Every file is checked first (sweep.checkpoints); the A1111 names and
+hashes of the files are on `Loaded`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from sweep import checkpoints
 from sweep.errors import SweepError, bad_value
+
+if TYPE_CHECKING:
+    from sweep.lora import LoraFile
+    from sweep.refiner import Refiner
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SOURCES = ("hub", "tiny", "sdxl_arch", "path")
-PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
+PICKLE_SUFFIXES = checkpoints.PICKLE_SUFFIXES
 GPU_OPTIONS = ("compile", "channels_last", "attention_slicing", "vae_slicing", "vae_tiling", "cpu_offload")
 FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/local/diffusers/folder"
+SINGLE_FILE_HINT = ("a single-file checkpoint needs its component configs: offline, pass model.config=<a diffusers "
+                    "SDXL folder> (e.g. a snapshot of stabilityai/stable-diffusion-xl-base-1.0)")
 
 # How many times a pipeline was built or loaded in this process: multirun jobs must share one.
 LOADS = 0
@@ -36,8 +50,26 @@ class Loaded:
     device: str
     dtype: str
     native_size: tuple[int, int]
-    label: str
+    label: str  # A1111's `Model:` name: the config name (tiny, sdxl_base), or the checkpoint's file stem / folder
     options: str = "none"  # GPU options applied, as recorded in results.csv (e.g. "compile+channels_last")
+    model_hash: str = ""  # A1111's `Model hash` of a single-file checkpoint; "" for folders, hub and built models
+    vae: str = ""  # `VAE:` name of a model.vae override (file name or folder name); "" = the model's own VAE
+    vae_hash: str = ""  # `VAE hash` of a single-file VAE
+    loras: tuple[LoraFile, ...] = ()  # one per model.lora entry, loaded as adapters at strength 1
+    refiner: Refiner | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths
+        and the refiner switch are axes of the cells)."""
+        from sweep.lora import hashes_text
+
+        return {
+            "model_hash": self.model_hash,
+            "vae": self.vae,
+            "vae_hash": self.vae_hash,
+            "lora_hashes": hashes_text(self.loras),
+            "refiner": self.refiner.label if self.refiner else "",
+        }
 
 
 def resolve_device(requested: str) -> str:
@@ -68,29 +100,44 @@ def resolve_dtype(requested: str, device: str) -> torch.dtype:
 
 
 def check_model_config(model: Mapping[str, Any]) -> None:
-    """What can be checked before loading anything (fast: runs before the first image)."""
+    """What can be checked before loading anything (fast: reads at most the files' safetensors headers)."""
+    from sweep import lora, refiner
+
     source = "path" if model.get("path") else model.get("source")
     if source not in SOURCES:
         raise bad_value("model.source", source, ", ".join(SOURCES))
     if source == "hub" and not model.get("id"):
         raise bad_value("model.id", model.get("id"), "a hub model id such as stabilityai/stable-diffusion-xl-base-1.0")
+    allow_pickle = bool(model.get("allow_pickle"))
     if source == "path":
-        path = Path(os.path.expanduser(str(model.get("path"))))
+        path = checkpoints.expand(str(model.get("path")))
         if not path.exists():
             raise bad_value("model.path", str(path), f"an existing diffusers folder or .safetensors file; {FIX_HINT}")
-        if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES and not model.get("allow_pickle"):
-            raise bad_value("model.path", str(path),
-                            "a .safetensors checkpoint; pickle checkpoints run code when loaded, "
-                            "pass model.allow_pickle=true only if you trust the file")
-        if path.is_file() and path.suffix.lower() not in (".safetensors", *PICKLE_SUFFIXES):
-            raise bad_value("model.path", str(path), "a diffusers folder or a .safetensors checkpoint file")
-        if path.is_dir() and not (path / "model_index.json").is_file():
-            raise bad_value("model.path", str(path), "a diffusers pipeline folder (it has model_index.json)")
+        checkpoints.check_sdxl_path("model.path", path, allow_pickle=allow_pickle)
+        if model.get("config"):
+            checkpoints.check_config("model.config", model["config"])
+    if model.get("vae"):
+        checkpoints.check_vae("model.vae", model["vae"], allow_pickle=allow_pickle)
+    lora.parse(model.get("lora"), allow_pickle=allow_pickle)
+    if model.get("refiner"):
+        refiner.check_refiner(model["refiner"])
     resolve_dtype(str(model.get("dtype", "auto")), resolve_device(str(model.get("device", "auto"))))
 
 
+def model_label(model: Mapping[str, Any]) -> str:
+    """A1111's `Model:` name: a checkpoint file's stem or a folder's name; else the config's name (tiny, ...)."""
+    if model.get("path"):
+        path = checkpoints.expand(str(model["path"])).resolve()
+        return path.stem if path.is_file() else path.name
+    return str(model.get("name") or model.get("id"))
+
+
 def load(model: Mapping[str, Any]) -> Loaded:
-    """The pipeline for this model config, built or loaded once per process."""
+    """The pipeline for this model config, built or loaded once per process.
+
+    One pipeline is kept: loading another model (a multirun over checkpoints) first releases the previous one,
+    so two models are never in memory at once.
+    """
     global LOADS
     device = resolve_device(str(model.get("device", "auto")))
     dtype = resolve_dtype(str(model.get("dtype", "auto")), device)
@@ -99,19 +146,135 @@ def load(model: Mapping[str, Any]) -> Loaded:
     if key in _CACHE:
         return _CACHE[key]
     check_model_config(model)
-    pipe = _build(model, device, dtype)
+    release()
+    with quiet_loading():
+        pipe = _build(model, device, dtype)
+        loaded = _complete(pipe, model, device, dtype)
     LOADS += 1
+    _CACHE[key] = loaded
+    return loaded
+
+
+def release() -> None:
+    """Drop the cached pipeline and give its memory back (before the next model loads, not after)."""
+    _CACHE.clear()
+    gc.collect()  # diffusers/peft modules hold reference cycles: collect them now, not at some later point
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """diffusers, transformers and the hub at error level, no progress bars, no Python warnings, while loading.
+
+    A load prints nothing but its errors (which `_build` turns into one line); the user's verbosity is restored.
+    """
+    import diffusers.utils.logging as diffusers_logging
+    import huggingface_hub.utils as hub_utils
+    import transformers.utils.logging as transformers_logging
+
+    saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging)]
+    hub_bars = hub_utils.are_progress_bars_disabled()
+    hub_logger = logging.getLogger("huggingface_hub")
+    hub_level = hub_logger.level
+    try:
+        for module, _, _ in saved:
+            module.set_verbosity_error()
+            module.disable_progress_bar()
+        hub_utils.disable_progress_bars()
+        hub_logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for module, verbosity, bars in saved:
+            module.set_verbosity(verbosity)
+            if bars:
+                module.enable_progress_bar()
+        if not hub_bars:
+            hub_utils.enable_progress_bars()
+        hub_logger.setLevel(hub_level)
+
+
+def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Loaded:
+    """VAE override, LoRAs, refiner, GPU options and the A1111 names and hashes of the model files."""
+    from sweep import lora, refiner
+
+    vae_name, vae_hash = "", ""
+    if model.get("vae"):
+        pipe.vae, vae_name, vae_hash = _load_vae(model, pipe, device, dtype)
+    loras = _loading("model.lora", model.get("lora"),
+                     lambda: lora.load_loras(pipe, lora.parse(model.get("lora"),
+                                                              allow_pickle=bool(model.get("allow_pickle")))))
+    loaded_refiner = None
+    if model.get("refiner"):
+        loaded_refiner = _loading("model.refiner", model["refiner"], lambda: refiner.load_refiner(
+            str(model["refiner"]), pipe, device=device, dtype=dtype, variant=model.get("variant")))
     _configure(pipe, model, device)
     pipe.set_progress_bar_config(disable=True)  # one bar for the whole sweep instead
     native = pipe.default_sample_size * pipe.vae_scale_factor
-    label = str(model.get("name") or model.get("id") or model.get("path"))
-    if model.get("path"):
-        label = f"{label}:{Path(str(model['path'])).name}"
-    loaded = Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), label,
-                    options_label(model))
-    _CACHE.clear()  # keep one pipeline in memory: a multirun over models must not pile them up
-    _CACHE[key] = loaded
-    return loaded
+    path = checkpoints.expand(str(model["path"])) if model.get("path") else None
+    return Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), model_label(model),
+                  options_label(model), model_hash=checkpoints.model_hash(path) if path and path.is_file() else "",
+                  vae=vae_name, vae_hash=vae_hash, loras=loras, refiner=loaded_refiner)
+
+
+def _load_vae(model: Mapping[str, Any], pipe: Any, device: str, dtype: torch.dtype) -> tuple[Any, str, str]:
+    """(AutoencoderKL, A1111 VAE name, VAE hash) for model.vae: a folder, a hub id or a single file."""
+    import tempfile
+
+    from diffusers import AutoencoderKL
+
+    target = checkpoints.check_vae("model.vae", model["vae"], allow_pickle=bool(model.get("allow_pickle")))
+
+    def load_it() -> Any:
+        if isinstance(target, str):  # hub id
+            return AutoencoderKL.from_pretrained(target, torch_dtype=dtype)
+        if target.is_dir():
+            return AutoencoderKL.from_pretrained(str(target), torch_dtype=dtype, local_files_only=True)
+        # A VAE file carries no config: it has the architecture of the model's own VAE (all SDXL VAEs share it).
+        with tempfile.TemporaryDirectory() as config_dir:
+            pipe.vae.save_config(config_dir)
+            return AutoencoderKL.from_single_file(str(target), config=config_dir, torch_dtype=dtype)
+
+    vae = _loading("model.vae", model["vae"], load_it)
+    if not model.get("cpu_offload"):
+        vae = vae.to(device)
+    if isinstance(target, str):
+        return vae, target.rstrip("/").split("/")[-1], ""
+    target = target.resolve()
+    if target.is_dir():
+        return vae, target.name, ""
+    return vae, target.name, checkpoints.model_hash(target)  # A1111 names a VAE by its file name, suffix included
+
+
+def _loading(key: str, value: Any, load_it: Any) -> Any:
+    """Run one component load; any failure becomes one line naming the key and the value."""
+    try:
+        return load_it()
+    except SweepError:
+        raise
+    except Exception as exc:
+        raise SweepError(f"{key}: could not load {str(value)!r}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened at a word boundary (never mid-word)."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
+    return shorten(text, 200)
+
+
+def shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3].rsplit(" ", 1)[0].rstrip(" ,;:.(")
+    return cut + "..."
+
+
+def resolved_dtype_name(model: Mapping[str, Any]) -> str:
+    """'float32' etc.: what model.dtype=auto means on this machine (known before the load)."""
+    device = resolve_device(str(model.get("device", "auto")))
+    return str(resolve_dtype(str(model.get("dtype", "auto")), device)).removeprefix("torch.")
 
 
 def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
@@ -129,28 +292,30 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
     if source == "sdxl_arch":
         return models.build_sdxl_arch_pipeline(device=device, dtype=dtype)
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    path = checkpoints.expand(str(model["path"])) if source == "path" else None
     try:
         if source == "hub":
             if dtype == torch.float16 and model.get("variant"):
                 kwargs["variant"] = model["variant"]
             pipe = StableDiffusionXLPipeline.from_pretrained(model["id"], use_safetensors=True, **kwargs)
+        elif path.is_file():
+            if model.get("config"):
+                config = checkpoints.expand(str(model["config"]))
+                kwargs["config"] = str(config) if config.exists() else str(model["config"])
+            pipe = StableDiffusionXLPipeline.from_single_file(str(path), **kwargs)
         else:
-            path = Path(os.path.expanduser(str(model["path"])))
-            if path.is_file():
-                if model.get("config"):
-                    kwargs["config"] = model["config"]
-                pipe = StableDiffusionXLPipeline.from_single_file(str(path), **kwargs)
-            else:
-                pipe = StableDiffusionXLPipeline.from_pretrained(
-                    str(path), use_safetensors=not model.get("allow_pickle"), local_files_only=True, **kwargs
-                )
+            pipe = StableDiffusionXLPipeline.from_pretrained(
+                str(path), use_safetensors=not model.get("allow_pickle"), local_files_only=True, **kwargs
+            )
     except Exception as exc:  # diffusers raises OSError/ValueError/EnvironmentError with pages of text
         what = model.get("path") or model.get("id")
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        why = _reason(exc)
         if source == "hub":
             why = ("it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" if offline
                    else f"the hub could not be reached or the files are missing ({why})")
+        elif path.is_file() and not model.get("config"):
+            why = f"{SINGLE_FILE_HINT} ({why})"
         raise SweepError(f"model: could not load '{what}': {why}; {FIX_HINT}") from None
     if not model.get("cpu_offload"):
         pipe = pipe.to(device)
@@ -187,38 +352,57 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
         pipe.unet = torch.compile(pipe.unet, mode=mode, dynamic=False)
 
 
-def fork(pipe: Any) -> Any:
-    """A pipeline object for one of several concurrent calls: the same models, its own scheduler.
+def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:
+    """Set what a cell changes on the shared pipeline (LoRA strengths, `lora.NAME` axes) before its call."""
+    from sweep import lora
+    from sweep.axes import LORA
+
+    strengths = {name.split(".", 1)[1]: value for name, value in state if name.startswith(f"{LORA}.")}
+    if strengths:
+        lora.set_lora_strengths(loaded.pipe, strengths)
+
+
+def fork(pipe: Any, scheduler: Any = None) -> Any:
+    """A pipeline object for one call: the same models, its own scheduler (the model's own, or one built from
+    its config for a sampler axis: no reload, and no state shared between calls that run at the same time).
 
     A diffusers pipeline keeps per-call state on itself (guidance scale, ...) and in its scheduler (timesteps,
     step index), so two calls at once need two of these; the weights are shared, read-only.
     """
     shell = copy.copy(pipe)  # a new __dict__: per-call attributes stay apart
-    shell.__dict__["scheduler"] = copy.deepcopy(pipe.scheduler)  # bypasses __setattr__: config stays shared
+    # Set through __dict__, bypassing __setattr__: the shared pipeline's config stays as it was.
+    shell.__dict__["scheduler"] = (copy.deepcopy(pipe.scheduler) if scheduler is None
+                                   else build_scheduler(scheduler, pipe.scheduler.config))
     return shell
 
 
+def build_scheduler(spec: Any, config: Any) -> Any:
+    """The scheduler a `sweep.axes.SchedulerSpec` names, from the loaded scheduler's config (`from_config`)."""
+    import diffusers
+
+    return getattr(diffusers, spec.cls).from_config(config, **dict(spec.options))
+
+
 class PromptCache:
-    """Each (prompt, negative prompt) pair goes through the two text encoders once per sweep."""
+    """Each distinct set of text-encoder inputs goes through the two text encoders once per sweep."""
 
     def __init__(self, pipe: Any, device: str) -> None:
         self.pipe = pipe
         self.device = device
-        self._cache: dict[tuple[str, str | None], tuple[torch.Tensor, ...]] = {}
+        self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
         self._lock = threading.Lock()  # concurrent CPU calls (runner._run_parallel) share one cache
 
-    def embeds(self, prompt: str, negative_prompt: str | None, count: int) -> dict[str, torch.Tensor]:
-        """Pipeline kwargs for `count` images of this prompt (CFG inputs included; unused when CFG is off)."""
-        key = (prompt, negative_prompt)
+    def embeds(self, encode_args: Mapping[str, Any], count: int, state: tuple = ()) -> dict[str, torch.Tensor]:
+        """Pipeline kwargs for `count` images (CFG inputs included; unused when CFG is off). `encode_args` are
+        `encode_prompt`'s own arguments: prompt, prompt_2, negative_prompt, negative_prompt_2, clip_skip;
+        `state` (LoRA strengths, which may change a text encoder) is part of the key, not an argument."""
+        key = (tuple(sorted(encode_args.items())), state)
         with self._lock:
             if key not in self._cache:
                 with torch.no_grad():
                     self._cache[key] = self.pipe.encode_prompt(
-                        prompt=prompt,
-                        device=self.device,
-                        num_images_per_prompt=1,
+                        **encode_args, device=self.device, num_images_per_prompt=1,
                         do_classifier_free_guidance=True,
-                        negative_prompt=negative_prompt,
                     )
             embeds, negative, pooled, negative_pooled = self._cache[key]
         return {

@@ -1,10 +1,13 @@
 """Run a sweep: config -> checked plan of cells -> one shared pipeline -> images + results.csv -> report.
 
-Plain functions, no Hydra: `run_sweep(cfg, run_dir)` is what the CLI calls and what tests call.
+Plain functions, no Hydra: `run_sweep(cfg, run_dir)` is what the CLI calls and what tests call. Before the
+model loads, the plan is checked, the run directory is classified and locked, and a directory holding another
+experiment is refused; nothing in it is touched until the run is accepted.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -15,26 +18,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweep import grid
+from sweep import axes, grid
 from sweep.distributed import Ranks
-from sweep.errors import SweepError, bad_value
-from sweep.grid import AXES, Base, Cell
-from sweep.results import IMAGES, ResultsTable, atomic_write
+from sweep.errors import SweepError
+from sweep.grid import Cell
+from sweep.plan import Plan, describe, plan_sweep
+from sweep.results import IMAGES, ResultsTable, atomic_write, columns_for
+from sweep.signals import Interrupted, Stop, stop_on_signals
 
 log = logging.getLogger(__name__)
+# Errors of the disk, not of a cell: stop at once (every further write would fail too), resume later.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
-@dataclass
-class Plan:
-    """Everything checked and expanded before the model is loaded or an image is made."""
+class StorageError(SweepError):
+    """The disk refused a write (full, read-only, gone): the run stops; what was written is kept."""
 
-    name: str
-    cells: list[Cell]  # layout order; height/width None = the model's native size
-    axes: dict[str, list[Any]]
-    layout: dict[str, str | None]
-    batch_size: int | None
-    random_seeds: list[int] | None = None
-    grid_spec: dict[str, Any] = field(default_factory=dict)
+    exit_code = 1
 
 
 @dataclass
@@ -47,27 +47,30 @@ class RunSummary:
     failed: int = 0
     seconds: float = 0.0
     sheets: list[Path] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)  # further report lines (the page, insights)
     errors: list[str] = field(default_factory=list)
+    moved_aside: Path | None = None
 
     @property
     def ok(self) -> bool:
         return self.failed == 0 and not self.errors
 
     def lines(self) -> list[str]:
-        per_image = f" ({self.seconds / self.made:.2f} s per image)" if self.made else ""
+        # On a CPU several calls share the cores: the total over the images is the throughput that counts.
+        per_image = f" ({self.seconds / self.made:.2f} s per image, wall time / images made)" if self.made else ""
         out = [
             f"{self.name}: {self.made} made, {self.skipped} skipped (already done), {self.failed} failed "
             f"of {self.total} images in {self.seconds:.1f} s{per_image}",
             f"results: {self.run_dir / 'results.csv'}",
         ]
         out += [f"sheet:   {path}" for path in self.sheets]
+        out += [f"plot:    {path}" for path in self.plots]
+        out += self.extra
         out += [f"error:   {error}" for error in self.errors]
         if self.failed:
             out.append(f"FAILED: {self.failed} image(s) failed; see the 'error' column of results.csv")
         return out
-
-
-# --- plan ------------------------------------------------------------------------------------------------
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -80,124 +83,309 @@ def to_dict(cfg: Any) -> dict[str, Any]:
                                   resolve=True)
 
 
-def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None) -> Plan:
-    """Check every key and value and expand the grid; raises SweepError naming the first bad one."""
-    from sweep.pipeline import check_model_config
-
-    sweep = cfg["sweep"]
-    name = str(sweep.get("name") or "")
-    if not name or name == "???":
-        raise bad_value("sweep.name", name, "a non-empty name")
-    prompt = cfg.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise bad_value("prompt", prompt, "a non-empty prompt")
-    base = Base(
-        prompt=prompt,
-        negative_prompt=cfg.get("negative_prompt") or None,
-        seed=grid.check_seed(cfg.get("seed"), "seed"),
-        num_inference_steps=grid.check_steps(cfg.get("num_inference_steps"), "num_inference_steps"),
-        guidance_scale=grid.check_guidance(cfg.get("guidance_scale"), "guidance_scale"),
-        height=None if cfg.get("height") is None else grid.check_side(cfg["height"], "height"),
-        width=None if cfg.get("width") is None else grid.check_side(cfg["width"], "width"),
-    )
-    if (base.height is None) != (base.width is None):
-        raise bad_value("height" if base.height is None else "width", None,
-                        "height and width both set, or both null for the model's native size")
-    batch_size = cfg.get("batch_size")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise bad_value("batch_size", batch_size, "an integer >= 1, or null for automatic")
-    max_images = cfg.get("max_images", 1000)
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise bad_value("max_images", max_images, "an integer >= 1")
-    if cfg.get("generator_device", "cpu") not in ("cpu", "cuda", "mps") and not str(
-        cfg.get("generator_device")
-    ).startswith("cuda:"):
-        raise bad_value("generator_device", cfg.get("generator_device"), "cpu (same noise on any device), cuda or mps")
-    grid_spec = {k: v for k, v in dict(sweep.get("grid") or {}).items() if v is not None}
-    axes = grid.axis_values(grid_spec, recorded_seeds)
-    layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
-    used = [v for v in layout.values() if v]
-    for key, value in layout.items():
-        if value and value not in AXES:
-            raise bad_value(f"sweep.layout.{key}", value, "one of " + ", ".join(AXES))
-    if len(used) != len(set(used)):
-        raise bad_value("sweep.layout", layout, "a different axis for rows, cols and sheets")
-    report = cfg.get("report") or {}
-    if int(report.get("cell_max", 512)) < 64:
-        raise bad_value("report.cell_max", report.get("cell_max"), "an integer >= 64 (pixels)")
-    if int(report.get("max_cells", 64)) < 1:
-        raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
-    check_model_config(cfg["model"])
-    cells = grid.expand(base, axes)
-    if len(cells) > max_images:
-        raise bad_value("sweep.grid", f"{len(cells)} images",
-                        f"at most max_images={max_images} (raise it with max_images=N if you mean it)")
-    drawn = axes["seed"] if isinstance(grid_spec.get("seed"), str) and "random" in grid_spec["seed"] else None
-    return Plan(name=name, cells=cells, axes=axes, layout=layout, batch_size=batch_size, random_seeds=drawn,
-                grid_spec=grid_spec)
+# --- the experiment a run dir holds -----------------------------------------------------------------------
 
 
-def describe(plan: Plan, model_name: str) -> str:
-    """The work estimate printed before anything runs (A1111 prints the same before a big grid)."""
-    steps = sum(c.num_inference_steps for c in plan.cells)
-    axes = " x ".join(f"{len(v)} {k}" for k, v in plan.axes.items())
-    return f"{plan.name}: {len(plan.cells)} images ({axes}), {steps} denoising steps, model {model_name}"
+def model_identity(model: Mapping[str, Any]) -> dict[str, Any]:
+    from sweep.pipeline import resolved_dtype_name
+
+    identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
+    # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
+    identity["dtype"] = resolved_dtype_name(model)
+    return identity
+
+
+def made_with(model: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    """How the images are made, as each row records it (compared on resume, used to adopt orphan images)."""
+    from sweep.pipeline import model_label, options_label, resolved_dtype_name
+
+    return {"model": model_label(model), "dtype": resolved_dtype_name(model), "options": options_label(model),
+            "generator_device": plan.generator_device}
+
+
+def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
+    return {
+        "sdxl_sweep": 2,
+        "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
+        "model": model_identity(model),
+        "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},
+        "random_seeds": plan.random_seeds,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "expected_cells": [
+            {**c.record(facts), "image": f"{IMAGES}/{c.cell_id}.png", "sweep": plan.name} for c in cells
+        ],
+    }
+
+
+@dataclass
+class Accepted:
+    """What the main rank decided before generating, shared with the other ranks."""
+
+    cells: list[Cell]
+    done: set[str]
+    seeds: list[int] | None
+    moved_aside: Path | None = None
+
+
+def _recorded_seeds(run_dir: Path, restart: bool, shared: Path | None, grid_spec: Any) -> list[int] | None:
+    """Random seeds drawn earlier for this directory (or this multirun), so a resume or another job of the
+    multirun uses the same ones."""
+    from sweep.results import recorded_experiment
+
+    if not restart:
+        recorded = recorded_experiment(run_dir)
+        if recorded and recorded.get("random_seeds"):
+            return list(recorded["random_seeds"])
+    if shared is not None:
+        from sweep.shared_seeds import read_seeds
+
+        return read_seeds(shared, grid_spec)
+    return None
+
+
+def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
+           on_accept: Callable[[], None] | None, echo: Callable[[str], None]) -> Accepted:
+    """Main rank, lock held: refuse another experiment, or take the directory (nothing is written before)."""
+    from sweep import rundir
+    from sweep.atomic import remove_stale_temp_files
+    from sweep.report import OUTPUTS
+    from sweep.results import check_same_experiment, write_manifest
+
+    model = cfg["model"]
+    cells = plan.resolved(facts)
+    manifest = manifest_for(plan, cells, model, facts)
+    moved = None
+    if cfg.get("restart"):
+        moved = rundir.move_aside(run_dir, OUTPUTS)
+        if moved:
+            echo(f"restart=true: moved the earlier results to {moved}")
+    else:
+        check_same_experiment(run_dir, manifest)
+    # Accepted: from here on the directory is this run's.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if on_accept is not None:
+        on_accept()
+    lock.record_holder()
+    remove_stale_temp_files([run_dir, *(run_dir / name for name in (IMAGES, *OUTPUTS))])
+    (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
+    table = ResultsTable(run_dir, columns_for(plan.extra_axes))
+    expected = {c.cell_id: rec for c, rec in zip(cells, manifest["expected_cells"], strict=True)}
+    done = table.prepare(expected, made_with(model, plan))
+    write_manifest(run_dir, manifest)
+    return Accepted(cells, done, plan.random_seeds, moved)
 
 
 # --- run -------------------------------------------------------------------------------------------------
 
 
-def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], dtype: str) -> dict[str, Any]:
-    identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
-    identity["dtype"] = dtype
-    return {
-        "sdxl_sweep": 1,
-        "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
-        "model": identity,
-        "random_seeds": plan.random_seeds,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "expected_cells": [
-            {**c.record(), "image": f"{IMAGES}/{c.cell_id}.png", "sweep": plan.name} for c in cells
-        ],
-    }
+def run_sweep(
+    cfg: Any,
+    run_dir: Path,
+    *,
+    ranks: Ranks | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    multirun: bool = False,
+    shared_dir: Path | None = None,
+    on_accept: Callable[[], None] | None = None,
+) -> RunSummary:
+    """Generate every missing cell of the sweep into run_dir, then write the report. Raises SweepError.
+
+    `shared_dir`: a multirun's sweep dir, where random seeds are kept for all its jobs. `on_accept`: called
+    once the directory is accepted, before anything is written into it (the CLI saves Hydra's config files).
+    """
+    from sweep import model_facts, pipeline, rundir
+
+    cfg = to_dict(cfg)
+    run_dir = Path(run_dir)
+    model_cfg = cfg["model"]
+    ranks = ranks or Ranks.from_env(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
+    grid_spec = dict((cfg.get("sweep") or {}).get("grid") or {})
+    seeds = None
+    if ranks.is_main:
+        seeds = _recorded_seeds(run_dir, bool(cfg.get("restart")), shared_dir, grid_spec)
+    seeds = ranks.share(seeds)
+    facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
+    plan = plan_sweep(cfg, seeds, facts, multirun=multirun)
+    if shared_dir is not None and plan.random_seeds and ranks.is_main:
+        from sweep.shared_seeds import keep_seeds
+
+        plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), facts, multirun=multirun)
+
+    lock = rundir.RunLock(run_dir)
+    accepted: Accepted | None = None
+    refused = None
+    try:
+        if ranks.is_main:
+            try:
+                rundir.classify(run_dir)
+                lock.acquire()
+                if facts is not None:
+                    accepted = accept(cfg, run_dir, plan, facts, lock, on_accept, echo)
+            except SweepError as exc:
+                refused = exc
+        refused = ranks.share(refused)
+        if refused:
+            raise refused
+        if ranks.is_main:
+            todo = len(accepted.cells) - len(accepted.done) if accepted else None
+            echo(describe(plan, pipeline.model_label(model_cfg), todo) + f" -> {run_dir}")
+        device = ranks.device(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
+        loaded = pipeline.load({**model_cfg, "device": device})
+        if facts is None:  # config files were not readable before the load: check now, before any image
+            facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
+            if ranks.is_main:
+                try:
+                    accepted = accept(cfg, run_dir, plan, facts, lock, on_accept, echo)
+                except SweepError as exc:
+                    refused = exc
+            refused = ranks.share(refused)
+            if refused:
+                raise refused
+        accepted = ranks.share(accepted)
+        return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo)
+    finally:
+        lock.release()
+
+
+def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axes.Facts | None:
+    """The facts plus what the model files decide: the refiner's default hand-over when one is set."""
+    if facts is None or not model.get("refiner"):
+        return facts
+    from dataclasses import replace
+
+    from sweep.refiner import DEFAULT_SWITCH
+
+    return replace(facts, refiner_switch=DEFAULT_SWITCH)
+
+
+def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
+                  facts: axes.Facts, ranks: Ranks, progress: bool, echo: Callable[[str], None]) -> RunSummary:
+    from sweep import pipeline
+    from sweep.metadata import environment
+
+    cells, done = accepted.cells, accepted.done
+    summary = RunSummary(name=plan.name, run_dir=run_dir, total=len(cells), skipped=len(done),
+                         moved_aside=accepted.moved_aside)
+    # Batches are formed over ALL cells, so a resumed run calls the pipeline with exactly the batches of an
+    # uninterrupted one (batch composition changes pixels by up to 1/255) and only writes what is missing.
+    units = []
+    for shape_cells in _by_shape(grid.shape_order(cells)):
+        width, height = shape_cells[0].size
+        size = plan.batch_size or grid.auto_batch_size(width, height, loaded.device)
+        units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
+    fixed = {"sweep": plan.name, "model": loaded.label,
+             **loaded.record(),  # model_hash, vae, vae_hash, lora, lora_hashes, refiner, refiner_switch
+             **environment(loaded.device, loaded.dtype), "options": loaded.options,
+             "generator_device": plan.generator_device}
+    table = ResultsTable(run_dir, columns_for(plan.extra_axes))
+    prompts = pipeline.PromptCache(loaded.pipe, loaded.device)
+    writer = ImageWriter(run_dir, table)
+    bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
+    started = time.perf_counter()
+    mine = ranks.mine(units)
+    if ranks.count > 1:
+        log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
+    try:
+        with stop_on_signals() as stop:
+            for outcome in _execute(loaded, prompts, mine, cfg, plan.generator_device, stop):
+                for cell, image, error in outcome.results:
+                    if cell.cell_id in done:
+                        continue
+                    row = _row(cell, facts, fixed, outcome, error)
+                    writer.submit(row, image, cell, facts)
+                bar.update(sum(c.cell_id not in done for c, _, _ in outcome.results))
+                if stop.requested:
+                    break
+    finally:
+        writer.close()
+        bar.close()
+    summary.made, summary.failed = writer.ok, writer.failed
+    summary.seconds = time.perf_counter() - started
+    if stop.requested:
+        raise Interrupted(stop.signum, f"interrupted: {len(done) + writer.ok} of {len(cells)} images in "
+                          f"{run_dir}; run the same command to resume")
+    _gather(summary, ranks)
+    ranks.wait()
+    if ranks.is_main:
+        _finish(summary, run_dir, cfg)
+    return summary
+
+
+def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
+    groups: dict[tuple[int, int] | None, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.size, []).append(cell)
+    return list(groups.values())
+
+
+# --- writing ---------------------------------------------------------------------------------------------
 
 
 class ImageWriter:
-    """PNG encoding and writing on a thread, off the denoising loop; bounded so memory stays flat."""
+    """PNG encoding and writing on a thread, off the denoising loop; bounded so memory stays flat.
+
+    A cell whose image cannot be encoded or written becomes a failed row with the error, and the other cells
+    still land; a full or read-only disk stops the run (StorageError on the next submit).
+    """
 
     def __init__(self, run_dir: Path, table: ResultsTable, pending: int = 8) -> None:
         self.run_dir = run_dir
         self.table = table
         self.queue: queue.Queue = queue.Queue(maxsize=pending)
-        self.error: BaseException | None = None
+        self.fatal: BaseException | None = None
+        self.ok = 0
+        self.failed = 0
         self.thread = threading.Thread(target=self._loop, name="png-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, row: dict[str, Any], image: Any | None) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put((row, image))
+    def submit(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        self.queue.put((row, image, cell, facts))
 
     def _loop(self) -> None:
-        from sweep.metadata import png_bytes
-
         _yield_to_pipeline()
         while (item := self.queue.get()) is not None:
-            row, image = item
-            try:
-                if image is not None:
-                    # Image first, row second: a row always points at a complete PNG.
-                    atomic_write(self.run_dir / row["image"], png_bytes(image, row))
-                self.table.append(row)
-            except BaseException as exc:  # surfaced to the main thread on the next submit/close
-                self.error = exc
+            if self.fatal is None:
+                self._write(*item)
+
+    def _write(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> None:
+        from sweep.metadata import a1111_parameters, png_bytes
+
+        try:
+            if image is not None:
+                # Image first, row second: a row always points at a complete PNG.
+                atomic_write(self.run_dir / row["image"], png_bytes(image, row, a1111_parameters(cell, row, facts)))
+        except OSError as exc:
+            if exc.errno in DISK_ERRORS:
+                self.fatal = StorageError(f"{self.run_dir / row['image']}: could not write ({exc.strerror}); "
+                                          "free space or fix the disk, then run the same command to resume")
+                return
+            row = _failed(row, f"could not write the image: {exc}")
+        except Exception as exc:  # encoding failed (bad metadata): this cell fails, the others go on
+            row = _failed(row, f"could not write the image: {type(exc).__name__}: {exc}")
+        try:
+            self.table.append(row)
+        except OSError as exc:
+            self.fatal = StorageError(f"{self.table.path}: could not append a row ({exc.strerror}); free space "
+                                      "or fix the disk, then run the same command to resume")
+            return
+        if row["status"] == "ok":
+            self.ok += 1
+        else:
+            self.failed += 1
 
     def close(self) -> None:
         self.queue.put(None)
         self.thread.join()
-        if self.error is not None:
-            raise self.error
+        if self.fatal is not None:
+            raise self.fatal
+
+
+def _failed(row: dict[str, Any], error: str) -> dict[str, Any]:
+    return {**row, "status": "failed", "error": error[:300], "image": ""}
 
 
 def _yield_to_pipeline() -> None:
@@ -219,6 +407,22 @@ def _yield_to_pipeline() -> None:
         pass  # a sandbox may forbid it; the writer still works at normal priority
 
 
+# --- generating ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One pipeline call's cells, each with its image or error, and what the call cost."""
+
+    results: list[tuple[Cell, Any, str | None]]
+    # Per image: the call's wall time divided by the calls the runner keeps in flight side by side (1 on a GPU,
+    # 2 on a CPU) and by its images, i.e. what the image costs the sweep. A CPU call run beside another takes
+    # about twice as long as alone, but two finish in that time: per-image seconds stay comparable across
+    # cells whatever ran beside them, and their sum is about the sweep's wall time.
+    seconds: float
+    wall: float  # wall time of the call, as the caller waited for it
+
+
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
@@ -235,119 +439,68 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str) -> list[Any]:
-    """One pipeline call for cells that differ only by seed: one fresh generator per image."""
+def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
+             stop: Stop | None = None) -> list[tuple[Any, str | None]]:
+    """One pipeline call for cells that differ only by seed: one fresh generator per image.
+
+    The caller has set the cells' pipeline state (LoRA strengths). Returns (image, None) or (None, error) per
+    cell: an image with NaN (SDXL's fp16 VAE overflows on GPUs) is an error, not a black picture marked ok. A
+    call a stop interrupted returns nothing. With a refiner, the base hands its latents over at the cell's
+    refiner switch (SDXL's "ensemble of experts").
+    """
+    import numpy as np
     import torch
+    from diffusers.image_processor import VaeImageProcessor
+
+    from sweep.pipeline import fork
 
     first = unit[0]
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
+    pipe = fork(loaded.pipe, first.get("scheduler"))
+    width, height = first.size
+    common = {**first.call_args(), "generator": generators if len(unit) > 1 else generators[0]}
+    callback = stop.watch(first.num_inference_steps) if stop else None
+    embeds = prompts.embeds(first.encode_args(), len(unit), first.state())
     with torch.inference_mode():
-        output = loaded.pipe(
-            **prompts.embeds(first.prompt, first.negative_prompt, len(unit)),
-            num_inference_steps=first.num_inference_steps,
-            guidance_scale=first.guidance_scale,
-            height=first.height,
-            width=first.width,
-            generator=generators if len(unit) > 1 else generators[0],
-            output_type="pil",
-        )
-    return list(output.images)
+        if loaded.refiner is None:
+            # Float pixels, so NaN stays visible; the PIL conversion below is diffusers' own ("pil" does the same).
+            output = pipe(**embeds, **common, height=height, width=width, output_type="np",
+                          callback_on_step_end=callback)
+        else:
+            from sweep.refiner import DEFAULT_SWITCH
+
+            switch = first.get("refiner_switch") or DEFAULT_SWITCH
+            latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
+                           output_type="latent", callback_on_step_end=callback).images
+            refiner = fork(loaded.refiner.pipe, first.get("scheduler"))
+            output = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
+                             **common, image=latents, denoising_start=switch, output_type="np")
+    if getattr(pipe, "_interrupt", False):
+        return []
+    results: list[tuple[Any, str | None]] = []
+    for array in output.images:
+        if not np.isfinite(array).all():
+            results.append((None, "the image came out NaN (numeric overflow: an fp16 VAE is the usual cause; try "
+                                  "model.dtype=float32 or an fp16-fix VAE)"))
+        else:
+            results.append((VaeImageProcessor.numpy_to_pil(array[None])[0], None))
+    return results
 
 
-def run_sweep(
-    cfg: Any,
-    run_dir: Path,
-    *,
-    ranks: Ranks | None = None,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> RunSummary:
-    """Generate every missing cell of the sweep into run_dir, then write the report. Raises SweepError."""
-    from sweep import pipeline
-    from sweep.metadata import environment
-    from sweep.results import check_same_experiment, discard_run, read_manifest, write_manifest
+def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,
+             stop: Stop):
+    """`_run_unit` over every unit: one at a time, or on the CPU side by side."""
+    from sweep.pipeline import apply_state
 
-    cfg = to_dict(cfg)
-    run_dir = Path(run_dir)
-    model_cfg = cfg["model"]
-    recorded = None if cfg.get("restart") else read_manifest(run_dir)
-    plan = plan_sweep(cfg, recorded.get("random_seeds") if recorded else None)
-    ranks = ranks or Ranks.from_env(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
-    if ranks.is_main:
-        echo(describe(plan, str(model_cfg.get("name"))) + f" -> {run_dir}")
-
-    loaded = pipeline.load({**model_cfg, "device": ranks.device(pipeline.resolve_device(
-        str(model_cfg.get("device", "auto"))))})
-    cells = grid.with_native_size(plan.cells, loaded.native_size)
-    grid.check_unique_ids(cells)
-    manifest = manifest_for(plan, cells, model_cfg, loaded.dtype)
-    table = ResultsTable(run_dir)
-    refused, done = None, set()
-    if ranks.is_main:
-        try:
-            if cfg.get("restart"):
-                discard_run(run_dir)
-            else:
-                check_same_experiment(run_dir, manifest)
-            (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
-            write_manifest(run_dir, manifest)
-            done = table.prepare([c.cell_id for c in cells])
-        except SweepError as exc:
-            refused = str(exc)  # shared below: the other ranks stop too instead of waiting forever
-    ranks.wait()
-    refused, done = ranks.share((refused, done) if ranks.is_main else None)
-    if refused:
-        raise SweepError(refused)
-
-    summary = RunSummary(name=plan.name, run_dir=run_dir, total=len(cells), skipped=len(done))
-    # Batches are formed over ALL cells, so a resumed run calls the pipeline with exactly the batches of an
-    # uninterrupted one (batch composition changes pixels by up to 1/255) and only writes what is missing.
-    units = []
-    for shape_cells in _by_shape(grid.shape_order(cells)):
-        size = plan.batch_size or grid.auto_batch_size(shape_cells[0].height, shape_cells[0].width,
-                                                       loaded.device)
-        units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
-    if units and ranks.is_main and done:
-        echo(f"resuming: {len(done)} of {len(cells)} images already in {run_dir}")
-    fixed = {
-        "sweep": plan.name,
-        "model": loaded.label,
-        **environment(loaded.device, loaded.dtype, type(loaded.pipe.scheduler).__name__),
-        "options": loaded.options,
-    }
-    prompts = pipeline.PromptCache(loaded.pipe, loaded.device)
-    writer = ImageWriter(run_dir, table)
-    bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
-    started = time.perf_counter()
-    try:
-        mine = ranks.mine(units)
-        if ranks.count > 1:
-            log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
-        for cells_done, images, seconds, error in _execute(loaded, prompts, mine, cfg):
-            for cell, image in zip(cells_done, images, strict=True):
-                if cell.cell_id in done:
-                    continue
-                row = _row(cell, fixed, len(cells_done), seconds, error)
-                writer.submit(row, image)
-                summary.failed += error is not None
-                summary.made += error is None
-            bar.update(sum(c.cell_id not in done for c in cells_done))
-    finally:
-        writer.close()
-        bar.close()
-    summary.seconds = time.perf_counter() - started
-    _gather(summary, ranks)
-    ranks.wait()
-    if ranks.is_main:
-        _finish(summary, run_dir, cfg)
-    return summary
-
-
-def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
-    groups: dict[tuple[int, int], list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault((cell.height, cell.width), []).append(cell)
-    return list(groups.values())
+    workers, threads = cpu_workers(loaded, cfg["model"])
+    if workers > 1:
+        yield from _run_parallel(loaded, prompts, units, generator_device, stop, workers, threads)
+        return
+    for unit in units:
+        if stop.requested:
+            return
+        apply_state(loaded, unit[0].state())
+        yield from _run_unit(loaded, prompts, unit, generator_device, stop, 1)
 
 
 MAX_CPU_WORKERS = 4
@@ -378,81 +531,90 @@ def cpu_workers(loaded: Any, model: Mapping[str, Any]) -> tuple[int, int]:
     return workers, budget // workers
 
 
-def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any]):
-    """`_run_unit` over every unit: one at a time, or on the CPU side by side."""
-    workers, threads = cpu_workers(loaded, cfg["model"])
-    if workers > 1:
-        yield from _run_parallel(loaded, prompts, units, cfg, workers, threads)
-        return
-    for unit in units:
-        yield from _run_unit(loaded, prompts, unit, cfg)
+def _cost(unit: list[Cell]) -> float:
+    width, height = unit[0].size
+    return len(unit) * unit[0].num_inference_steps * (1 + unit[0].cfg) * width * height
 
 
-def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], workers: int,
-                  threads: int):
+def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_device: str, stop: Stop,
+                  workers: int, threads: int):
     """Units on a pool of threads; results as they finish.
 
     A batched unit runs on `threads` torch threads with up to `workers` calls in flight; a single-image unit on
     torch's own thread count with up to MAX_SINGLE_WORKERS in flight. A unit always runs the same way however
     many are left, so a resumed sweep makes the same pixels as an uninterrupted one.
     """
-    import dataclasses
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     import torch
 
-    from sweep.pipeline import fork
-
     default = torch.get_num_threads()  # this thread's count; the pool's threads start with their own
 
-    def work(unit: list[Cell]) -> list[tuple]:
+    def slots(unit: list[Cell]) -> int:
+        return workers if len(unit) > 1 else min(workers, MAX_SINGLE_WORKERS)
+
+    def work(unit: list[Cell]) -> list[Outcome]:
         # OpenMP keeps the thread count per OS thread: set it in this one, for this unit.
         torch.set_num_threads(threads if len(unit) > 1 else default)
-        return list(_run_unit(dataclasses.replace(loaded, pipe=fork(loaded.pipe)), prompts, unit, cfg))
+        return list(_run_unit(loaded, prompts, unit, generator_device, stop, slots(unit)))
 
-    # Longest first, so no core idles at the end waiting for one long call (greedy LPT scheduling).
-    todo = sorted(units, key=lambda u: -len(u) * u[0].num_inference_steps * (1 + u[0].cfg) * u[0].height
-                  * u[0].width)
+    from sweep.pipeline import apply_state
+
+    # One pipeline state (LoRA strengths) at a time, in shape order; inside it, longest first, so no core idles
+    # at the end waiting for one long call (greedy LPT scheduling).
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for unit in units:
+        groups.setdefault(unit[0].state(), []).append(unit)
     with ThreadPoolExecutor(workers, thread_name_prefix="sweep-pipe") as pool:
-        running: set = set()
-        while todo or running:
-            # A bounded number of calls in flight: finished images wait in no queue but the writer's.
-            while todo and len(running) < (workers if len(todo[0]) > 1 else min(workers, MAX_SINGLE_WORKERS)):
-                running.add(pool.submit(work, todo.pop(0)))
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield from future.result()
+        for state, group in groups.items():
+            apply_state(loaded, state)  # nothing runs now: the previous group has finished
+            todo = sorted(group, key=lambda u: -_cost(u))
+            running: set = set()
+            while todo or running:
+                # A bounded number of calls in flight: finished images wait in no queue but the writer's.
+                while todo and not stop.requested and len(running) < slots(todo[0]):
+                    running.add(pool.submit(work, todo.pop(0)))
+                if not running:
+                    return
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield from future.result()
 
 
-def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], cfg: Mapping[str, Any]):
-    """Yield (cells, images, seconds per image, error) for one batch; a failure never stops the sweep."""
+def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, slots: int):
+    """Yield an Outcome for one batch; a failure never stops the sweep. `slots`: calls kept in flight."""
     started = time.perf_counter()
     try:
-        images = generate(loaded, prompts, unit, cfg.get("generator_device", "cpu"))
-        yield unit, images, (time.perf_counter() - started) / len(unit), None
+        results = generate(loaded, prompts, unit, generator_device, stop)
+        wall = time.perf_counter() - started
+        if results:  # empty: a stop interrupted the call; its cells stay missing for the resume
+            yield Outcome([(c, image, error) for c, (image, error) in zip(unit, results, strict=True)],
+                          wall / slots / len(unit), wall)
         return
     except Exception as exc:  # one bad cell (e.g. out of memory at one size) must not lose the others
+        wall = time.perf_counter() - started
         oom = _is_oom(exc)
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        error = f"{type(exc).__name__}: {first_line}"[:300]
         if oom:
             _free_memory()
     if len(unit) > 1 and oom:
         # A batch that does not fit may fit one image at a time.
         log.warning("out of memory with %d images per call; retrying one at a time", len(unit))
         for cell in unit:
-            yield from _run_unit(loaded, prompts, [cell], cfg)
+            yield from _run_unit(loaded, prompts, [cell], generator_device, stop, slots)
         return
     log.error("failed: %s: %s", ", ".join(c.cell_id for c in unit), error)
-    yield unit, [None] * len(unit), (time.perf_counter() - started) / len(unit), error
+    yield Outcome([(c, None, error) for c in unit], wall / slots / len(unit), wall)
 
 
-def _row(cell: Cell, fixed: Mapping[str, Any], batch: int, seconds: float, error: str | None) -> dict[str, Any]:
-    record = cell.record()
+def _row(cell: Cell, facts: axes.Facts, fixed: Mapping[str, Any], outcome: Outcome,
+         error: str | None) -> dict[str, Any]:
     return {
-        **record,
+        **cell.record(facts),
         **fixed,
-        "batch_size": batch,
-        "seconds": round(seconds, 4),
+        "batch_size": len(outcome.results),
+        "seconds": round(outcome.seconds, 4),
         "status": "failed" if error else "ok",
         "error": error or "",
         "image": "" if error else f"{IMAGES}/{cell.cell_id}.png",
@@ -486,7 +648,9 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     from sweep import pipeline
 
     try:
-        summary.sheets = list(write_report(run_dir, cfg))
+        result = write_report(run_dir, cfg)
+        summary.sheets, summary.plots = list(result.sheets), list(result.plots)
+        summary.extra += result.lines()
     except Exception as exc:
         log.exception("report failed")
         summary.errors.append(f"report: {type(exc).__name__}: {exc}")
@@ -497,15 +661,14 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 
-def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> list[Path]:
-    """Sheets, summary table and plots from the results table (sweep.report reads only the run dir)."""
+def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
+    """Sheets, summary table, plots and viewer from the results table (sweep.report reads only the run dir)."""
     from sweep.report import build_report
 
     options = cfg.get("report") or {}
-    result = build_report(
+    return build_report(
         run_dir,
         cell_max=int(options.get("cell_max", 512)),
         max_cells=int(options.get("max_cells", 64)),
         captions=bool(options.get("captions", True)),
     )
-    return list(result.sheets)

@@ -6,15 +6,14 @@ Field names of the base generation parameters are diffusers' own (`num_inference
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from sweep import axes
 from sweep.naming import safe_name
-
-DEFAULT_PROMPT = "a photo of an astronaut riding a horse on mars"
 
 
 @dataclass
@@ -36,6 +35,12 @@ class ModelConfig:
     dtype: str = "auto"  # auto = fp16 on GPU, fp32 on CPU; or float32 / float16 / bfloat16
     # Pickle checkpoints (.ckpt/.bin/.pt) run code when loaded: only on explicit opt-in.
     allow_pickle: bool = False
+    # A VAE instead of the model's own: a diffusers VAE folder, a hub id, or a single .safetensors file.
+    vae: str | None = None
+    # LoRA files, loaded once as adapters at strength 1: one path, a list of paths, or a mapping name: path.
+    lora: Any = None
+    # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
+    refiner: str | None = None
     # GPU options (recorded in results.csv).
     compile: bool = False
     channels_last: bool = False
@@ -45,21 +50,22 @@ class ModelConfig:
     cpu_offload: bool = False
 
 
-@dataclass
-class GridConfig:
-    """Axes of the sweep: each is null (not swept), a list of values, or a range string.
+def _grid_config() -> type:
+    """One field per registry axis (`sweep.axes`): null (not swept), a list of values, or a range string.
 
-    Ranges: "10..90 step 10" includes 90; "10..<90 step 10" stops before 90. Seeds: "random 3" draws 3
-    seeds once and records them. Resolution values: "512x768" (height x width), [512, 768], or 512 (square).
-    `repeat: N` generates every cell N times (the same seed N times must give N identical images).
+    Ranges: "10..90 step 10" includes 90; "10..<90 step 10" stops before 90. Seeds: "random 3" draws 3 seeds
+    once and records them. Sizes: "1216x832" (WIDTHxHEIGHT), {width: W, height: H}, or one number for a square.
+    `repeat: N` generates every cell N times (the same seed N times must give N identical images). A pipeline
+    argument without a field here can still be swept (`+sweep.grid.NAME=[...]`): the registry types it.
     """
+    fields = [(axis.name, Any, field(default=None)) for axis in axes.AXES]
+    # Families: `lora: {NAME: [0, 0.5, 1]}` is one axis per LoRA of model.lora.
+    fields.append((axes.LORA, Any, field(default=None)))
+    # OPEN_KEYS: a key added with `+` is not refused by sweep.config_checks; the registry checks it at plan time.
+    return make_dataclass("GridConfig", fields, namespace={"OPEN_KEYS": True})
 
-    seed: Any = None
-    num_inference_steps: Any = None
-    guidance_scale: Any = None
-    resolution: Any = None
-    prompt: Any = None
-    repeat: Any = None
+
+GridConfig = _grid_config()
 
 
 @dataclass
@@ -90,26 +96,42 @@ class ReportConfig:
 
 
 @dataclass
-class Config:
-    prompt: str = DEFAULT_PROMPT
-    negative_prompt: str | None = None
-    seed: int = 1234
-    num_inference_steps: int = 50
-    guidance_scale: float = 5.0
-    # null = the model's native size (UNet sample size x VAE scale factor), as diffusers does.
-    height: int | None = None
-    width: int | None = None
+class Settings:
+    """How the sweep runs (not what an image shows)."""
+
     # Images per pipeline call for cells that differ only by seed; null = chosen by device and size.
     batch_size: int | None = None
     # Upper bound on the number of images, so a typo in a range cannot start a 3-day run.
     max_images: int = 1000
     # Device of the per-image torch.Generator: cpu means a seed gives the same noise on any device.
     generator_device: str = "cpu"
-    # Discard an earlier run in the same directory instead of refusing to mix two experiments.
+    # Move an earlier experiment in the same directory aside (into previous/) instead of refusing to mix two.
     restart: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def _config() -> type:
+    """The primary config: every registry axis that is also a base parameter, under diffusers' name, typed as
+    the registry says (so `num_inference_steps=ten` fails while Hydra composes), then the settings."""
+    import dataclasses
+    import typing
+
+    fields: list[tuple[str, Any, Any]] = []
+    for axis in axes.base_axes():
+        fields.append((axis.name, axis.base_type, field(default=axis.base_default)))
+    # The size's base parameters keep diffusers' names; null = the model's native size.
+    fields += [("height", int | None, field(default=None)), ("width", int | None, field(default=None))]
+    types = typing.get_type_hints(Settings)
+    for item in dataclasses.fields(Settings):
+        default = (field(default_factory=item.default_factory)
+                   if item.default_factory is not dataclasses.MISSING else field(default=item.default))
+        fields.append((item.name, types[item.name], default))
+    return make_dataclass("Config", fields)
+
+
+Config = _config()
 
 
 def register() -> None:

@@ -1,4 +1,4 @@
-"""The report: contact sheets, summary.csv and timing plots, built from a run directory alone.
+"""The report: contact sheets, summary.csv, timing plots and index.html (the viewer), from a run directory alone.
 
     from sweep.report import build_report
     build_report("outputs/steps_10_to_90/2024-01-01_12-00-00", rows="seed", cols="num_inference_steps")
@@ -13,13 +13,17 @@ from pathlib import Path
 
 from sweep.report.result import Layout, ReportError, ReportResult, SheetPage
 
-__all__ = ["Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
+__all__ = ["OUTPUTS", "Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
+
+# Everything a report writes into a run dir (restart=true moves these aside with the experiment).
+OUTPUTS = ("sheets", "plots", "summary.csv", "index.html", "thumbs")
 
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
                  sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
                  captions: bool = True) -> ReportResult:
-    """Build contact sheets (run_dir/sheets/), summary.csv and plots (run_dir/plots/) from a run directory.
+    """Build contact sheets (run_dir/sheets/), summary.csv, plots (run_dir/plots/) and the viewer
+    (run_dir/index.html, thumbnails in thumbs/) from a run directory.
 
     rows/cols/sheets name an axis (seed, num_inference_steps, guidance_scale, resolution, prompt, or any
     column of results.csv; comma-separated to combine; "none" for an empty slot). Unset slots come from

@@ -1,7 +1,7 @@
 """python -m sweep.report DIR [rows=AXIS] [cols=AXIS] [sheets=AXIS] [cell_max=N] [max_cells=N] [captions=B]
 
-Rebuilds sheets, summary.csv and plots from a finished or partial run; generates nothing. Bad input prints
-one line (key, value, what is allowed) to stderr and exits 2.
+Rebuilds sheets, summary.csv, plots and the viewer (index.html) from a finished or partial run; generates
+nothing. Bad input prints one line (key, value, what is allowed) to stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in result.sheets:
         print(f"  {path}")
     print(f"summary: {result.summary}")
+    print(f"viewer:  {result.viewer}")
     for path in result.plots:
         print(f"plot: {path}")
     return 0

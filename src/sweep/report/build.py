@@ -1,4 +1,4 @@
-"""build_report: run directory -> contact sheets, summary.csv and timing plots (no generation)."""
+"""build_report: run directory -> contact sheets, summary.csv, timing plots and index.html (no generation)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sweep.report.plots import write_plots
 from sweep.report.result import ReportError, ReportResult
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
+from sweep.report.viewer import write_viewer
 
 SHEETS_DIR, PLOTS_DIR = "sheets", "plots"
 MIN_CELL = 64
@@ -70,5 +71,7 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
             result.pages += pages
         result.summary = write_summary(cells, moving, run.run_dir)
         result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
+        # Thumbnails are made here, while the last sheets are still being encoded on the saver's thread.
+        result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None)
     result.sheets = [p.path for p in result.pages]
     return result

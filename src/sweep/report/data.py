@@ -17,23 +17,22 @@ from typing import Any
 
 import pandas as pd
 
+from sweep import axes
 from sweep.report.result import ReportError
 
 RESULTS = "results.csv"
 MANIFEST = "sweep.json"
 
-# Axes a sweep varies on purpose, in the order used to break ties and to pick a "master" axis.
-PRIMARY = ("prompt", "negative_prompt", "resolution", "num_inference_steps", "guidance_scale", "seed",
-           "repeat")
+# Axes a sweep varies on purpose (the registry's, in its order: ties and "master" axes follow it).
+PRIMARY = tuple(a.name for a in axes.AXES)
 # Columns that vary only across merged runs (Hydra multirun); they may be axes too.
-SECONDARY = ("model", "sweep", "scheduler", "dtype", "device")
+SECONDARY = ("model", "sweep", "dtype", "device")
 # Environment fingerprint: shown in the title, never an inferred axis.
-ENVIRONMENT = ("device", "dtype", "scheduler", "torch", "diffusers", "transformers", "gpu")
-# Columns that describe how a cell went, not what it is: never an axis.
-NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "finished_at", "overrides")
-NUMERIC = ("seed", "num_inference_steps", "guidance_scale", "height", "width", "repeat", "batch_size", "job")
-TEXT = ("prompt", "negative_prompt", "model", "sweep", "scheduler", "dtype", "device", "torch", "diffusers",
-        "transformers", "gpu", "error", "image", "cell_id", "overrides")
+ENVIRONMENT = ("device", "dtype", "options", "generator_device", "torch", "diffusers", "transformers", "gpu")
+# Columns that describe how a cell went, not what it is, or that belong to an axis: never an axis themselves.
+NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "finished_at", "overrides", "batch_size",
+            *sorted(axes.dependent_columns()))
+NUMERIC = (*(c for a in axes.AXES if a.numeric for c in a.cols), "batch_size", "job")
 _OVERRIDE_KEY = re.compile(r"(?:^|[\s,\[\]'\"])[+~]*([A-Za-z_][\w.]*)=")
 
 
@@ -78,12 +77,14 @@ def as_text(value: Any) -> str:
 
 
 def _read_results(path: Path) -> pd.DataFrame:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    # newline="": a '\r' inside a quoted prompt stays a '\r' (the csv parser handles line ends itself).
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        text = handle.read()
     if text and not text.endswith("\n"):
         # A run killed mid-write leaves a torn last line: drop it rather than misread it.
         text = text[: text.rfind("\n") + 1]
     try:
-        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="skip")
+        table = pd.read_csv(io.StringIO(text, newline=""), dtype=str, keep_default_na=False, on_bad_lines="skip")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         if isinstance(exc, pd.errors.EmptyDataError):
             return pd.DataFrame(columns=["cell_id", "status"])
@@ -114,7 +115,8 @@ def _normalise(table: pd.DataFrame) -> pd.DataFrame:
 def _resolution(table: pd.DataFrame) -> list[str]:
     if "height" not in table or "width" not in table:
         return [""] * len(table)
-    return [f"{h}x{w}" if h and w else "native" for h, w in zip(table["height"], table["width"], strict=True)]
+    # WIDTHxHEIGHT, as A1111's Size, ComfyUI and civitai write sizes.
+    return [f"{w}x{h}" if h and w else "native" for h, w in zip(table["height"], table["width"], strict=True)]
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -156,7 +158,7 @@ def load_run(run_dir: str | Path) -> RunData:
     name = sweep.get("name") if isinstance(sweep.get("name"), str) else None
     if name and ("sweep" not in cells or not any(cells["sweep"])):
         cells["sweep"] = name
-    _fill_constants(cells)
+    _fill_constants(cells, [c for c in results.columns if c not in expected.columns])
     cells["resolution"] = _resolution(cells)
     cells["_h"] = pd.to_numeric(cells.get("height", pd.Series([""] * len(cells))), errors="coerce")
     cells["_w"] = pd.to_numeric(cells.get("width", pd.Series([""] * len(cells))), errors="coerce")
@@ -164,6 +166,8 @@ def load_run(run_dir: str | Path) -> RunData:
     for column in ("error", "image", "prompt", "negative_prompt"):
         if column not in cells:
             cells[column] = ""
+    # A hand-edited 'images/../../x' is not followed: only files inside the run (or sweep) dir are shown.
+    cells["image"] = [v if v and _inside(run_dir, v) else "" for v in cells["image"]]
 
     layout = sweep.get("layout") if isinstance(sweep.get("layout"), dict) else manifest.get("layout")
     hint = {k: layout.get(k) for k in ("rows", "cols", "sheets")} if isinstance(layout, dict) else {}
@@ -171,12 +175,18 @@ def load_run(run_dir: str | Path) -> RunData:
                    name=name, layout_hint=hint, candidates=_candidates(cells, sweep.get("grid")))
 
 
-def _fill_constants(cells: pd.DataFrame) -> None:
-    """Missing cells lack model/device/...: give them the run's single value so they do not look different."""
+def _inside(root: Path, relative: str) -> bool:
+    base = root.resolve()
+    return (root / relative).resolve().is_relative_to(base)
+
+
+def _fill_constants(cells: pd.DataFrame, unrecorded: list[str]) -> None:
+    """Missing cells lack model/device/... (and whatever the manifest did not record): give them the run's
+    single value so they do not look different."""
     missing = cells["status"] == "missing"
     if not missing.any():
         return
-    for column in (*SECONDARY, *ENVIRONMENT, "job", "overrides"):
+    for column in dict.fromkeys((*SECONDARY, *ENVIRONMENT, "job", "overrides", *unrecorded)):
         if column not in cells:
             continue
         known = {v for v in cells.loc[~missing, column] if v}
@@ -187,7 +197,11 @@ def _fill_constants(cells: pd.DataFrame) -> None:
 def _candidates(cells: pd.DataFrame, grid: Any) -> list[str]:
     """Axes that may be inferred: the sweep axes, merged-run columns, keys swept by Hydra and grid keys."""
     names = [a for a in PRIMARY if a == "resolution" or a in cells]
+    names += [c for c in cells.columns if c not in names and (a := axes.axis_of_column(c)) and a.name == c]
     names += [a for a in SECONDARY if a in cells]
+    # Columns another varying axis rewrites (Prompt S/R rewrites the prompt) follow it; they are not axes.
+    derived = {d for a in names if a in axes.BY_NAME and cells[a].nunique() > 1 for d in axes.BY_NAME[a].derives}
+    names = [a for a in names if a not in derived]
     swept: list[str] = []
     for text in cells.get("overrides", []):
         for key in _OVERRIDE_KEY.findall(str(text)):

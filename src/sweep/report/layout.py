@@ -10,20 +10,17 @@ from decimal import Decimal, InvalidOperation
 
 import pandas as pd
 
+from sweep import axes
 from sweep.errors import suggest
 from sweep.report.data import PRIMARY, RunData
 from sweep.report.result import Layout, ReportError
 
-ALIASES = {
-    "steps": "num_inference_steps", "step": "num_inference_steps",
-    "cfg": "guidance_scale", "guidance": "guidance_scale", "cfg_scale": "guidance_scale",
-    "size": "resolution", "res": "resolution", "height_width": "resolution", "hw": "resolution",
-    "seeds": "seed", "prompts": "prompt", "negative": "negative_prompt",
-}
+ALIASES = axes.aliases()
 NONE_WORDS = ("none", "null", "-", "")
 SLOTS = ("rows", "cols", "sheets")
 # Tie-break for the column axis: a progression reads best left to right; long text reads best on rows.
-COL_PREFERENCE = ("num_inference_steps", "guidance_scale", "resolution", "seed", "repeat", "model", "sweep")
+COL_PREFERENCE = tuple(a.name for a in sorted(axes.AXES, key=lambda a: (
+    not a.sorted, not a.numeric, a.enters in ("encode", "transform")))) + ("model", "sweep")
 # Added when cells share every parameter (e.g. a foreign table without a `repeat` column).
 COPY_AXIS = "copy"
 
@@ -39,11 +36,14 @@ def order_values(cells: pd.DataFrame, axis: str) -> list[str]:
     values = list(dict.fromkeys(labels(cells.sort_values("_order", kind="stable"), axis)))
     if axis == "resolution":
         return sorted(values, key=_resolution_key)
-    if axis in ("seed", "prompt", "negative_prompt"):
-        return values
-    numbers = [_number(v) for v in values]
+    known = axes.BY_NAME.get(axis)
+    if known is not None and not known.sorted:
+        return values  # seeds, prompts, samplers: as the sweep lists them
+    numbers = [_number(v) for v in values if v != ""]
     if values and all(n is not None for n in numbers):
-        return [v for _, v in sorted(zip(numbers, values, strict=True), key=lambda p: p[0])]
+        # '' (the pipeline's default, e.g. clip_skip null) first, then the numbers ascending.
+        return [v for v in values if v == ""] + [v for _, v in sorted(
+            zip(numbers, [v for v in values if v != ""], strict=True), key=lambda p: p[0])]
     return values
 
 
@@ -56,8 +56,9 @@ def _number(text: str) -> Decimal | None:
 
 
 def _resolution_key(label: str) -> tuple[float, float, float]:
+    """Labels are WIDTHxHEIGHT: by pixel count, then height, then width."""
     try:
-        h, w = (float(x) for x in label.split("x"))
+        w, h = (float(x) for x in label.split("x"))
     except ValueError:
         return (float("inf"), 0.0, 0.0)
     return (h * w, h, w)

@@ -1,43 +1,44 @@
-"""Timing plots (matplotlib, Agg, PNG): seconds per image against each axis that varies and has a scale."""
+"""Timing plots (matplotlib, Agg, PNG): seconds per image against each axis that varies.
+
+Numeric axes (steps, guidance, resolution as megapixels, ...) are lines; categorical ones (samplers, prompts)
+are bars. Seconds are what each image cost the sweep (its call's wall time over the calls run side by side and
+the images of the call, see sweep.runner.Outcome): comparable across cells, and about the sweep's wall time
+when added up.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sweep import axes
 from sweep.report.atomic import save_figure
 from sweep.report.layout import labels, order_values
 
-
-@dataclass(frozen=True)
-class PlotSpec:
-    axis: str
-    file: str
-    title: str
-    xlabel: str
-
-
-PLOTS = (
-    PlotSpec("num_inference_steps", "seconds_vs_steps.png", "Seconds per image vs denoising steps",
-             "num_inference_steps (denoising steps)"),
-    PlotSpec("resolution", "seconds_vs_resolution.png", "Seconds per image vs resolution",
-             "resolution (megapixels, height x width)"),
-    PlotSpec("guidance_scale", "seconds_vs_guidance.png", "Seconds per image vs guidance scale",
-             "guidance_scale (CFG scale; <= 1 turns CFG off)"),
-)
 # Which other axis splits the data into lines: the one that changes the cost most, first.
-GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "dtype", "device", "sweep")
+GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "scheduler", "dtype", "device", "sweep")
 MAX_LINES = 8
+# Axes whose timing says nothing (noise, copies).
+SKIP = ("seed", "repeat", "job", "copy")
+Y_LABEL = "seconds per image (s)\n(what it cost the sweep: throughput)"
+PREFIX = "seconds_vs_"
 
 
 def _x(cells: pd.DataFrame, axis: str) -> pd.Series:
     if axis == "resolution":
         return cells["_h"] * cells["_w"] / 1e6
     return pd.to_numeric(labels(cells, axis), errors="coerce")
+
+
+def _numeric(cells: pd.DataFrame, axis: str) -> bool:
+    known = axes.BY_NAME.get(axis)
+    if known is not None and not known.numeric:
+        return False
+    return _x(cells, axis).notna().all()
 
 
 def _group_axis(cells: pd.DataFrame, axis: str, moving: list[str]) -> str | None:
@@ -56,47 +57,53 @@ def _subtitle(cells: pd.DataFrame) -> str:
     return " · ".join(parts)
 
 
+def file_name(axis: str) -> str:
+    known = axes.BY_NAME.get(axis)
+    return f"{PREFIX}{known.token if known else axis.replace('.', '-')}.png"
+
+
 def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[Path]:
-    """One PNG per varying axis among steps, resolution and guidance; stale ones are removed."""
+    """One PNG per varying axis; plots of axes that no longer vary are removed."""
     done = cells[(cells["status"] == "ok") & cells["_seconds"].notna()]
     written: list[Path] = []
-    specs = [p for p in PLOTS if p.axis in moving and _x(done, p.axis).dropna().nunique() >= 2]
-    if specs:
+    todo = [a for a in moving if a not in SKIP and labels(done, a).nunique() >= 2]
+    if todo:
         # Imported here: matplotlib takes ~0.5 s to import and only this function needs it.
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
 
-        for spec in specs:
+        for axis in todo:
             figure = Figure(figsize=(8, 5), layout="constrained")
             FigureCanvasAgg(figure)
             ax = figure.add_subplot()
-            _draw(ax, done, spec, _group_axis(done, spec.axis, moving))
-            steps = sorted(_x(done, spec.axis).dropna().unique())
-            if spec.axis in ("num_inference_steps", "guidance_scale") and len(steps) <= 15:
-                ax.set_xticks(steps)  # the values actually run, not 12, 15, 18... or 3.5, 4.5...
-            elif spec.axis == "num_inference_steps":
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            numeric = _numeric(done, axis)
+            if numeric:
+                _lines(ax, done, axis, _group_axis(done, axis, moving))
+            else:
+                _bars(ax, done, axis)
+            known = axes.get(axis) if axis in axes.BY_NAME or axis.startswith(f"{axes.LORA}.") else None
+            label = f"{axis} ({known.help})" if known and known.help else axis
+            ax.set_xlabel(label if numeric else f"{label}\nbars: mean over the other axes; whiskers: min to max")
             subtitle = _subtitle(done)
-            ax.set_title(spec.title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-            written.append(save_figure(figure, out_dir / spec.file))
-    for spec in PLOTS:  # an axis that no longer varies must not leave an old plot behind
-        path = out_dir / spec.file
-        if path not in written and path.exists():
-            path.unlink()
+            ax.set_title(f"Seconds per image vs {axis}" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+            written.append(save_figure(figure, out_dir / file_name(axis)))
+    if out_dir.is_dir():  # an axis that no longer varies must not leave an old plot behind
+        for path in out_dir.glob(f"{PREFIX}*.png"):
+            if path not in written:
+                path.unlink()
     return written
 
 
-def _draw(ax: Any, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> None:
-    x_all = _x(cells, spec.axis)
+def _lines(ax: Any, cells: pd.DataFrame, axis: str, group: str | None) -> None:
+    x_all = _x(cells, axis)
     values = order_values(cells, group) if group else [None]
     for index, value in enumerate(values):
         mask = labels(cells, group) == value if group else pd.Series(True, index=cells.index)
         x, y = x_all[mask], cells.loc[mask, "_seconds"]
         stats = y.groupby(x).agg(["mean", "min", "max"]).sort_index()
         colour = f"C{index % 10}"
-        label = f"{group} = {value}" if group else "mean seconds per image"
-        if spec.axis == "num_inference_steps" and len(stats) >= 2:
+        label = f"{group} = {axes.label(group, value)}" if group else "mean seconds per image"
+        if axis == "num_inference_steps" and len(stats) >= 2:
             # The slope is the cost of one step; the intercept is the fixed cost (text encoder, VAE decode).
             slope, intercept = np.polyfit(stats.index.to_numpy(float), stats["mean"].to_numpy(float), 1)
             sign = "+" if intercept >= 0 else "−"
@@ -105,10 +112,38 @@ def _draw(ax: Any, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> No
         if (stats["max"] > stats["min"]).any():
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, linewidth=0)
         ax.scatter(x, y, s=12, color=colour, alpha=0.35, linewidths=0)
-    ax.set_xlabel(spec.xlabel)
-    ax.set_ylabel("seconds per image (s)")
+    ax.set_ylabel(Y_LABEL)
     ax.grid(True, alpha=0.3)
-    seconds = cells["_seconds"]
+    _y_scale(ax, cells["_seconds"])
+    ticks = sorted(x_all.dropna().unique())
+    if axis == "resolution":
+        # One tick per pixel count; 768x512 and 512x768 share one.
+        names = cells.assign(_mp=x_all).groupby("_mp")["resolution"].agg(lambda r: "/".join(dict.fromkeys(r)))
+        ax.set_xticks(names.index, [f"{mp:.2f}\n{r}" for mp, r in names.items()], fontsize=8)
+    elif len(ticks) <= 15:
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # the values actually run, not 12, 15, 18...
+    if group or axis == "num_inference_steps":
+        ax.legend(fontsize=8, title=None, loc="best")
+
+
+def _bars(ax: Any, cells: pd.DataFrame, axis: str) -> None:
+    values = order_values(cells, axis)
+    names = labels(cells, axis)
+    stats = [cells.loc[names == v, "_seconds"] for v in values]
+    means = [s.mean() for s in stats]
+    spread = np.array([[m - s.min() for m, s in zip(means, stats, strict=True)],
+                       [s.max() - m for m, s in zip(means, stats, strict=True)]])
+    positions = np.arange(len(values))
+    ax.bar(positions, means, color="C0", alpha=0.8, yerr=spread, capsize=3, ecolor="#5f6368")
+    shown = ["\n".join(textwrap.wrap(axes.label(axis, v), 18, max_lines=3, placeholder=" …")) for v in values]
+    rotation = 30 if len(values) > 6 else 0
+    ax.set_xticks(positions, shown, fontsize=8, rotation=rotation, ha="right" if rotation else "center")
+    ax.set_ylabel(Y_LABEL)
+    ax.grid(True, axis="y", alpha=0.3)
+    _y_scale(ax, cells["_seconds"])
+
+
+def _y_scale(ax: Any, seconds: pd.Series) -> None:
     if seconds.min() > 0 and seconds.max() / seconds.min() > 30:
         # Tiny and full-size models on one plot differ by orders of magnitude.
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -119,9 +154,3 @@ def _draw(ax: Any, cells: pd.DataFrame, spec: PlotSpec, group: str | None) -> No
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
-    if spec.axis == "resolution":
-        # One tick per pixel count; 512x768 and 768x512 share one.
-        ticks = cells.assign(_mp=x_all).groupby("_mp")["resolution"].agg(lambda r: "/".join(dict.fromkeys(r)))
-        ax.set_xticks(ticks.index, [f"{mp:.2f}\n{r}" for mp, r in ticks.items()], fontsize=8)
-    if group or spec.axis == "num_inference_steps":
-        ax.legend(fontsize=8, title=None, loc="best")

@@ -59,3 +59,8 @@ class ReportResult:
     plots: list[Path] = field(default_factory=list)
     pages: list[SheetPage] = field(default_factory=list)
     layouts: list[Layout] = field(default_factory=list)
+    viewer: Path | None = None  # index.html, the interactive grid viewer
+
+    def lines(self) -> list[str]:
+        """What a summary prints about this report beyond its sheets and plots."""
+        return [f"viewer:  {self.viewer}"] if self.viewer else []

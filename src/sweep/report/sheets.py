@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from sweep import axes
 from sweep.report import text as tx
 from sweep.report.atomic import save_image
 from sweep.report.data import ENVIRONMENT, RunData
@@ -28,7 +29,7 @@ RED, RED_BG, RED_LINE = "#c62828", "#fdecea", "#f3b7b2"
 AMBER, AMBER_BG = "#a15c00", "#fff3e0"
 GREY, GREY_BG = "#80868b", "#eceef1"
 MIN_PX = 14
-SHORT = {"num_inference_steps": "steps", "guidance_scale": "cfg", "negative_prompt": "neg"}
+SHORT = {a.name: a.token for a in axes.AXES}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -110,7 +111,7 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
                  captions: bool, out_dir: Path, save: Callable[[Image.Image, Path], Path]) -> list[SheetPage]:
     """One sheet-axis combination: its grid, paginated into parts, each written atomically."""
     pairs = list(zip(layout.sheets, sheet_key, strict=True))
-    sheet_label = " · ".join(f"{a} = {shown(v)}" for a, v in pairs)
+    sheet_label = " · ".join(f"{a} = {shown(v, a)}" for a, v in pairs)
     base = safe(name) + "__" + _layout_token(layout)
     if pairs:
         base += "__" + "_".join(f"{safe(SHORT.get(a, a))}-{safe(v)}" for a, v in pairs)
@@ -169,8 +170,9 @@ def _groups(cells: pd.DataFrame, axes: tuple[str, ...]) -> list[tuple[tuple[str,
     return [(k, cells.loc[[x == k for x in keys]]) for k in _combos(cells, axes)]
 
 
-def shown(value: str) -> str:
-    return value if value != "" else "(none)"
+def shown(value: str, axis: str = "") -> str:
+    """A value as a label: an empty one reads as what it means for its axis ('default', '(none)')."""
+    return axes.label(axis, value)
 
 
 def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
@@ -178,7 +180,7 @@ def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
     """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16')."""
     lines = []
     for axis, value in zip(axes, key, strict=True):
-        line = f"{axis} = {shown(value)}"
+        line = f"{axis} = {shown(value, axis)}"
         for dep, master in deps.items():
             if master == axis and dep in cells:
                 found = {v for v in cells.loc[labels(cells, axis) == value, dep] if v}
@@ -195,7 +197,8 @@ def _single(cells: pd.DataFrame, column: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-FIXED = ("seed", "num_inference_steps", "guidance_scale", "resolution", "repeat", "model", "job")
+# Shown in the title when they have one value on a page (prompts have lines of their own).
+FIXED = (*(a.name for a in axes.AXES if a.name not in ("prompt", "negative_prompt")), "model", "job")
 
 
 def _title(cells: pd.DataFrame, layout: Layout, heading: str, candidates: list[str]) -> Title:

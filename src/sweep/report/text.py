@@ -38,8 +38,14 @@ def line_height(f: Font) -> int:
     return ascent + descent + max(2, round(f.size * 0.2))
 
 
+def visible(text: str) -> str:
+    """Tabs and other control characters as spaces (a font's layout engine rejects some of them)."""
+    return "".join(" " if (ord(c) < 32 and c != "\n") or 127 <= ord(c) < 160 else c for c in str(text))
+
+
 def width(text: str, f: Font) -> int:
-    return int(-(-f.getlength(text) // 1))
+    """Pixel width of text; of its widest line when it holds newlines (raqm cannot lay out a newline)."""
+    return max(int(-(-f.getlength(visible(line)) // 1)) for line in str(text).split("\n"))
 
 
 def longest_word(text: str, f: Font) -> int:
@@ -62,7 +68,7 @@ def wrap(text: str, f: Font, limit: int) -> list[str]:
     """Greedy word wrap to `limit` pixels; explicit newlines are kept."""
     limit = max(1, limit)
     lines: list[str] = []
-    for paragraph in str(text).split("\n"):
+    for paragraph in visible(text).replace("\r", "\n").split("\n"):
         current = ""
         for word in paragraph.split():
             candidate = f"{current} {word}" if current else word
@@ -106,6 +112,7 @@ def draw_block(draw: ImageDraw.ImageDraw, lines: list[str], f: Font, box: tuple[
     total = step * len(lines)
     top = y0 if valign == "top" else y0 + max(0, (y1 - y0 - total) // 2)
     for i, line in enumerate(lines):
+        line = visible(line).replace("\n", " ")
         w = width(line, f)
         left = x0 if align == "left" else x0 + max(0, (x1 - x0 - w) // 2)
         draw.text((left, top + i * step), line, font=f, fill=fill)

@@ -1,0 +1,700 @@
+"""The axis registry: what every sweepable setting is, declared once.
+
+Each `Axis` entry says, in one place: its name (diffusers' own argument name where there is one), how a value
+is parsed and checked (one-line error: key, value, what is allowed), how it enters the pipeline call (`enters`:
+a call argument, the text encoders, the image size, the scheduler, the generator, a prompt transform), whether
+cells that differ on it may share one call, its results.csv column(s), its label in sheets and plots, its part
+of the cell id / file name, and its A1111 infotext key. Grid expansion, the runner, resume identity, PNG
+metadata, the report, the multirun merge and the config schema all read this table; adding an axis is one
+entry here (A1111's `AxisOption` list and Infinity Grid's `GridSettingMode` are the field's precedent).
+
+Import cost matters (bad input must be refused in well under a second): nothing here imports torch or
+diffusers except the rare paths that validate a scheduler class's options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sweep.errors import SweepError, bad_value, suggest
+from sweep.naming import slug
+
+DEFAULT_PROMPT = "a photo of an astronaut riding a horse on mars"  # the diffusers SDXL tutorial's
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts [0, 2**64)
+# ComfyUI's KSampler bound for cfg: far beyond any useful guidance, and well below where fp16/fp32 overflow
+# turns every image black (guidance_scale=1e308 did exactly that).
+MAX_GUIDANCE = 100.0
+RANGE_HELP = ("a list, a single value, or a range 'START..END step S' (END included) or 'START..<END step S' "
+              "(END excluded)")
+_RANGE = re.compile(
+    r"^\s*(?P<start>[-+0-9.eE]+)\s*\.\.(?P<excl><)?\s*(?P<stop>[-+0-9.eE]+)\s*(?:step\s+(?P<step>[-+0-9.eE]+))?\s*$"
+)
+_RANDOM = re.compile(r"^\s*random\s+(?P<n>\S+)\s*$")
+_SIZE = re.compile(r"^\s*(?P<w>\d+)\s*[xX×]\s*(?P<h>\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the checks need to know about the model, read from its config files before any weight loads."""
+
+    native_size: tuple[int, int] | None = None  # (width, height) diffusers uses when none is given
+    num_train_timesteps: int = 1000
+    text_layers: int | None = None  # hidden layers of the shallower text encoder (bounds clip_skip)
+    scheduler: SchedulerSpec | None = None  # the model's own scheduler
+    refiner_switch: float | None = None  # the hand-over fraction used when a refiner is loaded and none is given
+
+
+# --- value checks ----------------------------------------------------------------------------------------
+
+
+def _int(value: Any, key: str, allowed: str, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool):
+        raise bad_value(key, value, allowed)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("+").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        raise bad_value(key, value, allowed)
+    return value
+
+
+def _float(value: Any, key: str, allowed: str, minimum: float, maximum: float, *, open_low: bool = False) -> float:
+    if isinstance(value, bool):
+        raise bad_value(key, value, allowed)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad_value(key, value, allowed) from None
+    low_ok = number > minimum if open_low else number >= minimum
+    if not (low_ok and number <= maximum) or math.isnan(number):
+        raise bad_value(key, value, allowed)
+    return number
+
+
+def check_text(value: Any, key: str, *, optional: bool) -> str | None:
+    """Prompt-like text: a string that is valid Unicode (a lone surrogate such as '\\ud800' cannot be written to
+    a PNG or a CSV); empty or null means none where that is allowed."""
+    if value is None or (optional and isinstance(value, str) and not value.strip()):
+        if optional:
+            return None
+        raise bad_value(key, value, "a non-empty prompt")
+    if not isinstance(value, str) or (not optional and not value.strip()):
+        raise bad_value(key, value, "a non-empty prompt" if not optional else "text, or null/'' for none")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # repr() shows the surrogate escaped ('caf\\ud800'), so the message itself can be printed.
+        raise bad_value(key, value, "text that is valid Unicode (no lone surrogates such as \\ud800)") from None
+    return value
+
+
+def check_side(value: Any, key: str) -> int:
+    side = _int(value, key, "a positive multiple of 8", 8)
+    if side % 8:
+        raise bad_value(key, value, "a positive multiple of 8")
+    return side
+
+
+SIZE_HELP = "'WIDTHxHEIGHT' like '1216x832', {width: W, height: H}, or one number for a square"
+
+
+def check_size(value: Any, key: str) -> tuple[int, int]:
+    """'1216x832' / {width: 1216, height: 832} / 512 -> (width, height). Sizes are WIDTHxHEIGHT, as A1111's
+    `Size`, ComfyUI and civitai write them; a bare [a, b] pair is refused because readers disagree on its order."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise bad_value(key, value, SIZE_HELP)
+        return check_side(match["w"], key), check_side(match["h"], key)
+    if isinstance(value, Mapping):
+        if set(value) != {"width", "height"}:
+            raise bad_value(key, dict(value), SIZE_HELP)
+        return check_side(value["width"], key), check_side(value["height"], key)
+    if isinstance(value, Sequence):
+        pair = list(value)
+        shown = f"{pair[0]}x{pair[1]}" if len(pair) == 2 else "WxH"
+        raise bad_value(key, pair, f"{SIZE_HELP}: write '{shown}' (width {pair[0] if len(pair) == 2 else 'W'} "
+                        "first) or {width: W, height: H}")
+    side = check_side(value, key)
+    return side, side
+
+
+def number_text(value: float | int) -> str:
+    """Shortest exact text of a number: 5.0 -> '5', 7.5 -> '7.5', 5.0000001 -> '5.0000001' (file names, labels)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _digest(text: str, n: int = 6) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:n]
+
+
+def text_id(prefix: str, text: str, limit: int) -> str:
+    """A readable, unique file-name fragment for any text: ASCII slug plus a short hash of the exact text."""
+    head = slug(text, limit)
+    return "-".join(p for p in (prefix, head, _digest(text)) if p)
+
+
+# --- schedulers (samplers) ------------------------------------------------------------------------------
+
+# A1111 sampler names -> diffusers class and the options that define them (diffusers' scheduler overview page).
+# Options name every setting that tells samplers of one class apart, so a model whose own scheduler config has
+# e.g. use_karras_sigmas=true still gets plain "DPM++ 2M" when that is asked for.
+_DPM = "DPMSolverMultistepScheduler"
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
+    "Euler Karras": ("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Heun": ("HeunDiscreteScheduler", {"use_karras_sigmas": False}),
+    "Heun Karras": ("HeunDiscreteScheduler", {"use_karras_sigmas": True}),
+    "LMS": ("LMSDiscreteScheduler", {"use_karras_sigmas": False}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M": (_DPM, {"algorithm_type": "dpmsolver++", "use_karras_sigmas": False}),
+    "DPM++ 2M Karras": (_DPM, {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ 2M SDE": (_DPM, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": False}),
+    "DPM++ 2M SDE Karras": (_DPM, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "DDIM": ("DDIMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
+    "DEIS": ("DEISMultistepScheduler", {"use_karras_sigmas": False}),
+}
+# diffusers' KarrasDiffusionSchedulers: the classes an SDXL pipeline accepts (a test keeps this in step).
+SCHEDULER_CLASSES = (
+    "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "LMSDiscreteScheduler", "EulerDiscreteScheduler",
+    "HeunDiscreteScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler",
+    "DPMSolverSinglestepScheduler", "KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler",
+    "DEISMultistepScheduler", "UniPCMultistepScheduler", "DPMSolverSDEScheduler", "EDMEulerScheduler",
+)
+SCHEDULER_HELP = ("an A1111 sampler name (" + ", ".join(SAMPLERS) + "), a diffusers scheduler class name, or "
+                  "{class: CLASS, OPTION: VALUE, ...}; null = the model's own scheduler")
+
+
+def _squash(text: str) -> str:
+    """Case- and space-insensitive, as A1111 and Infinity Grid read sampler names ('dpm++2mkarras')."""
+    return re.sub(r"[\s_]+", "", str(text)).lower()
+
+
+_BY_SQUASHED = {_squash(name): name for name in SAMPLERS}
+_CLASS_BY_SQUASHED = {_squash(name): name for name in SCHEDULER_CLASSES}
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A scheduler to build from the loaded one's config: class plus the options that differ."""
+
+    cls: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """A1111's name where one matches (e.g. 'DPM++ 2M Karras'), else the class with its options."""
+        opts = dict(self.options)
+        candidates = [(name, defining) for name, (cls, defining) in SAMPLERS.items() if cls == self.cls]
+        for name, defining in candidates:
+            if opts == defining:
+                return name
+        if candidates and set(opts) <= {k for _, d in candidates for k in d}:
+            # A class given with fewer options: what it is with the class's own defaults for the rest.
+            defaults = _class_defaults(self.cls)
+            for name, defining in candidates:
+                if all(opts.get(k, defaults.get(k)) == v for k, v in defining.items()):
+                    return name
+        return self.class_text
+
+    @property
+    def class_text(self) -> str:
+        """Class plus options differing from its defaults: `DPMSolverMultistepScheduler(use_karras_sigmas=True)`."""
+        defaults = _class_defaults(self.cls)
+        shown = [f"{k}={v!r}" for k, v in self.options if defaults.get(k, object()) != v]
+        return f"{self.cls}({', '.join(shown)})" if shown else self.cls
+
+    def a1111(self) -> list[tuple[str, str]]:
+        """`Sampler: DPM++ 2M, Schedule type: Karras`, as A1111 1.9+ writes it."""
+        name = self.name
+        if name in SAMPLERS and name.endswith(" Karras"):
+            return [("Sampler", name.removesuffix(" Karras")), ("Schedule type", "Karras")]
+        return [("Sampler", name)]
+
+
+def _class_defaults(cls: str) -> dict[str, Any]:
+    """__init__ defaults of a scheduler class (imports diffusers: only when a spec is shown or built)."""
+    import inspect
+
+    import diffusers
+
+    init = getattr(diffusers, cls).__init__
+    return {k: p.default for k, p in inspect.signature(init).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def spec_from_config(cls: str, config: Mapping[str, Any]) -> SchedulerSpec:
+    """The spec that names a loaded scheduler: its class plus the defining options of the A1111 names."""
+    keys = sorted({k for c, opts in SAMPLERS.values() if c == cls for k in opts})
+    return SchedulerSpec(cls, tuple((k, config[k]) for k in keys if k in config))
+
+
+def check_scheduler(value: Any, key: str) -> SchedulerSpec | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "default", "null", "none")):
+        return None
+    if isinstance(value, str):
+        name = _BY_SQUASHED.get(_squash(value))
+        if name:
+            cls, options = SAMPLERS[name]
+            return SchedulerSpec(cls, tuple(sorted(options.items())))
+        cls = _CLASS_BY_SQUASHED.get(_squash(value))
+        if cls:
+            return SchedulerSpec(cls, ())
+        raise bad_value(key, value, SCHEDULER_HELP + suggest(value, [*SAMPLERS, *SCHEDULER_CLASSES]))
+    if isinstance(value, Mapping):
+        options = dict(value)
+        raw_cls = options.pop("class", None)
+        cls = _CLASS_BY_SQUASHED.get(_squash(raw_cls)) if isinstance(raw_cls, str) else None
+        if cls is None:
+            raise bad_value(f"{key}.class", raw_cls, "a diffusers scheduler class: " + ", ".join(SCHEDULER_CLASSES))
+        known = _class_defaults(cls)
+        for option, setting in options.items():
+            if option not in known:
+                raise bad_value(f"{key}.{option}", setting, f"an option of {cls}: " + ", ".join(sorted(known))
+                                + suggest(option, known))
+        return SchedulerSpec(cls, tuple(sorted(options.items())))
+    raise bad_value(key, value, SCHEDULER_HELP)
+
+
+# --- the registry ----------------------------------------------------------------------------------------
+
+Parse = Callable[[Any, str, Facts], Any]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweepable setting. `None` as a value means "not set": the pipeline's own default."""
+
+    name: str
+    parse: Parse
+    # How the value enters generation: "call" (a pipeline keyword argument), "encode" (an argument of the text
+    # encoders, so it is part of the prompt cache key), "size" (height and width), "scheduler" (a scheduler
+    # built per call), "seed" (the per-image generator), "repeat" (nothing: the same cell again), "transform"
+    # (rewrites the prompt texts).
+    enters: str
+    base_type: Any = None  # type of the top-level config key; None: a grid-only axis
+    base_default: Any = None
+    columns: tuple[str, ...] = ()  # results.csv columns; default (name,)
+    numeric: bool = False  # ordered as numbers, plotted as lines (categorical: sweep order, bars)
+    ranges: bool = False  # accepts 'START..END step S'
+    splits_calls: bool = True  # cells differing on it cannot share one pipeline call (all but the seed)
+    id: Callable[[Any], str] = str  # cell-id / file-name fragment of a (non-None) value
+    infotext: Callable[[Any], list[tuple[str, Any]]] | None = None  # A1111 `parameters` fields
+    info_rank: int = 100  # position among the A1111 fields (Steps 10, Sampler 20, CFG 30, Seed 40, Size 50, ...)
+    record: Callable[[Any], dict[str, Any]] | None = None  # value -> results.csv cells (default {name: value})
+    none_label: str = "default"  # how "not set" reads in sheets and the viewer
+    short: str = ""  # short name in file names ('steps'); default: the name
+    aliases: tuple[str, ...] = ()  # other names a report layout accepts ('steps', 'cfg', 'sampler')
+    help: str = ""  # what the axis is, in a few words (plot axis labels)
+    sort_values: bool | None = None  # order values ascending in sheets (default: when numeric; seeds keep theirs)
+    allowed: str = ""
+    # What "not set" turns out to be for a given model, for the record (the model's own scheduler); the cell id
+    # still leaves it out, so naming it explicitly is a different cell with the same pixels.
+    resolve: Callable[[Facts], Any] | None = None
+    derives: tuple[str, ...] = ()  # columns whose values this axis rewrites (Prompt S/R: the prompt texts)
+
+    @property
+    def cols(self) -> tuple[str, ...]:
+        return self.columns or (self.name,)
+
+    @property
+    def token(self) -> str:
+        return self.short or self.name
+
+    @property
+    def sorted(self) -> bool:
+        return self.numeric if self.sort_values is None else self.sort_values
+
+    def to_record(self, value: Any, facts: Facts | None = None) -> dict[str, Any]:
+        if value is None and self.resolve is not None and facts is not None:
+            value = self.resolve(facts)
+        if self.record is not None:
+            return self.record(value)
+        return {self.name: value}
+
+
+def _steps(value: Any, key: str, facts: Facts) -> int:
+    limit = facts.num_train_timesteps
+    return _int(value, key, f"an integer from 1 to {limit} (the scheduler's num_train_timesteps)", 1, limit)
+
+
+def _guidance(value: Any, key: str, facts: Facts) -> float:
+    return _float(value, key, f"a number from 0 to {MAX_GUIDANCE:g} (<= 1 turns classifier-free guidance off)",
+                  0.0, MAX_GUIDANCE)
+
+
+def _seed(value: Any, key: str, facts: Facts) -> int:
+    return _int(value, key, f"an integer in [0, {MAX_SEED}]", 0, MAX_SEED)
+
+
+def _clip_skip(value: Any, key: str, facts: Facts) -> int | None:
+    if value is None:
+        return None
+    top = (facts.text_layers - 1) if facts.text_layers else 10
+    # diffusers' clip_skip=1 uses the layer before the penultimate one (A1111's "Clip skip: 2").
+    return _int(value, key, f"an integer from 0 to {top} (layers skipped; A1111's 'Clip skip' minus 1), or null",
+                0, top)
+
+
+def _optional_float(low: float, high: float, what: str, open_low: bool = False) -> Parse:
+    def parse(value: Any, key: str, facts: Facts) -> float | None:
+        return None if value is None else _float(value, key, f"{what}, or null for the pipeline's default",
+                                                 low, high, open_low=open_low)
+    return parse
+
+
+def _switch(value: Any, key: str, facts: Facts) -> float | None:
+    if value is None:
+        return None
+    allowed = ("a fraction strictly between 0 and 1 (of the steps the base runs before the refiner takes over), "
+               "e.g. 0.8, or null for 0.8")
+    switch = _float(value, key, allowed, 0.0, 1.0, open_low=True)
+    if switch == 1.0:  # the refiner would get no step at all
+        raise bad_value(key, value, allowed)
+    return switch
+
+
+def _text(optional: bool) -> Parse:
+    return lambda value, key, facts: check_text(value, key, optional=optional)
+
+
+def _size(value: Any, key: str, facts: Facts) -> tuple[int, int] | None:
+    return None if value is None else check_size(value, key)
+
+
+def _scheduler(value: Any, key: str, facts: Facts) -> SchedulerSpec | None:
+    return check_scheduler(value, key)
+
+
+def _replacement(value: Any, key: str, facts: Facts) -> str:
+    text = check_text(value, key, optional=True)
+    return text if text is not None else ""
+
+
+def _size_record(value: tuple[int, int] | None) -> dict[str, Any]:
+    width, height = value if value else (None, None)
+    return {"height": height, "width": width}
+
+
+def _scheduler_record(value: SchedulerSpec | None) -> dict[str, Any]:
+    return {"scheduler": value.name if value else None, "scheduler_class": value.class_text if value else None}
+
+
+def _scheduler_id(value: SchedulerSpec) -> str:
+    """'DPM-2M-Karras' for A1111 names (all distinct as slugs); a class with options gets a hash of them."""
+    return slug(value.name, 40) if value.name in SAMPLERS else text_id("", value.name, 24)
+
+
+def _sr_record(value: tuple[str, str] | None) -> dict[str, Any]:
+    return {"prompt_sr": value[1] if value else None}
+
+
+AXES: tuple[Axis, ...] = (
+    Axis("prompt", _text(False), "encode", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
+         id=lambda v: text_id("", v, 24), none_label="(none)", allowed="non-empty prompt text"),
+    Axis("negative_prompt", _text(True), "encode", base_type=str | None, none_label="(none)", short="neg",
+         aliases=("negative", "neg"), id=lambda v: text_id("neg", v, 12), allowed="text, or null/'' for none"),
+    Axis("prompt_2", _text(True), "encode", base_type=str | None, none_label="same as prompt",
+         id=lambda v: text_id("ptwo", v, 12), infotext=lambda v: [("Prompt 2", v)], info_rank=90,
+         allowed="text for the second text encoder, or null for the prompt"),
+    Axis("negative_prompt_2", _text(True), "encode", base_type=str | None, none_label="same as negative_prompt",
+         id=lambda v: text_id("negtwo", v, 12), infotext=lambda v: [("Negative prompt 2", v)], info_rank=91,
+         allowed="text for the second text encoder, or null for the negative prompt"),
+    # A1111's Prompt S/R: the first value is the text to find; each value replaces it in every prompt text.
+    Axis("prompt_sr", _replacement, "transform", record=_sr_record, short="sr", aliases=("sr", "prompt s/r"),
+         derives=("prompt", "negative_prompt", "prompt_2", "negative_prompt_2"),
+         id=lambda v: text_id("sr", v[1], 16), none_label="(original)",
+         allowed="a list whose first value is text found in the prompt"),
+    Axis("seed", _seed, "seed", base_type=int, base_default=1234, numeric=True, ranges=True, splits_calls=False,
+         sort_values=False, aliases=("seeds",), id=lambda v: f"seed{v}", infotext=lambda v: [("Seed", v)],
+         info_rank=40),
+    Axis("num_inference_steps", _steps, "call", base_type=int, base_default=50, numeric=True, ranges=True,
+         short="steps", aliases=("steps", "step"), help="denoising steps", id=lambda v: f"steps{v}",
+         infotext=lambda v: [("Steps", v)], info_rank=10),
+    Axis("guidance_scale", _guidance, "call", base_type=float, base_default=5.0, numeric=True, ranges=True,
+         short="cfg", aliases=("cfg", "guidance", "cfg_scale", "cfg scale"), help="CFG scale; <= 1 turns CFG off",
+         id=lambda v: f"cfg{number_text(v)}", infotext=lambda v: [("CFG scale", v)], info_rank=30),
+    Axis("resolution", _size, "size", columns=("height", "width"), record=_size_record, numeric=True,
+         id=lambda v: f"{v[0]}x{v[1]}", infotext=lambda v: [("Size", f"{v[0]}x{v[1]}")], info_rank=50,
+         none_label="native", aliases=("size", "res", "wxh"), help="megapixels; labels WIDTHxHEIGHT",
+         allowed=SIZE_HELP),
+    Axis("scheduler", _scheduler, "scheduler", base_type=Any, columns=("scheduler", "scheduler_class"),
+         record=_scheduler_record, id=_scheduler_id, infotext=lambda v: v.a1111(), info_rank=20,
+         resolve=lambda facts: facts.scheduler, aliases=("sampler", "samplers", "schedulers"), help="sampler",
+         allowed=SCHEDULER_HELP),
+    Axis("guidance_rescale", _optional_float(0.0, 1.0, "a number from 0 to 1"), "call", base_type=float | None,
+         numeric=True, ranges=True, id=lambda v: f"rescale{number_text(v)}",
+         infotext=lambda v: [("Guidance rescale", v)], info_rank=75),
+    Axis("clip_skip", _clip_skip, "encode", base_type=int | None, numeric=True, ranges=True,
+         id=lambda v: f"clipskip{v}", infotext=lambda v: [("Clip skip", v + 1)], info_rank=70),
+    Axis("eta", _optional_float(0.0, 1.0, "a number from 0 to 1 (DDIM and ancestral noise)"), "call",
+         base_type=float | None, numeric=True, ranges=True, id=lambda v: f"eta{number_text(v)}",
+         infotext=lambda v: [("Eta", v)], info_rank=76),
+    Axis("denoising_end", _optional_float(0.0, 1.0, "a fraction in (0, 1]", open_low=True), "call",
+         base_type=float | None, numeric=True, ranges=True, id=lambda v: f"dend{number_text(v)}",
+         infotext=lambda v: [("Denoising end", v)], info_rank=77),
+    # SDXL's base + refiner "ensemble of experts": the base runs denoising_end=F, the refiner denoising_start=F.
+    Axis("refiner_switch", _switch, "refiner", base_type=float | None, numeric=True, ranges=True,
+         short="switch", aliases=("switch", "refiner switch at", "high_noise_frac"),
+         help="fraction of the steps the base runs before the refiner", id=lambda v: f"refsw{number_text(v)}",
+         infotext=lambda v: [("Refiner switch at", v)], info_rank=65, resolve=lambda facts: facts.refiner_switch,
+         none_label="no refiner"),
+    Axis("repeat", lambda v, k, f: v, "repeat", numeric=True, id=lambda v: f"r{v}",
+         allowed="an integer >= 1 (how many times each cell is made)"),
+)
+BY_NAME = {axis.name: axis for axis in AXES}
+# Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.
+NOT_AXES = frozenset({
+    "self", "kwargs", "height", "width", "generator", "latents", "prompt_embeds", "negative_prompt_embeds",
+    "pooled_prompt_embeds", "negative_pooled_prompt_embeds", "ip_adapter_image", "ip_adapter_image_embeds",
+    "output_type", "return_dict", "cross_attention_kwargs", "callback_on_step_end",
+    "callback_on_step_end_tensor_inputs", "num_images_per_prompt", "timesteps", "sigmas", "original_size",
+    "crops_coords_top_left", "target_size", "negative_original_size", "negative_crops_coords_top_left",
+    "negative_target_size",
+})
+TEXT_AXES = tuple(a.name for a in AXES if a.enters == "encode" and a.base_type in (str, str | None))
+
+
+LORA = "lora"  # grid family: `lora: {NAME: [0, 0.5, 1]}` sweeps the strength of the LoRA called NAME
+MAX_LORA_STRENGTH = 10.0
+
+
+def lora_axis(name: str) -> Axis:
+    """The strength of one LoRA of model.lora (adapter NAME), set per call with set_adapters. Pipeline-global
+    state ("state"): calls with different strengths never run at the same time."""
+
+    def parse(value: Any, key: str, facts: Facts) -> float:
+        return _float(value, key, f"a strength from -{MAX_LORA_STRENGTH:g} to {MAX_LORA_STRENGTH:g} (0 = off, 1 = as "
+                      "trained)", -MAX_LORA_STRENGTH, MAX_LORA_STRENGTH)
+
+    return Axis(f"{LORA}.{name}", parse, "state", numeric=True, ranges=True, short=f"lora-{name}",
+                id=lambda v: f"lora-{slug(name, 20)}-{number_text(v)}", help=f"strength of LoRA {name}",
+                allowed="a LoRA strength")
+
+
+def grid_entries(key: str, raw: Any) -> list[tuple[str, Any]]:
+    """A grid key and its value as axes: the `lora` family's mapping gives one axis per LoRA."""
+    if key != LORA:
+        return [(key, raw)]
+    if not isinstance(raw, Mapping) or not raw:
+        raise bad_value(f"sweep.grid.{LORA}", raw, "a mapping of LoRA names (from model.lora) to strengths, e.g. "
+                        "{detail: [0, 0.5, 1]}")
+    return [(f"{LORA}.{name}", values) for name, values in raw.items()]
+
+
+def get(name: str, key: str | None = None) -> Axis:
+    """The axis called `name`; an unknown name exits 2 listing what is allowed."""
+    if name.startswith(f"{LORA}."):
+        return lora_axis(name.split(".", 1)[1])
+    axis = BY_NAME.get(name) or _pipeline_argument(name)
+    if axis is None:
+        allowed = ", ".join(BY_NAME)
+        raise bad_value(key or f"sweep.grid.{name}", name, f"an axis: {allowed}, or a scalar argument of "
+                        f"StableDiffusionXLPipeline.__call__{suggest(name, BY_NAME)}")
+    return axis
+
+
+def _pipeline_argument(name: str) -> Axis | None:
+    """A scalar keyword argument of the installed diffusers' SDXL call that no entry above covers, typed from
+    its annotation (so a newer diffusers' new argument is an axis too)."""
+    if name in NOT_AXES or name.startswith("_"):
+        return None
+    import inspect
+
+    from diffusers import StableDiffusionXLPipeline
+
+    parameter = inspect.signature(StableDiffusionXLPipeline.__call__).parameters.get(name)
+    if parameter is None:
+        return None
+    text = str(parameter.annotation)
+    kind = next((t for t in ("bool", "int", "float", "str") if re.search(rf"\b{t}\b", text)), None)
+    if kind is None or any(w in text for w in ("list", "tuple", "Tensor", "dict", "Callable")):
+        return None
+
+    def parse(value: Any, key: str, facts: Facts) -> Any:
+        if value is None:
+            return None
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise bad_value(key, value, "true or false")
+            return value
+        if kind == "int":
+            return _int(value, key, "an integer", -(2**63), 2**63 - 1)
+        if kind == "float":
+            return _float(value, key, "a finite number", -math.inf, math.inf)
+        return check_text(value, key, optional=True)
+
+    numeric = kind in ("int", "float")
+    return Axis(name, parse, "call", numeric=numeric, ranges=numeric,
+                id=lambda v: f"{slug(name, 12)}{number_text(v) if numeric else text_id('', str(v), 12)}",
+                infotext=lambda v: [(name, v)], info_rank=95)
+
+
+def base_axes() -> list[Axis]:
+    """Axes that are also top-level config keys (resolution's are `height`/`width`, diffusers' names)."""
+    return [a for a in AXES if a.base_type is not None]
+
+
+def aliases() -> dict[str, str]:
+    """Other names of axes (lower case) -> the axis name."""
+    return {alias: a.name for a in AXES for alias in a.aliases}
+
+
+def dependent_columns() -> set[str]:
+    """Columns that belong to an axis without being its name (height/width of resolution, scheduler_class)."""
+    return {c for a in AXES for c in a.cols if c != a.name}
+
+
+def columns(extra: Iterable[str] = ()) -> list[str]:
+    """The parameter columns of results.csv, in registry order, plus any extra axes' columns."""
+    found = [c for a in AXES for c in a.cols]
+    for name in extra:
+        found += [c for c in get(name).cols if c not in found]
+    return found
+
+
+def axis_of_column(column: str) -> Axis | None:
+    """The axis a results.csv column belongs to ('height' -> resolution), or None."""
+    if column.startswith(f"{LORA}."):
+        return lora_axis(column.split(".", 1)[1])
+    for axis in AXES:
+        if column == axis.name or column in axis.cols:
+            return axis
+    return None
+
+
+# --- grid values ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Values:
+    """The checked values of one axis, in sweep order, plus how they were given."""
+
+    axis: Axis
+    values: list[Any]
+    random: bool = False  # seeds drawn with 'random N'
+    raw: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _number(text: str, key: str, raw: Any) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise bad_value(key, raw, RANGE_HELP) from None
+    if not value.is_finite():
+        raise bad_value(key, raw, RANGE_HELP)
+    return value
+
+
+def range_values(text: str, key: str, limit: int) -> list[Decimal]:
+    """'10..90 step 10' -> 10, 20, ..., 90 (end included); '..<' stops before the end. The count is computed
+    first, so '1..1e12' is refused at once instead of filling memory."""
+    match = _RANGE.match(text)
+    if not match:
+        raise bad_value(key, text, RANGE_HELP)
+    start, stop = _number(match["start"], key, text), _number(match["stop"], key, text)
+    step = _number(match["step"], key, text) if match["step"] else Decimal(1)
+    if step <= 0:
+        raise bad_value(key, text, "a range step > 0")
+    if stop < start:
+        raise bad_value(key, text, "a range whose END is not below its START")
+    span = (stop - start) / step
+    count = int(span) + 1 if not match["excl"] or span != span.to_integral_value() else int(span)
+    if count < 1:
+        raise bad_value(key, text, "a range with at least one value")
+    if count > limit:
+        raise bad_value(key, text, f"at most max_images={limit} values (raise it with max_images=N if you mean it)")
+    # Decimal arithmetic so '2..3 step 0.1' gives 2.1, not 2.1000000000000001.
+    return [start + i * step for i in range(count)]
+
+
+def grid_values(name: str, raw: Any, facts: Facts, limit: int, recorded_seeds: list[int] | None = None) -> Values:
+    """Checked values of one grid entry; raises SweepError naming `sweep.grid.NAME`."""
+    key = f"sweep.grid.{name}"
+    axis = get(name, key)
+    if name == "repeat":
+        count = _int(raw, key, f"an integer from 1 to max_images={limit} (how many times each cell is made)",
+                     1, limit)
+        return Values(axis, list(range(count)), raw=raw)
+    if isinstance(raw, str) and _RANDOM.match(raw):
+        if name != "seed":
+            raise bad_value(key, raw, "'random N' only on the seed axis")
+        count = _int(_RANDOM.match(raw)["n"], key, f"'random N' with N an integer from 1 to max_images={limit}",
+                     1, limit)
+        if recorded_seeds is not None and len(recorded_seeds) == count:
+            return Values(axis, list(recorded_seeds), random=True, raw=raw)
+        # Seeds A1111 and most tools show are 32-bit; stay in that range so they can be typed back in.
+        return Values(axis, [secrets.randbelow(2**32) for _ in range(count)], random=True, raw=raw)
+    if isinstance(raw, str) and ".." in raw and axis.ranges:
+        items: list[Any] = list(range_values(raw, key, limit))
+    elif isinstance(raw, Sequence) and not isinstance(raw, str):
+        items = list(raw)
+        if not items:
+            raise bad_value(key, [], "at least one value (leave the axis out, or null, to not sweep it)")
+    else:
+        items = [raw]  # one value (text may contain '..': it is never a range)
+    if len(items) > limit:
+        raise bad_value(key, f"{len(items)} values", f"at most max_images={limit}")
+    if name == "prompt_sr":
+        return _prompt_sr(axis, items, key, raw)
+    values = [axis.parse(item, key, facts) for item in items]
+    return Values(axis, _unique(values, key), raw=raw)
+
+
+def _prompt_sr(axis: Axis, items: list[Any], key: str, raw: Any) -> Values:
+    texts = [axis.parse(item, key, Facts()) for item in items]
+    if not texts[0]:
+        raise bad_value(key, items[0], "a first value that is the (non-empty) text to find in the prompt")
+    search = texts[0]
+    return Values(axis, _unique([(search, t) for t in texts], key), raw=raw)
+
+
+def _unique(values: list[Any], key: str) -> list[Any]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            shown = value[1] if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], str) else value
+            raise bad_value(key, shown, "each value once (to generate the same cell several times use "
+                            "sweep.grid.repeat: N)")
+        seen.add(value)
+    return values
+
+
+def label(axis_name: str, text: str) -> str:
+    """How a results.csv value reads in sheets and the viewer: an empty value reads as the axis's default."""
+    if text != "":
+        return text
+    axis = BY_NAME.get(axis_name)
+    return axis.none_label if axis else "(none)"
+
+
+def check_facts_bound(name: str, value: Any, facts: Facts) -> None:
+    """Re-check a value against bounds only known once the model's config is read (steps, clip_skip)."""
+    axis = BY_NAME.get(name)
+    if axis is not None and value is not None and name in ("num_inference_steps", "clip_skip"):
+        axis.parse(value, name, facts)
+
+
+__all__ = ["AXES", "Axis", "Facts", "SchedulerSpec", "SweepError", "Values", "get", "grid_values", "label"]

@@ -1,0 +1,199 @@
+"""From a composed config to a checked plan: base values, grid axes, cells and layout, before any model loads.
+
+Everything a user typed is checked here (one line per error: key, value, what is allowed), and the grid is
+counted before it is expanded, so a range of a trillion values is refused in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweep import axes
+from sweep.errors import SweepError, bad_value, suggest
+from sweep.grid import Cell, check_unique_ids, expand, with_native_size
+
+GENERATOR_DEVICES = "cpu (the same noise on any device), cuda, cuda:N or mps"
+# Report layout names that are not axes of one run but columns a report may use.
+LAYOUT_EXTRA = ("model", "sweep", "job", "dtype", "device")
+
+
+@dataclass
+class Plan:
+    """Everything checked and expanded before the model is loaded or an image is made."""
+
+    name: str
+    base: dict[str, Any]  # axis name -> base value, registry order (+ pipeline arguments the grid uses)
+    swept: list[axes.Values]
+    cells: list[Cell]  # reading order; an unset size is the model's native size
+    layout: dict[str, str | None]
+    batch_size: int | None
+    generator_device: str
+    max_images: int
+    grid_spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def random_seeds(self) -> list[int] | None:
+        return next((v.values for v in self.swept if v.random), None)
+
+    @property
+    def extra_axes(self) -> list[str]:
+        """Grid axes that are pipeline arguments without a registry entry of their own."""
+        return [n for n in self.base if n not in axes.BY_NAME]
+
+    def resolved(self, facts: axes.Facts) -> list[Cell]:
+        """The cells with the model's native size filled in and bounds known only from its config re-checked."""
+        for name in ("num_inference_steps", "clip_skip"):
+            key = f"sweep.grid.{name}" if any(v.axis.name == name for v in self.swept) else name
+            for value in {c.get(name) for c in self.cells}:
+                if value is not None:
+                    axes.get(name).parse(value, key, facts)
+        cells = with_native_size(self.cells, facts.native_size) if facts.native_size else list(self.cells)
+        check_unique_ids(cells)
+        return cells
+
+
+def _integer(cfg: Mapping[str, Any], key: str, default: Any, allowed: str, optional: bool = False) -> Any:
+    value = cfg.get(key, default)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_value(key, value, allowed)
+    return value
+
+
+def base_values(cfg: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
+    """Every registry axis's base value: the config's top-level key, or the axis's own default."""
+    base: dict[str, Any] = {}
+    for axis in axes.AXES:
+        if axis.name == "resolution":
+            height, width = (None if cfg.get(k) is None else axes.check_side(cfg[k], k) for k in ("height", "width"))
+            if (height is None) != (width is None):
+                raise bad_value("height" if height is None else "width", None,
+                                "height and width both set, or both null for the model's native size")
+            base["resolution"] = None if height is None else (width, height)
+        elif axis.base_type is not None:
+            base[axis.name] = axis.parse(cfg.get(axis.name, axis.base_default), axis.name, facts)
+        else:
+            base[axis.name] = 0 if axis.name == "repeat" else None
+    return base
+
+
+def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
+               facts: axes.Facts | None = None, *, multirun: bool = False) -> Plan:
+    """Check every key and value and expand the grid; raises SweepError naming the first bad one."""
+    from sweep.pipeline import check_model_config
+
+    facts = facts or axes.Facts()
+    sweep = cfg["sweep"]
+    name = str(sweep.get("name") or "")
+    if not name or name == "???":
+        raise bad_value("sweep.name", name, "a non-empty name")
+    max_images = _integer(cfg, "max_images", 1000, "an integer >= 1")
+    batch_size = _integer(cfg, "batch_size", None, "an integer >= 1, or null for automatic", optional=True)
+    generator_device = str(cfg.get("generator_device", "cpu"))
+    _check_generator_device(generator_device)
+    base = base_values(cfg, facts)
+
+    grid_spec = {k: v for k, v in dict(sweep.get("grid") or {}).items() if v is not None}
+    entries = [e for k, v in grid_spec.items() for e in axes.grid_entries(k, v)]
+    swept = [axes.grid_values(k, v, facts, max_images, recorded_seeds) for k, v in entries]
+    _check_model_axes(cfg["model"], base, swept)
+    if not swept:
+        raise bad_value("sweep.grid", "no axis", "at least one axis among " + ", ".join(axes.BY_NAME))
+    for values in swept:  # pipeline arguments without an entry of their own join the base, unset
+        base.setdefault(values.axis.name, None)
+    total = math.prod(len(v.values) for v in swept)
+    if total > max_images:
+        raise bad_value("sweep.grid", f"{total} images",
+                        f"at most max_images={max_images} (raise it with max_images=N if you mean it)")
+    layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
+    _check_layout(layout, [v.axis.name for v in swept], multirun)
+    _check_report(cfg.get("report") or {})
+    check_model_config(cfg["model"])
+    cells = expand(base, swept)
+    _check_prompt_sr(cells)
+    return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
+                generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
+
+
+def _check_model_axes(model: Mapping[str, Any], base: dict[str, Any], swept: list[axes.Values]) -> None:
+    """Axes of model files need the files: a LoRA strength needs that LoRA in model.lora (every LoRA of
+    model.lora is in every cell, at strength 1 unless swept), a refiner switch needs model.refiner."""
+    from sweep.lora import parse
+
+    names = [name for name, _ in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle")))]
+    for name in names:
+        base[f"{axes.LORA}.{name}"] = 1.0
+    for values in swept:
+        name = values.axis.name
+        if name.startswith(f"{axes.LORA}.") and name.split(".", 1)[1] not in names:
+            raise bad_value(f"sweep.grid.{name}", name.split(".", 1)[1], "a LoRA named in model.lora: "
+                            + (", ".join(names) or "none is set (model.lora=FILE.safetensors)"))
+    switch_set = base.get("refiner_switch") is not None or any(v.axis.name == "refiner_switch" for v in swept)
+    if switch_set and not model.get("refiner"):
+        raise bad_value("refiner_switch", "set", "a refiner to hand over to: model.refiner=ID_OR_FOLDER (or tiny)")
+    if model.get("refiner") and (base.get("denoising_end") is not None
+                                 or any(v.axis.name == "denoising_end" for v in swept)):
+        raise bad_value("denoising_end", "set", "null when model.refiner is set (refiner_switch is the hand-over)")
+
+
+def _check_generator_device(device: str) -> None:
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise bad_value("generator_device", device, GENERATOR_DEVICES)
+    if kind == "cpu":
+        return
+    import torch  # only here: a CPU generator (the default) needs no torch at check time
+
+    if kind == "cuda" and (not torch.cuda.is_available() or int(index or 0) >= torch.cuda.device_count()):
+        raise bad_value("generator_device", device, "a device this machine has (no such CUDA device here; cpu "
+                        "gives the same noise on any device)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise bad_value("generator_device", device, "a device this machine has (no MPS here; use cpu)")
+
+
+def _check_layout(layout: Mapping[str, Any], swept: list[str], multirun: bool) -> None:
+    from sweep.report.layout import ALIASES
+
+    used: list[str] = []
+    for slot, value in layout.items():
+        if not value:
+            continue
+        axis = ALIASES.get(str(value).lower(), str(value))
+        if axis in swept or (multirun and (axis in axes.BY_NAME or axis in LAYOUT_EXTRA)):
+            used.append(axis)
+            continue
+        allowed = ", ".join(swept)
+        raise bad_value(f"sweep.layout.{slot}", value, f"an axis this sweep varies: {allowed}" + suggest(axis, swept))
+    if len(used) != len(set(used)):
+        raise bad_value("sweep.layout", dict(layout), "a different axis for rows, cols and sheets")
+
+
+def _check_report(report: Mapping[str, Any]) -> None:
+    if not isinstance(report.get("cell_max", 512), int) or int(report.get("cell_max", 512)) < 64:
+        raise bad_value("report.cell_max", report.get("cell_max"), "an integer >= 64 (pixels)")
+    if not isinstance(report.get("max_cells", 64), int) or int(report.get("max_cells", 64)) < 1:
+        raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
+
+
+def _check_prompt_sr(cells: list[Cell]) -> None:
+    """A1111's rule: the search text must be in the prompt or the negative prompt of every cell."""
+    for cell in cells:
+        value = cell.get("prompt_sr")
+        if value is None:
+            continue
+        texts = [cell.get(n) for n in axes.TEXT_AXES]
+        if not any(isinstance(t, str) and value[0] in t for t in texts):
+            raise SweepError(f"sweep.grid.prompt_sr: got {value[0]!r}, which is in neither the prompt nor the "
+                             f"negative prompt ({cell.get('prompt')!r}); allowed: a first value found in them")
+
+
+def describe(plan: Plan, model_name: str, todo: int | None = None) -> str:
+    """The work estimate printed before anything runs (A1111 prints the same before a big grid)."""
+    steps = sum(c.num_inference_steps for c in plan.cells)
+    sizes = " x ".join(f"{len(v.values)} {v.axis.name}" for v in plan.swept)
+    left = "" if todo is None or todo == len(plan.cells) else f"; {todo} of {len(plan.cells)} images to make"
+    return f"{plan.name}: {len(plan.cells)} images ({sizes}), {steps} denoising steps, model {model_name}{left}"

@@ -1,0 +1,346 @@
+"""The viewer (index.html): thumbnails made once, data escaped, and the page driven in a real headless Chromium.
+
+Browser tests use Debian's `chromium` through Playwright. Without a browser they skip locally and fail in CI
+(`CI` set): `.ci/run` installs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from conftest import make_cfg
+from report_fixtures import cell, make_run
+from sweep.report import build_report
+from sweep.report.viewer import script_json
+from sweep.runner import run_sweep
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+HOSTILE = ("x</script><script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> "
+           "'single' \"double\" & <!-- é 中文 😀 \u2028 end")
+TINY = ("height=64", "width=64")
+
+
+def run(cfg, run_dir: Path):
+    return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None)
+
+
+def table(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "results.csv", dtype=str, keep_default_na=False)
+
+
+def ids(run_dir: Path, order: tuple[str, str], **where: float) -> list[str]:
+    """cell_ids matching `where` (by number), in the grid's reading order: by order[0] (rows), then order[1]."""
+    rows = table(run_dir)
+    for key, value in where.items():
+        rows = rows[rows[key].astype(float) == value]
+    rows = rows.assign(_r=rows[order[0]].astype(float), _c=rows[order[1]].astype(float))
+    return list(rows.sort_values(["_r", "_c"])["cell_id"])
+
+
+# --- runs shared by the tests ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ssg(tmp_path_factory):
+    """seeds_steps_guidance at 64x64 with steps 1 and 2: 3 seeds x 2 steps x 2 guidance = 12 images."""
+    run_dir = tmp_path_factory.mktemp("viewer") / "ssg"
+    summary = run(make_cfg("sweep=seeds_steps_guidance", *TINY, "sweep.grid.num_inference_steps=[1,2]"), run_dir)
+    assert summary.made == 12
+    return run_dir, summary
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """Two prompts, one full of markup, quotes and non-ASCII text."""
+    run_dir = tmp_path_factory.mktemp("viewer") / "hostile"
+    cfg = make_cfg("sweep=steps_10_to_90", *TINY, "sweep.grid.num_inference_steps=[1]")
+    cfg.sweep.grid.prompt = [HOSTILE, "plain"]
+    run(cfg, run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def multirun(tmp_path_factory):
+    """`-m sweep=steps_10_to_90 guidance_scale=3,7` laid out as Hydra does (one dir per job), then merged."""
+    from sweep.multirun import merge
+
+    sweep_dir = tmp_path_factory.mktemp("viewer") / "multirun"
+    for num, guidance in enumerate((3, 7)):
+        job = sweep_dir / str(num)
+        overrides = ["sweep=steps_10_to_90", *TINY, "sweep.grid.num_inference_steps=[1,2]",
+                     f"guidance_scale={guidance}"]
+        run(make_cfg(*overrides), job)
+        (job / ".hydra").mkdir()
+        (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        (job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    num: {num}\n")
+    job_thumbs = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/thumbs/*.jpg")}
+    merged = merge(sweep_dir)
+    return sweep_dir, merged, job_thumbs
+
+
+# --- without a browser -----------------------------------------------------------------------------------
+
+
+def test_thumbnails_are_small_jpegs_made_once_and_remade_when_the_png_changes(ssg, tmp_path):
+    run_dir, summary = ssg
+    assert f"viewer:  {run_dir / 'index.html'}" in summary.lines()
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)  # keeps mtimes: a copied folder reuses its thumbnails too
+    thumbs = sorted((copy / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == 12
+    for path in thumbs:
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and max(image.size) <= 256
+    before = {p: p.stat().st_mtime_ns for p in thumbs}
+    build_report(copy)
+    assert {p: p.stat().st_mtime_ns for p in thumbs} == before
+
+    png = copy / table(copy)["image"][0]
+    with Image.open(png) as image:
+        info = PngInfo()
+        for key, value in image.text.items():
+            info.add_text(key, value)
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(png, pnginfo=info)
+    result = build_report(copy)
+    changed = {p for p in thumbs if p.stat().st_mtime_ns != before[p]}
+    assert changed == {copy / "thumbs" / (png.stem + ".jpg")}
+    assert result.viewer == copy / "index.html"
+
+
+def test_cli_rebuild_prints_the_page(ssg, capsys):
+    from sweep.report.__main__ import main
+
+    run_dir, _ = ssg
+    assert main([str(run_dir)]) == 0
+    assert f"viewer:  {run_dir / 'index.html'}" in capsys.readouterr().out
+
+
+def test_page_data_cannot_end_its_script_element(hostile):
+    text = script_json({"p": HOSTILE})
+    assert not set("<>&\u2028\u2029") & set(text)
+    assert json.loads(text) == {"p": HOSTILE}
+    page = (hostile / "index.html").read_text(encoding="utf-8")
+    assert page.count("</script>") == 2  # the data's and the code's own, none from the prompt
+    data = re.search(r'<script id="sweep-data" type="application/json">(.*?)</script>', page, re.S).group(1)
+    assert HOSTILE in json.loads(data)["strings"]
+
+
+# --- in the browser --------------------------------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("SWEEP_CHROMIUM"), "chromium", "chromium-browser"):
+        path = shutil.which(name) if name else None
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    path = _chromium()
+    if sync_playwright is None or path is None:
+        reason = "browser tests need playwright (pip) and chromium (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield tab
+    context.close()
+    assert errors == []
+
+
+def open_page(page, run_dir: Path, hash_: str = "") -> None:
+    page.goto((run_dir / "index.html").as_uri() + hash_)
+    page.wait_for_selector("html[data-ready]")
+
+
+def shown(page) -> list[str]:
+    return page.eval_on_selector_all("#cells [data-cell]", "els => els.map(e => e.dataset.cell)")
+
+
+def view(page) -> str:
+    return page.evaluate("location.hash")
+
+
+def wait_loaded(page) -> None:
+    page.wait_for_function("[...document.querySelectorAll('#cells img')].every(i => i.complete)")
+
+
+def test_first_view_is_the_sheets_layout_with_lazy_thumbnails(page, ssg):
+    run_dir, _ = ssg
+    open_page(page, run_dir)
+    assert view(page) == "#x=num_inference_steps&y=seed&guidance_scale=3"
+    assert shown(page) == ids(run_dir, ("seed", "num_inference_steps"), guidance_scale=3)
+    wait_loaded(page)
+    images = page.eval_on_selector_all("#cells img", "els => els.map(e => [e.getAttribute('src'), e.loading, "
+                                                     "e.naturalWidth, e.dataset.cell])")
+    for src, loading, natural, cell_id in images:
+        assert src == f"thumbs/{Path(table(run_dir).set_index('cell_id').loc[cell_id, 'image']).stem}.jpg"
+        assert loading == "lazy" and natural == 64
+
+
+@pytest.mark.parametrize("guidance", ["7", "7.0"])
+def test_the_url_hash_drives_the_view(page, ssg, guidance):
+    run_dir, _ = ssg
+    open_page(page, run_dir, f"#x=seed&y=num_inference_steps&guidance_scale={guidance}")
+    assert shown(page) == ids(run_dir, ("num_inference_steps", "seed"), guidance_scale=7)
+    assert view(page) == "#x=seed&y=num_inference_steps&guidance_scale=7"
+    # A link that leaves an axis out shows its first value; the page follows a hash change in place.
+    page.evaluate("location.hash = '#x=num_inference_steps&y=seed'")
+    page.wait_for_function("location.hash.endsWith('guidance_scale=3')")
+    assert shown(page) == ids(run_dir, ("seed", "num_inference_steps"), guidance_scale=3)
+
+
+def test_controls_switch_axes_pick_values_and_hide_values(page, ssg):
+    run_dir, _ = ssg
+    open_page(page, run_dir)
+    # Any two axes against each other in two clicks.
+    page.click("button[data-axis=guidance_scale][data-role=x]")
+    page.click("button[data-axis=seed][data-role=y]")
+    assert view(page) == "#x=guidance_scale&y=seed&num_inference_steps=1"
+    assert shown(page) == ids(run_dir, ("seed", "guidance_scale"), num_inference_steps=1)
+    page.click("button[data-axis=num_inference_steps][data-value='2']")
+    assert shown(page) == ids(run_dir, ("seed", "guidance_scale"), num_inference_steps=2)
+    page.click("button[data-axis=guidance_scale][data-role=y]")  # Y onto the X axis: they swap
+    assert view(page).startswith("#x=seed&y=guidance_scale&")
+    page.uncheck("input[data-axis=seed][data-value='2']")
+    assert view(page).endswith("&hide=seed:2")
+    expected = [c for c in ids(run_dir, ("guidance_scale", "seed"), num_inference_steps=2) if "_seed2_" not in c]
+    assert shown(page) == expected
+    page.click("button[data-axis=guidance_scale][data-role=sx]")  # a grid of grids, one per guidance scale
+    assert page.eval_on_selector_all("#cells .superhead", "els => els.map(e => e.textContent)") == [
+        "guidance_scale = 3", "guidance_scale = 7"]
+    assert sorted(shown(page)) == sorted(expected)
+
+
+def test_large_view_shows_the_png_its_row_and_parameters_and_moves_with_the_keys(page, ssg):
+    run_dir, _ = ssg
+    open_page(page, run_dir)
+    order = ids(run_dir, ("seed", "num_inference_steps"), guidance_scale=3)  # seeds 1..3 x steps 1, 2
+    page.click(f"img[data-cell='{order[0]}']")
+    large = page.locator("#large")
+    assert large.is_visible() and large.get_attribute("data-cell") == order[0]
+    image = table(run_dir).set_index("cell_id").loc[order[0], "image"]
+    assert page.get_attribute("#large-img", "src") == image
+    with Image.open(run_dir / image) as png:
+        assert page.input_value("#large-params") == png.text["parameters"]
+    row = dict(page.eval_on_selector_all("#large-row tr", "trs => trs.map(t => [t.cells[0].textContent, "
+                                                          "t.cells[1].textContent])"))
+    assert row["cell_id"] == order[0] and row["image"] == image and row["seed"] == "1"
+    for key, expected in [("ArrowRight", order[1]), ("ArrowRight", order[1]), ("ArrowDown", order[3]),
+                          ("ArrowLeft", order[2]), ("ArrowUp", order[0])]:
+        page.keyboard.press(key)
+        assert large.get_attribute("data-cell") == expected, key
+    page.keyboard.press("Escape")
+    assert large.is_hidden()
+
+
+def test_fit_native_size_seconds_and_auto_cycle(page, ssg):
+    run_dir, _ = ssg
+    page.clock.install()
+    open_page(page, run_dir)
+    first = "#cells img >> nth=0"
+    assert page.eval_on_selector(first, "e => e.width") > 64  # fit: 3 rows x 2 columns fill the window
+    page.click("#size-native")
+    assert page.eval_on_selector(first, "e => [e.width, e.getAttribute('src').startsWith('images/')]") == [64, True]
+    assert page.locator("#cells figcaption").count() == 6
+    page.uncheck("#show-seconds")
+    assert page.locator("#cells figcaption").count() == 0
+    # guidance_scale, the only axis left to cycle
+    assert page.eval_on_selector("#cycle-axis", "s => s.options[s.selectedIndex].textContent") == "guidance_scale"
+    page.fill("#cycle-seconds", "3")
+    page.dispatch_event("#cycle-seconds", "change")
+    page.click("#cycle-go")
+    page.clock.run_for(3100)
+    assert view(page).endswith("guidance_scale=7")
+    assert shown(page) == ids(run_dir, ("seed", "num_inference_steps"), guidance_scale=7)
+    page.clock.run_for(3000)
+    assert view(page).endswith("guidance_scale=3")
+
+
+def test_failed_and_missing_cells_are_marked(page, ssg, tmp_path):
+    run_dir, _ = ssg
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    rows = table(partial)
+    failed, missing = ids(partial, ("seed", "num_inference_steps"), guidance_scale=3)[:2]
+    error = "CUDA out of memory. <b>Tried</b> to allocate 20.00 GiB"
+    rows.loc[rows["cell_id"] == failed, ["status", "error", "image"]] = ["failed", error, ""]
+    rows = rows[rows["cell_id"] != missing]  # killed before this one: sweep.json still lists it
+    rows.to_csv(partial / "results.csv", index=False, quoting=csv.QUOTE_MINIMAL)
+    build_report(partial)
+    open_page(page, partial)
+    assert page.get_attribute(f"[data-cell='{failed}']", "data-status") == "failed"
+    assert error in page.text_content(f"[data-cell='{failed}']")
+    assert page.get_attribute(f"[data-cell='{missing}']", "data-status") == "missing"
+    assert "1 failed" in page.text_content("#counts") and "1 missing" in page.text_content("#counts")
+    page.click(f"[data-cell='{failed}']")
+    assert error in page.text_content("#large-mark") and page.is_hidden("#large-img")
+
+
+def test_mixed_resolutions_keep_their_aspect_and_relative_size(page, tmp_path):
+    cells = [cell(seed=s, height=h, width=w) for s in (1, 2) for h, w in ((64, 128), (128, 64), (32, 32))]
+    run_dir = make_run(tmp_path / "mixed", cells)
+    build_report(run_dir)
+    open_page(page, run_dir)
+    sizes = dict(page.eval_on_selector_all("#cells img", "els => els.map(e => [e.dataset.cell, [e.width, e.height]])"))
+    assert len(sizes) == 6
+    for c in cells:
+        width, height = sizes[c["cell_id"]]
+        assert abs(width / height - c["width"] / c["height"]) < 0.05
+    assert sizes[cells[0]["cell_id"]][0] == sizes[cells[1]["cell_id"]][1]  # one scale for every image
+    assert abs(sizes[cells[0]["cell_id"]][0] - 4 * sizes[cells[2]["cell_id"]][0]) <= 2
+
+
+def test_multirun_sweep_dir_gets_a_page_over_the_jobs(page, multirun):
+    sweep_dir, merged, job_thumbs = multirun
+    assert merged.viewer == sweep_dir / "index.html" and f"viewer:  {merged.viewer}" in merged.lines()
+    assert job_thumbs and {p: p.stat().st_mtime_ns for p in job_thumbs} == job_thumbs  # the jobs' own, reused
+    open_page(page, sweep_dir)
+    assert view(page) == "#x=num_inference_steps&y=guidance_scale"
+    rows = table(sweep_dir)
+    expected = rows.assign(_g=rows["guidance_scale"].astype(float), _s=rows["num_inference_steps"].astype(int))
+    expected = expected.sort_values(["_g", "_s"])
+    assert shown(page) == list(expected["cell_id"])
+    wait_loaded(page)
+    images = page.eval_on_selector_all("#cells img", "els => els.map(e => [e.dataset.job, e.getAttribute('src'), "
+                                                     "e.naturalWidth])")
+    assert [job for job, _, _ in images] == list(expected["job"])
+    assert all(src.startswith(f"{job}/thumbs/") and natural == 64 for job, src, natural in images)
+
+
+def test_hostile_prompt_renders_as_text(page, hostile):
+    open_page(page, hostile)
+    labels = page.eval_on_selector_all("#cells .rowhead, #cells .colhead", "els => els.map(e => e.textContent)")
+    assert HOSTILE in labels
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src=x]").count() == 0
+    page.click("#cells img >> nth=0")
+    assert HOSTILE in page.input_value("#large-params") or "plain" in page.input_value("#large-params")
