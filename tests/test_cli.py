@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import SWEEPS, run_cli
 
 pytestmark = pytest.mark.slow
 TINY = ("model=tiny", "height=64", "width=64", "num_inference_steps=2")
@@ -39,7 +39,7 @@ def test_hostile_sweep_name_stays_inside_outputs(tmp_path):
 
 def test_help_and_cfg_job_work(tmp_path):
     help_text = run_cli("--help", cwd=tmp_path).stdout
-    assert "sweep: guidance_2_to_10, resolution_512_1024, seed_fixed" in help_text
+    assert f"sweep: {', '.join(SWEEPS)}" in help_text  # every shipped sweep, from the sweeps/ folder
     assert "model: local, sdxl_arch, sdxl_base, tiny" in help_text and "Powered by Hydra" in help_text
     printed = run_cli("sweep=steps_10_to_90", "--cfg", "job", cwd=tmp_path)
     assert printed.returncode == 0 and "num_inference_steps: 10..90 step 10" in printed.stdout

@@ -1,4 +1,4 @@
-"""`python -m sweep sweep=NAME [overrides]`: a thin Hydra entry around sweep.app.run_job."""
+"""`sdxl-sweep sweep=NAME [overrides]` (or `python -m sweep ...`): a thin Hydra entry around sweep.app.run_job."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 import sweep.schema  # noqa: F401  registers the structured-config schema and the ${safe:} resolver
 from sweep.app import EXIT, run_job
 from sweep.cli_errors import install as install_compact_errors
+from sweep.config_dirs import add_config_dirs
 from sweep.paths import CONF_DIR
 from sweep.signals import Interrupted, install_entry_handlers
 
 HYDRA_SUBDIR = ".hydra"
+SCRIPT = "sdxl-sweep"  # the console script of pyproject.toml's [project.scripts]
 
 
 def save_hydra_files(cfg: DictConfig, run_dir: Path) -> None:
@@ -41,8 +43,40 @@ def main(cfg: DictConfig) -> int:
                    save_hydra=lambda run_dir: save_hydra_files(cfg, run_dir), job=job)
 
 
+def version() -> str:
+    """The installed distribution's version (the source tree's when run from a checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("sdxl-sweep")
+    except PackageNotFoundError:
+        return sweep.__version__
+
+
+def _completion_install(args: list[str]) -> bool:
+    """True for `-sc install=SHELL` / `--shell-completion uninstall=SHELL` (also `-sc=...`)."""
+    for i, arg in enumerate(args):
+        flag, sep, value = arg.partition("=")
+        if flag in ("-sc", "--shell-completion"):
+            value = value if sep else (args[i + 1] if i + 1 < len(args) else "")
+            if value.startswith(("install=", "uninstall=")):
+                return True
+    return False
+
+
 def entry() -> None:
-    """Run the Hydra app; a stop before the first image (Ctrl-C, SIGTERM) is one line, not a traceback."""
+    """Entry of the `sdxl-sweep` console script and of `python -m sweep`: run the Hydra app; a stop before the
+    first image (Ctrl-C, SIGTERM) is one line, not a traceback; exits with the run's code."""
+    args = sys.argv[1:]
+    if "--version" in args:  # Hydra's own --version prints Hydra's version
+        print(f"{SCRIPT} {version()}")
+        sys.exit(0)
+    if _completion_install(args):
+        # Hydra writes the script for the command in argv[0]; under `python -m` that is `python` plus a
+        # script path the completion function then fails to find. The console script can be completed.
+        sys.argv[0] = SCRIPT
+    add_config_dirs(args)
     install_compact_errors()
     install_entry_handlers()
     try:

@@ -34,11 +34,13 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
     `save_hydra(dir)` writes Hydra's record of the job (.hydra/) once the directory is accepted, so a refused
     run leaves an existing directory exactly as it was. `job` (num, overrides) names a multirun job.
     """
-    from sweep.runner import run_sweep
+    from sweep.config_checks import check_config
 
     ranks = Ranks()
     run_dir = Path(run_dir)
     try:
+        check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
+        from sweep.runner import run_sweep  # torch: only once the config is known to be good
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
         ranks = _ranks(cfg)
         run_dir = shared_run_dir(ranks, run_dir)

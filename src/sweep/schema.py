@@ -61,7 +61,8 @@ def _grid_config() -> type:
     fields = [(axis.name, Any, field(default=None)) for axis in axes.AXES]
     # Families: `lora: {NAME: [0, 0.5, 1]}` is one axis per LoRA of model.lora.
     fields.append((axes.LORA, Any, field(default=None)))
-    return make_dataclass("GridConfig", fields)
+    # OPEN_KEYS: a key added with `+` is not refused by sweep.config_checks; the registry checks it at plan time.
+    return make_dataclass("GridConfig", fields, namespace={"OPEN_KEYS": True})
 
 
 GridConfig = _grid_config()

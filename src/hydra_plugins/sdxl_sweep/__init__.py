@@ -9,12 +9,23 @@ scheme `sweepdir://` serves every `*.yaml` of one folder as the `sweep` group:
 A sweep file holds the sweep's own keys (name, description, grid, layout) and, optionally, base parameters
 (prompt, seed, num_inference_steps, ...). It is served as a `_global_` config with the sweep keys moved under
 `sweep:`, so its base parameters override conf/config.yaml and the command line overrides both.
+
+The same file can come from three more places, and behaves the same from each:
+- a `sweep/` folder in Hydra's usual `--config-dir DIR` (`DIR/sweep/NAME.yaml`): Hydra's own file source would
+  load it into the package `sweep` (its `prompt` would land on `sweep.prompt`), so the entry point notes DIR
+  in `sweep.config_dirs` and `DIR/sweep` is served by a `sweepdir://` source that comes first;
+- a path: `sweep=my/grid.yaml` or `sweep=/abs/grid.yaml` (an option ending in `.yaml` or holding a `/`) is read
+  relative to the current directory by the `sweeppath://` source, before any folder is searched.
+
+A file that is not valid YAML (syntax, tabs, duplicate keys, bytes that are not UTF-8, a recursive alias) or
+whose keys or types the schema refuses fails with one line naming the file, the line where known, and the key.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from hydra._internal.core_plugins.file_config_source import FileConfigSource
 from hydra.core.config_search_path import ConfigSearchPath
@@ -26,6 +37,14 @@ from omegaconf import OmegaConf
 GROUP = "sweep"
 SWEEP_KEYS = ("name", "description", "grid", "layout")
 
+def _split(config_path: str) -> str | None:
+    """`sweep/NAME.yaml` -> `NAME.yaml`, `sweep` -> ``; anything else is not ours (None)."""
+    head, _, rest = config_path.strip("/").partition("/")
+    if head != GROUP:
+        return None
+    # `sweep=/abs/x.yaml` arrives as `sweep//abs/x.yaml`: keep the leading slash of the option.
+    return config_path.lstrip("/")[len(GROUP) + 1:] if rest else ""
+
 
 class SweepDirConfigSource(FileConfigSource):
     """Serves the YAML files of one folder as the `sweep` config group."""
@@ -34,50 +53,127 @@ class SweepDirConfigSource(FileConfigSource):
     def scheme() -> str:
         return "sweepdir"
 
-    @staticmethod
-    def _in_folder(config_path: str) -> str | None:
-        """`sweep/NAME.yaml` -> `NAME.yaml`, `sweep` -> ``; anything else is not ours (None)."""
-        head, _, rest = config_path.strip("/").partition("/")
-        return rest if head == GROUP else None
+    def _inner(self, config_path: str) -> str | None:
+        """The file name inside this folder; None for what is not ours, including any path with a `/`
+        (the folder is flat; paths are the `sweeppath://` source's)."""
+        inner = _split(config_path)
+        return None if inner is None or "/" in inner else inner
 
     def load_config(self, config_path: str) -> ConfigResult:
-        inner = self._in_folder(config_path)
-        if inner is None:
+        inner = self._inner(config_path)
+        if not inner:
             raise ConfigLoadError(f"Config not found : {config_path}")
-        result = super().load_config(inner)
-        raw = OmegaConf.to_container(result.config) or {}
-        if not isinstance(raw, dict):
-            raise ConfigLoadError(f"sweep file {inner} must be a mapping, got {type(raw).__name__}")
-        sweep = {key: raw.pop(key) for key in SWEEP_KEYS if key in raw}
-        sweep.setdefault("name", Path(inner).stem)
-        result.config = OmegaConf.create({**raw, GROUP: sweep})
-        result.header["package"] = "_global_"
-        return result
+        return load_sweep_file(self, inner)
 
     def is_group(self, config_path: str) -> bool:
         if config_path.strip("/") == "":
             return True
-        inner = self._in_folder(config_path)
-        return inner is not None and super().is_group(inner)
+        inner = self._inner(config_path)
+        return inner == "" and super().is_group("")
 
     def is_config(self, config_path: str) -> bool:
-        inner = self._in_folder(config_path)
-        return inner is not None and inner != "" and super().is_config(inner)
+        inner = self._inner(config_path)
+        return bool(inner) and super().is_config(inner)  # type: ignore[arg-type]
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         if config_path.strip("/") == "":
             return [GROUP] if results_filter in (None, ObjectType.GROUP) else []
-        inner = self._in_folder(config_path)
+        inner = self._inner(config_path)
         if inner != "" or results_filter == ObjectType.GROUP or not super().is_group(""):
             return []  # a flat folder: sweeps only, no nested groups
         return sorted(p.stem for p in Path(self.path).glob("*.yaml") if p.is_file())
 
 
+class SweepPathConfigSource(FileConfigSource):
+    """`sweep=PATH.yaml`: a sweep file named by its path, relative to this source's folder (the current
+    directory) or absolute. Only options that look like a path are served; it lists nothing."""
+
+    @staticmethod
+    def scheme() -> str:
+        return "sweeppath"
+
+    @staticmethod
+    def _inner(config_path: str) -> str | None:
+        inner = _split(config_path)
+        return inner if inner and ("/" in inner or inner.endswith(".yaml")) else None
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        inner = self._inner(config_path)
+        if inner is None:
+            raise ConfigLoadError(f"Config not found : {config_path}")
+        return load_sweep_file(self, inner)
+
+    def available(self) -> bool:
+        return True
+
+    def is_group(self, config_path: str) -> bool:
+        return config_path.strip("/") == ""
+
+    def is_config(self, config_path: str) -> bool:
+        inner = self._inner(config_path)
+        return inner is not None and super().is_config(inner)
+
+    def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
+        return []
+
+
+def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
+    """Load one sweep file as a `_global_` config with its sweep keys under `sweep:`; any problem with the
+    file is one ConfigFileError line naming it."""
+    from sweep.config_checks import ConfigFileError
+
+    path = os.path.realpath(os.path.join(source.path, FileConfigSource._normalize_file_name(inner)))
+    try:
+        result = FileConfigSource.load_config(source, inner)
+    except ConfigLoadError:
+        raise
+    except Exception as exc:  # yaml's errors, UnicodeDecodeError, RecursionError: say what and where
+        from sweep.yaml_errors import describe_load_error
+
+        raise ConfigFileError(f"sweep file {path}{describe_load_error(exc, path)}") from None
+    raw: Any = OmegaConf.to_container(result.config)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigFileError(f"sweep file {path}: got a {type(raw).__name__} at the top; allowed: a mapping "
+                              "of name, description, grid, layout and base parameters")
+    _check_file_keys(raw, path)
+    sweep = {key: raw.pop(key) for key in SWEEP_KEYS if key in raw}
+    sweep.setdefault("name", Path(inner).stem)
+    result.config = OmegaConf.create({**raw, GROUP: sweep})
+    result.header["package"] = "_global_"
+    return result
+
+
+def _check_file_keys(raw: dict[str, Any], path: str) -> None:
+    """Keys and types of a sweep file against the schema; messages use the file's own keys (`grid`)."""
+    from sweep.config_checks import HYDRA_KEYS, ConfigFileError, check_mapping, keys_of
+    from sweep.errors import SweepError, suggest
+
+    allowed = [*SWEEP_KEYS, *(k for k in keys_of("") or () if k != GROUP)]
+    for key, value in raw.items():
+        if key not in allowed and key not in HYDRA_KEYS:
+            from sweep.config_checks import show
+
+            raise ConfigFileError(f"sweep file {path}: {key}: unknown key (got {show(value)}); allowed: "
+                                  f"{', '.join(allowed)}{suggest(key, allowed)}")
+    served = {k: v for k, v in raw.items() if k not in SWEEP_KEYS}
+    served[GROUP] = {k: v for k, v in raw.items() if k in SWEEP_KEYS}
+    try:
+        check_mapping(served)
+    except SweepError as exc:
+        text = str(exc)
+        text = text[len(GROUP) + 1:] if text.startswith(GROUP + ".") else text
+        raise ConfigFileError(f"sweep file {path}: {text}") from None
+
+
 class SweepSearchPathPlugin(SearchPathPlugin):
-    """Adds the shipped `sweeps/` folder to the search path of sdxl-sweep's own app (no other app)."""
+    """Adds sdxl-sweep's sweep sources to the search path of its own app (no other app): paths, the
+    `sweep/` folders of `--config-dir`, then the shipped `sweeps/` folder."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         try:
+            from sweep.config_dirs import CONFIG_DIRS
             from sweep.paths import CONF_DIR, shipped_dir
         except Exception:  # another app in an environment where sdxl-sweep is broken or absent
             return
@@ -86,4 +182,8 @@ class SweepSearchPathPlugin(SearchPathPlugin):
             os.path.realpath(element.path.split("://", 1)[-1]) in ours for element in search_path.get_path()
         ):
             return
+        search_path.append(provider="sdxl-sweep", path=f"sweeppath://{os.getcwd()}")
+        for folder in dict.fromkeys(CONFIG_DIRS):
+            if os.path.isdir(os.path.join(folder, GROUP)):
+                search_path.append(provider="sdxl-sweep", path=f"sweepdir://{os.path.join(folder, GROUP)}")
         search_path.append(provider="sdxl-sweep", path=f"sweepdir://{shipped_dir('sweeps')}")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import suggest
 from sweep.report.result import ReportError
 
 USAGE = " ".join(__doc__.strip().split("\n\n")[0].split())
@@ -36,7 +37,8 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
             else:
                 options[key] = value
         elif sep and not os.path.exists(arg) and "/" not in arg:
-            raise ReportError(key, value, "DIR and the options " + ", ".join(f"{o}=" for o in OPTIONS))
+            raise ReportError(key, value, "DIR and the options " + ", ".join(f"{o}=" for o in OPTIONS)
+                              + suggest(key.strip(), OPTIONS))
         elif run_dir is None:
             run_dir = arg
         else:
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = build_report(run_dir, **options)
     except ReportError as exc:
-        print(f"sweep.report: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     root = Path(run_dir)
     print(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "

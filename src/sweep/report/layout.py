@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 import pandas as pd
 
 from sweep import axes
+from sweep.errors import suggest
 from sweep.report.data import PRIMARY, RunData
 from sweep.report.result import Layout, ReportError
 
@@ -95,7 +96,8 @@ def canonical(name: str, allowed: list[str], key: str) -> str:
     alias = ALIASES.get(text.lower())
     if alias in allowed:
         return alias
-    raise ReportError(key, name, "one of " + ", ".join(allowed) + " (or none), comma-separated to combine")
+    raise ReportError(key, name, "one of " + ", ".join(allowed) + " (or none), comma-separated to combine"
+                      + suggest(text, [*allowed, *(a for a, axis in ALIASES.items() if axis in allowed)]))
 
 
 def parse_slot(key: str, value: str | list[str] | tuple[str, ...] | None,
@@ -144,6 +146,16 @@ def choose_layout(run: RunData, cells: pd.DataFrame, explicit: dict[str, tuple[s
         cols, rest = [rest[0]], rest[1:]
     if slots.get("rows") is None and not rows and rest:
         rows, rest = [rest[0]], rest[1:]
+    if explicit.get("sheets") == () and rest:
+        # sheets=none: one sheet (parts only past max_cells). What still varies joins a slot the user left
+        # open, with combined labels, rather than quietly becoming sheets again.
+        if explicit.get("rows") is None:
+            rows, rest = rows + rest, []
+        elif explicit.get("cols") is None:
+            cols, rest = cols + rest, []
+        else:
+            raise ReportError("sheets", "none", f"a sheet axis for {', '.join(rest)} (it varies and rows and "
+                              f"cols are given), or add it to rows or cols: rows={','.join([*rows, *rest])}")
     # Whatever still varies becomes one sheet per combination rather than vanishing.
     sheets += [a for a in rest if a not in sheets]
 
