@@ -95,19 +95,31 @@ def fallback_files(bold: bool = False) -> tuple[str, ...]:
     return tuple(paths)
 
 
-@cache
-def coverage(path: str) -> frozenset[int]:
-    """Code points a font file draws (its cmap; the first face of a collection); empty when it cannot be read
-    or has no outlines (colour bitmap emoji fonts load at one pixel size only)."""
+def _read(path: str, cmap: bool) -> frozenset[int] | bool:
     try:
         from fontTools.ttLib import TTFont
 
         with TTFont(path, fontNumber=0, lazy=True) as opened:
-            if not any(tag in opened for tag in ("glyf", "CFF ", "CFF2")):
-                return frozenset()
-            return frozenset(opened.getBestCmap() or ())
+            # Colour bitmap fonts (Noto Color Emoji) have no outlines and load at one pixel size only.
+            outlines = any(tag in opened for tag in ("glyf", "CFF ", "CFF2"))
+            if not cmap:
+                return outlines
+            return frozenset(opened.getBestCmap() or ()) if outlines else frozenset()
     except Exception:  # a broken or unsupported file is no fallback, never a crash
-        return frozenset()
+        return frozenset() if cmap else False
+
+
+@cache
+def usable(path: str) -> bool:
+    """Whether a font file opens and has scalable outlines (reads only its table directory)."""
+    return bool(_read(path, cmap=False))
+
+
+@cache
+def coverage(path: str) -> frozenset[int]:
+    """Code points a font file draws (its cmap; the first face of a collection); empty when it cannot be read
+    or has no outlines."""
+    return _read(path, cmap=True)  # type: ignore[return-value]
 
 
 @lru_cache(maxsize=256)
@@ -233,6 +245,40 @@ def words(text: str) -> list[tuple[str, bool]]:
                     start, glued = k, True
         out.append((word[start:], glued))
     return out
+
+
+def columns(text: str) -> int:
+    """Width in character cells: a wide (CJK) character takes two, a combining mark none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if _attached(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap_columns(text: str, limit: int, max_lines: int) -> list[str]:
+    """Greedy wrap to `limit` character cells (for matplotlib labels, which have no pixel measure here), at
+    most `max_lines` lines, the last ending in ' …' when text was left out. Breaks where wrap() does."""
+    lines: list[str] = []
+    current = ""
+    for word, glued in words(text):
+        while columns(word) > limit:  # a token longer than a line is split by characters
+            cut = next(k for k in range(1, len(word) + 1) if columns(word[:k]) > limit) - 1
+            lines += [current] if current else []
+            lines.append(word[:max(1, cut)])
+            current, word, glued = "", word[max(1, cut):], True
+        candidate = f"{current}{'' if glued else ' '}{word}" if current else word
+        if current and columns(candidate) > limit:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    lines += [current] if current else []
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and columns(last + " …") > limit:
+            last = last[:-1]
+        lines[-1] = last.rstrip() + " …"
+    return lines
 
 
 def longest_word(text: str, f: Font) -> int:
