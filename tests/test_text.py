@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -105,6 +107,17 @@ def test_unreadable_fallback_font_is_ignored(tmp_path, monkeypatch):
         assert tx.coverage(str(broken)) == frozenset() and not tx.usable(str(broken))
         assert tx.runs("猫 ok", f) == (("猫 ok", f),)
         assert ink(tx.wrap("猫 ok", f, 100), f, (100, 40)).any()
+    finally:
+        monkeypatch.undo()
+        clear_caches()
+
+
+def test_sweep_fonts_are_tried_first(monkeypatch, tmp_path):
+    extra = str(tx.font(12, True).path)  # any real font file will do
+    monkeypatch.setenv(tx.ENV_FONTS, f"{tmp_path / 'absent.ttf'}{os.pathsep}{extra}")
+    clear_caches()
+    try:
+        assert tx.fallback_files()[0] == extra and str(tmp_path) not in "".join(tx.fallback_files())
     finally:
         monkeypatch.undo()
         clear_caches()

@@ -74,7 +74,7 @@ def font(size: int, bold: bool = False) -> Font:
 # --- fallback fonts --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=2)
+@cache
 def fallback_files(bold: bool = False) -> tuple[str, ...]:
     """Paths of the fallback fonts on this system, best first (SWEEP_FONTS, then FALLBACKS); no file read."""
     found: dict[str, str] = {}
