@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageColor
 
-from report_fixtures import PROMPT, cell, colour, grid, make_run
+from report_fixtures import PROMPT, cell, colour, grid, make_run, require_cjk_font
 from sweep.report import ReportError, build_report
 from sweep.report import text as tx
 from sweep.report.sheets import BAND
@@ -252,6 +253,26 @@ def test_long_prompts_as_rows_wrap_in_the_header(tmp_path):
     # The long header made its row taller than the cell instead of being cut off.
     first, second = (page.boxes[c["cell_id"]][1] for c in (cells[0], cells[2]))
     assert second - first > 128 + 100
+
+
+def test_cjk_prompts_build_sheets_and_plots_without_warnings(tmp_path):
+    require_cjk_font()
+    prompts = ["猫の写真, 油絵: 夕方", "一只在月球上骑马的宇航员的照片，高清，细节丰富，电影感光线" * 3,
+               "한국어 프롬프트: 고양이 사진 🐱", PROMPT]
+    cells = grid(prompt=prompts, seed=[1, 2])
+    for i, c in enumerate(cells):
+        c["cell_id"] = f"p{i // 2}_seed{c['seed']}"
+        c["image"] = f"images/{c['cell_id']}.png"
+        c["seconds"] = 1.0 + i
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = build_report(make_run(tmp_path / "run", cells), rows="prompt", cols="seed")
+    assert [str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))] == []
+    assert [p.name for p in result.plots] == ["seconds_vs_prompt.png"]
+    sheet = Image.open(result.sheets[0]).convert("RGB")
+    # The 90-character prompt without spaces wraps between characters instead of widening its band.
+    assert sheet.width < 1000
+    assert all(region(sheet, colour(i))[4] == 128 * 128 for i in range(len(cells)))
 
 
 def test_wrap_never_exceeds_width_and_keeps_every_word():

@@ -9,6 +9,7 @@ when added up.
 from __future__ import annotations
 
 import textwrap
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sweep import axes
+from sweep.report import text as tx
 from sweep.report.atomic import save_figure
 from sweep.report.layout import labels, order_values
 
@@ -62,6 +64,27 @@ def file_name(axis: str) -> str:
     return f"{PREFIX}{known.token if known else axis.replace('.', '-')}.png"
 
 
+@lru_cache(maxsize=1)
+def fallback_families() -> tuple[str, ...]:
+    """Families of the sheets' fallback fonts (text.fallback_files: CJK and others DejaVu Sans lacks),
+    registered with matplotlib (its font cache may predate them). Listed after the default family, they give
+    matplotlib's per-glyph fallback (>= 3.6) the characters DejaVu Sans lacks."""
+    from matplotlib import font_manager
+
+    names: list[str] = []
+    for path in dict.fromkeys((*tx.fallback_files(), *tx.fallback_files(bold=True))):
+        if not tx.usable(path):
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+            name = font_manager.get_font(path).family_name
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[Path]:
     """One PNG per varying axis; plots of axes that no longer vary are removed."""
     done = cells[(cells["status"] == "ok") & cells["_seconds"].notna()]
@@ -69,24 +92,27 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
     todo = [a for a in moving if a not in SKIP and labels(done, a).nunique() >= 2]
     if todo:
         # Imported here: matplotlib takes ~0.5 s to import and only this function needs it.
+        import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        for axis in todo:
-            figure = Figure(figsize=(8, 5), layout="constrained")
-            FigureCanvasAgg(figure)
-            ax = figure.add_subplot()
-            numeric = _numeric(done, axis)
-            if numeric:
-                _lines(ax, done, axis, _group_axis(done, axis, moving))
-            else:
-                _bars(ax, done, axis)
-            known = axes.get(axis) if axis in axes.BY_NAME or axis.startswith(f"{axes.LORA}.") else None
-            label = f"{axis} ({known.help})" if known and known.help else axis
-            ax.set_xlabel(label if numeric else f"{label}\nbars: mean over the other axes; whiskers: min to max")
-            subtitle = _subtitle(done)
-            ax.set_title(f"Seconds per image vs {axis}" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-            written.append(save_figure(figure, out_dir / file_name(axis)))
+        # The fallback fonts after the usual family: CJK labels (prompts) are drawn, not boxes.
+        with matplotlib.rc_context({"font.family": [*matplotlib.rcParams["font.family"], *fallback_families()]}):
+            for axis in todo:
+                figure = Figure(figsize=(8, 5), layout="constrained")
+                FigureCanvasAgg(figure)
+                ax = figure.add_subplot()
+                numeric = _numeric(done, axis)
+                if numeric:
+                    _lines(ax, done, axis, _group_axis(done, axis, moving))
+                else:
+                    _bars(ax, done, axis)
+                known = axes.get(axis) if axis in axes.BY_NAME or axis.startswith(f"{axes.LORA}.") else None
+                label = f"{axis} ({known.help})" if known and known.help else axis
+                ax.set_xlabel(label if numeric else f"{label}\nbars: mean over the other axes; whiskers: min to max")
+                subtitle = _subtitle(done)
+                ax.set_title(f"Seconds per image vs {axis}" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+                written.append(save_figure(figure, out_dir / file_name(axis)))
     if out_dir.is_dir():  # an axis that no longer varies must not leave an old plot behind
         for path in out_dir.glob(f"{PREFIX}*.png"):
             if path not in written:
@@ -135,12 +161,18 @@ def _bars(ax: Any, cells: pd.DataFrame, axis: str) -> None:
                        [s.max() - m for m, s in zip(means, stats, strict=True)]])
     positions = np.arange(len(values))
     ax.bar(positions, means, color="C0", alpha=0.8, yerr=spread, capsize=3, ecolor="#5f6368")
-    shown = ["\n".join(textwrap.wrap(axes.label(axis, v), 18, max_lines=3, placeholder=" …")) for v in values]
+    shown = ["\n".join(_wrap_label(axes.label(axis, v))) for v in values]
     rotation = 30 if len(values) > 6 else 0
     ax.set_xticks(positions, shown, fontsize=8, rotation=rotation, ha="right" if rotation else "center")
     ax.set_ylabel(Y_LABEL)
     ax.grid(True, axis="y", alpha=0.3)
     _y_scale(ax, cells["_seconds"])
+
+
+def _wrap_label(text: str, width: int = 18, max_lines: int = 3) -> list[str]:
+    if text.isascii():
+        return textwrap.wrap(text, width, max_lines=max_lines, placeholder=" …")
+    return tx.wrap_columns(" ".join(text.split()), width, max_lines)  # a CJK character counts two
 
 
 def _y_scale(ax: Any, seconds: pd.Series) -> None:
