@@ -216,9 +216,9 @@ def test_report_cli_passes_every_option_and_suggests(tmp_path, monkeypatch, caps
     monkeypatch.setattr(sweep.report, "build_report", lambda run_dir, **kw: seen.update(kw) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
         report_cli.main([str(tmp_path), "rows=seed", "cols=steps", "sheets=none", "cell_max=256", "max_cells=9",
-                         "captions=false"])
+                         "captions=false", "reference=steps:10"])
     assert seen == {"rows": "seed", "cols": "steps", "sheets": "none", "cell_max": "256", "max_cells": "9",
-                    "captions": False}
+                    "captions": False, "reference": "steps:10"}
     assert set(seen) == set(report_cli.OPTIONS)
     assert report_cli.main([str(tmp_path), "sheet=seed"]) == 2
     assert capsys.readouterr().err.strip().endswith("(did you mean sheets?)")

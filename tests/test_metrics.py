@@ -121,7 +121,7 @@ def test_bad_reference_exits_2_with_one_line(tmp_path, capsys):
                      ("reference=steps:", "reference")):
         assert report_main([str(run), arg]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith(f"sweep.report: {key}: got ")
+        assert len(err.splitlines()) == 1 and err.startswith(f"error: {key}: got ")
     assert report_main([str(run), "reference=steps:10.0"]) == 0  # "10.0" is the value 10
 
 

@@ -157,8 +157,9 @@ def _bars(ax: Any, cells: pd.DataFrame, axis: str) -> None:
     names = labels(cells, axis)
     stats = [cells.loc[names == v, "_seconds"] for v in values]
     means = [s.mean() for s in stats]
-    spread = np.array([[m - s.min() for m, s in zip(means, stats, strict=True)],
-                       [s.max() - m for m, s in zip(means, stats, strict=True)]])
+    # Clipped at 0: the mean of equal values can land a rounding error outside [min, max].
+    spread = np.clip(np.array([[m - s.min() for m, s in zip(means, stats, strict=True)],
+                               [s.max() - m for m, s in zip(means, stats, strict=True)]]), 0, None)
     positions = np.arange(len(values))
     ax.bar(positions, means, color="C0", alpha=0.8, yerr=spread, capsize=3, ecolor="#5f6368")
     shown = ["\n".join(_wrap_label(axes.label(axis, v))) for v in values]
