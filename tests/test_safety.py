@@ -385,3 +385,17 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_
     assert len(table(run_dir)) == 1  # the image written before the disk filled, with its row
     monkeypatch.setattr(runner, "atomic_write", original)
     assert quiet(make_cfg(*GRID, "batch_size=1"), run_dir).made == 3
+
+
+@pytest.mark.slow
+def test_run_dirs_that_cannot_be_made_are_one_line_and_bad_input_leaves_no_folder(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    cases = [("afile", "a file is in the way"), ("afile/sub", "a part of it is a file"),
+             ("x" * 300, "a name is longer than the file system allows")]
+    for run_dir, why in cases:
+        result = run_cli("sweep=seed_fixed", "model=tiny", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"which cannot be created ({why})" in result.stderr
+    result = run_cli("sweep=seed_fixed", "model=tiny", "height=100", cwd=tmp_path)
+    assert result.returncode == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no empty outputs/ left behind

@@ -180,6 +180,28 @@ def _quoted(key: str, value: str, *, force: bool = False) -> str:
     return f"{plain} or {shell}"
 
 
+def _run_dir_error(exc: BaseException) -> str | None:
+    """One line for Hydra failing to create the run (or sweep) directory: a file in the way, a path under a
+    file, a name longer than the file system allows, no permission."""
+    if not isinstance(exc, OSError):
+        return None
+    frames, tb = [], exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename.replace("\\", "/"), tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    in_hydra = any(name.endswith("hydra/core/utils.py") and func == "run_job" for name, func in frames)
+    in_hydra |= any(name.endswith("basic_launcher.py") or name.endswith("basic_sweeper.py") for name, _ in frames)
+    if not in_hydra or not any(func in ("mkdir", "makedirs") for _, func in frames[-4:]):
+        return None
+    why = {20: "a part of it is a file", 17: "a file is in the way", 36: "a name is longer than the file system allows",
+           13: "no permission"}.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    shown = str(exc.filename if exc.filename is not None else "")
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return (f"hydra.run.dir: got {shown!r}, which cannot be created ({why}); allowed: a directory path you can "
+            "create (hydra.run.dir=DIR, or hydra.sweep.dir=DIR with -m)")
+
+
 def install() -> None:
     """Route Hydra's error reporting through `one_line` (Hydra's full report with HYDRA_FULL_ERROR=1)."""
     import hydra._internal.utils as hydra_utils
@@ -195,6 +217,10 @@ def install() -> None:
             from hydra.errors import HydraException
             from omegaconf.errors import OmegaConfBaseException
 
+            made = _run_dir_error(exc)
+            if made:
+                print(f"error: {made}", file=sys.stderr, flush=True)
+                sys.exit(2)
             if not isinstance(exc, HydraException | OmegaConfBaseException | SweepError | yaml.MarkedYAMLError):
                 error = exc
 

@@ -95,9 +95,14 @@ def remove_hydra_only_dir(run_dir: Path) -> bool:
     shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
     for log_file in run_dir.glob("*.log"):
         log_file.unlink(missing_ok=True)
-    for folder in (run_dir, run_dir.parent):
+    # The run dir, then parents Hydra made for it (outputs/<sweep>/, outputs/) while they are empty, never
+    # above the current directory: rmdir removes only empty folders, never anything else.
+    cwd = Path.cwd().resolve()
+    for folder in (run_dir, *run_dir.resolve().parents[:2]):
+        if folder.resolve() == cwd or cwd.is_relative_to(folder.resolve()):
+            break
         try:
-            folder.rmdir()  # only if empty: never remove anything else
+            folder.rmdir()
         except OSError:
             break
     return True
