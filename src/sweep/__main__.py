@@ -86,7 +86,23 @@ def entry() -> None:
         print("interrupted; every image already written is kept: run the same command to resume", file=sys.stderr,
               flush=True)
         sys.exit(code)
-    sys.exit(EXIT["code"])
+    _exit_now(EXIT["code"])
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown once everything is written: freeing torch's and diffusers'
+    module state takes ~1.3 s at exit and saves nothing (every file is already fsynced and renamed, and the
+    run dir's lock goes with the process). Logs and streams are flushed first."""
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
