@@ -111,7 +111,7 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, key):
     argv = [x.format(a=a, missing=tmp_path / "missing") for x in args]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"sweep.compare: {key}: got ")
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {key}: got ")
 
 
 @pytest.mark.slow

@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         dir_a, dir_b, options = parse(args)
         result = compare(dir_a, dir_b, out=options.get("out"), tolerance=options.get("tolerance", 0))
     except ReportError as exc:
-        print(f"sweep.compare: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     for line in result.lines():
         print(line)

@@ -214,20 +214,15 @@ def run_sweep(
         plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), facts, multirun=multirun)
 
     lock = rundir.RunLock(run_dir)
-    accepted: Accepted | None = None
-    refused = None
+
+    def take_dir(facts: axes.Facts | None) -> Accepted | None:
+        rundir.classify(run_dir)
+        if lock.handle is None:
+            lock.acquire()
+        return accept(cfg, run_dir, plan, facts, lock, on_accept, echo) if facts is not None else None
+
     try:
-        if ranks.is_main:
-            try:
-                rundir.classify(run_dir)
-                lock.acquire()
-                if facts is not None:
-                    accepted = accept(cfg, run_dir, plan, facts, lock, on_accept, echo)
-            except SweepError as exc:
-                refused = exc
-        refused = ranks.share(refused)
-        if refused:
-            raise refused
+        accepted = _main_decides(ranks, lambda: take_dir(facts))
         if ranks.is_main:
             todo = len(accepted.cells) - len(accepted.done) if accepted else None
             echo(describe(plan, pipeline.model_label(model_cfg), todo) + f" -> {run_dir}")
@@ -235,18 +230,25 @@ def run_sweep(
         loaded = pipeline.load({**model_cfg, "device": device})
         if facts is None:  # config files were not readable before the load: check now, before any image
             facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
-            if ranks.is_main:
-                try:
-                    accepted = accept(cfg, run_dir, plan, facts, lock, on_accept, echo)
-                except SweepError as exc:
-                    refused = exc
-            refused = ranks.share(refused)
-            if refused:
-                raise refused
-        accepted = ranks.share(accepted)
+            accepted = _main_decides(ranks, lambda: take_dir(facts))
         return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo)
     finally:
         lock.release()
+
+
+def _main_decides(ranks: Ranks, decide: Callable[[], Any]) -> Any:
+    """Run `decide` on the main rank only; its result, or the SweepError it raised, reaches every rank (the
+    others stop too instead of waiting forever)."""
+    result, refused = None, None
+    if ranks.is_main:
+        try:
+            result = decide()
+        except SweepError as exc:
+            refused = exc
+    result, refused = ranks.share((result, refused))
+    if refused:
+        raise refused
+    return result
 
 
 def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axes.Facts | None:
