@@ -19,7 +19,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -595,7 +595,6 @@ class Values:
     values: list[Any]
     random: bool = False  # seeds drawn with 'random N'
     raw: Any = None
-    notes: list[str] = field(default_factory=list)
 
 
 def _number(text: str, key: str, raw: Any) -> Decimal:
@@ -688,13 +687,6 @@ def label(axis_name: str, text: str) -> str:
         return text
     axis = BY_NAME.get(axis_name)
     return axis.none_label if axis else "(none)"
-
-
-def check_facts_bound(name: str, value: Any, facts: Facts) -> None:
-    """Re-check a value against bounds only known once the model's config is read (steps, clip_skip)."""
-    axis = BY_NAME.get(name)
-    if axis is not None and value is not None and name in ("num_inference_steps", "clip_skip"):
-        axis.parse(value, name, facts)
 
 
 __all__ = ["AXES", "Axis", "Facts", "SchedulerSpec", "SweepError", "Values", "get", "grid_values", "label"]
