@@ -313,6 +313,8 @@ class Axis:
     # still leaves it out, so naming it explicitly is a different cell with the same pixels.
     resolve: Callable[[Facts], Any] | None = None
     derives: tuple[str, ...] = ()  # columns whose values this axis rewrites (Prompt S/R: the prompt texts)
+    model_bound: bool = False  # its allowed values depend on the model (checked again once its config is read)
+    requires: str = ""  # a model setting it needs (`refiner` for the refiner switch)
 
     @property
     def cols(self) -> tuple[str, ...]:
@@ -430,7 +432,7 @@ AXES: tuple[Axis, ...] = (
          sort_values=False, aliases=("seeds",), id=lambda v: f"seed{v}", infotext=lambda v: [("Seed", v)],
          info_rank=40),
     Axis("num_inference_steps", _steps, "call", base_type=int, base_default=50, numeric=True, ranges=True,
-         short="steps", aliases=("steps", "step"), help="denoising steps", id=lambda v: f"steps{v}",
+         model_bound=True, short="steps", aliases=("steps", "step"), help="denoising steps", id=lambda v: f"steps{v}",
          infotext=lambda v: [("Steps", v)], info_rank=10),
     Axis("guidance_scale", _guidance, "call", base_type=float, base_default=5.0, numeric=True, ranges=True,
          short="cfg", aliases=("cfg", "guidance", "cfg_scale", "cfg scale"), help="CFG scale; <= 1 turns CFG off",
@@ -446,7 +448,7 @@ AXES: tuple[Axis, ...] = (
     Axis("guidance_rescale", _optional_float(0.0, 1.0, "a number from 0 to 1"), "call", base_type=float | None,
          numeric=True, ranges=True, id=lambda v: f"rescale{number_text(v)}",
          infotext=lambda v: [("Guidance rescale", v)], info_rank=75),
-    Axis("clip_skip", _clip_skip, "encode", base_type=int | None, numeric=True, ranges=True,
+    Axis("clip_skip", _clip_skip, "encode", base_type=int | None, numeric=True, ranges=True, model_bound=True,
          id=lambda v: f"clipskip{v}", infotext=lambda v: [("Clip skip", v + 1)], info_rank=70),
     Axis("eta", _optional_float(0.0, 1.0, "a number from 0 to 1 (DDIM and ancestral noise)"), "call",
          base_type=float | None, numeric=True, ranges=True, id=lambda v: f"eta{number_text(v)}",
@@ -455,7 +457,7 @@ AXES: tuple[Axis, ...] = (
          base_type=float | None, numeric=True, ranges=True, id=lambda v: f"dend{number_text(v)}",
          infotext=lambda v: [("Denoising end", v)], info_rank=77),
     # SDXL's base + refiner "ensemble of experts": the base runs denoising_end=F, the refiner denoising_start=F.
-    Axis("refiner_switch", _switch, "refiner", base_type=float | None, numeric=True, ranges=True,
+    Axis("refiner_switch", _switch, "refiner", base_type=float | None, numeric=True, ranges=True, requires="refiner",
          short="switch", aliases=("switch", "refiner switch at", "high_noise_frac"),
          help="fraction of the steps the base runs before the refiner", id=lambda v: f"refsw{number_text(v)}",
          infotext=lambda v: [("Refiner switch at", v)], info_rank=65, resolve=lambda facts: facts.refiner_switch,

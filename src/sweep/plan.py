@@ -45,7 +45,7 @@ class Plan:
 
     def resolved(self, facts: axes.Facts) -> list[Cell]:
         """The cells with the model's native size filled in and bounds known only from its config re-checked."""
-        for name in ("num_inference_steps", "clip_skip"):
+        for name in (a.name for a in axes.AXES if a.model_bound):
             key = f"sweep.grid.{name}" if any(v.axis.name == name for v in self.swept) else name
             for value in {c.get(name) for c in self.cells}:
                 if value is not None:
@@ -132,9 +132,9 @@ def _check_model_axes(model: Mapping[str, Any], base: dict[str, Any], swept: lis
         if name.startswith(f"{axes.LORA}.") and name.split(".", 1)[1] not in names:
             raise bad_value(f"sweep.grid.{name}", name.split(".", 1)[1], "a LoRA named in model.lora: "
                             + (", ".join(names) or "none is set (model.lora=FILE.safetensors)"))
-    switch_set = base.get("refiner_switch") is not None or any(v.axis.name == "refiner_switch" for v in swept)
-    if switch_set and not model.get("refiner"):
-        raise bad_value("refiner_switch", "set", "a refiner to hand over to: model.refiner=ID_OR_FOLDER (or tiny)")
+    for axis in (a for a in axes.AXES if a.requires and not model.get(a.requires)):
+        if base.get(axis.name) is not None or any(v.axis.name == axis.name for v in swept):
+            raise bad_value(axis.name, "set", f"a model.{axis.requires} to go with it: model.{axis.requires}=...")
     if model.get("refiner") and (base.get("denoising_end") is not None
                                  or any(v.axis.name == "denoising_end" for v in swept)):
         raise bad_value("denoising_end", "set", "null when model.refiner is set (refiner_switch is the hand-over)")
@@ -184,15 +184,18 @@ def _check_report(report: Mapping[str, Any], swept: list[axes.Values]) -> None:
 
 
 def _check_prompt_sr(cells: list[Cell]) -> None:
-    """A1111's rule: the search text must be in the prompt or the negative prompt of every cell."""
+    """A1111's rule for a prompt transform (Prompt S/R): the search text must be in the prompt or the negative
+    prompt of every cell."""
+    transforms = [a.name for a in axes.AXES if a.enters == "transform"]
     for cell in cells:
-        value = cell.get("prompt_sr")
-        if value is None:
-            continue
-        texts = [cell.get(n) for n in axes.TEXT_AXES]
-        if not any(isinstance(t, str) and value[0] in t for t in texts):
-            raise SweepError(f"sweep.grid.prompt_sr: got {value[0]!r}, which is in neither the prompt nor the "
-                             f"negative prompt ({cell.get('prompt')!r}); allowed: a first value found in them")
+        for name in transforms:
+            value = cell.get(name)
+            if value is None:
+                continue
+            texts = [cell.get(n) for n in axes.TEXT_AXES]
+            if not any(isinstance(t, str) and value[0] in t for t in texts):
+                raise SweepError(f"sweep.grid.{name}: got {value[0]!r}, which is in neither the prompt nor the "
+                                 f"negative prompt ({cell.get('prompt')!r}); allowed: a first value found in them")
 
 
 def describe(plan: Plan, model_name: str, todo: int | None = None) -> str:
