@@ -79,6 +79,11 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
 
 
 def _ranks(cfg: Any) -> Ranks:
+    """This process's place among the launcher's processes (one process unless WORLD_SIZE > 1)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Ranks()  # one process: no need to import torch before the config is checked
     from sweep.pipeline import resolve_device
 
     return Ranks.from_env(resolve_device(str(cfg["model"].get("device", "auto"))))

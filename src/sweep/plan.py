@@ -84,8 +84,6 @@ def base_values(cfg: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
 def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
                facts: axes.Facts | None = None, *, multirun: bool = False) -> Plan:
     """Check every key and value and expand the grid; raises SweepError naming the first bad one."""
-    from sweep.pipeline import check_model_config
-
     facts = facts or axes.Facts()
     sweep = cfg["sweep"]
     name = str(sweep.get("name") or "")
@@ -112,6 +110,8 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
     _check_report(cfg.get("report") or {}, swept)
+    from sweep.pipeline import check_model_config  # imports torch: after the cheap checks
+
     check_model_config(cfg["model"])
     cells = expand(base, swept)
     _check_prompt_sr(cells)

@@ -195,23 +195,27 @@ def run_sweep(
     `shared_dir`: a multirun's sweep dir, where random seeds are kept for all its jobs. `on_accept`: called
     once the directory is accepted, before anything is written into it (the CLI saves Hydra's config files).
     """
-    from sweep import model_facts, pipeline, rundir
+    from sweep import model_facts, rundir
+    from sweep.app import _ranks
 
     cfg = to_dict(cfg)
     run_dir = Path(run_dir)
     model_cfg = cfg["model"]
-    ranks = ranks or Ranks.from_env(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
+    ranks = ranks or _ranks(cfg)
     grid_spec = dict((cfg.get("sweep") or {}).get("grid") or {})
     seeds = None
     if ranks.is_main:
         seeds = _recorded_seeds(run_dir, bool(cfg.get("restart")), shared_dir, grid_spec)
     seeds = ranks.share(seeds)
-    facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
-    plan = plan_sweep(cfg, seeds, facts, multirun=multirun)
+    # Bad input first, before anything heavy is imported; bounds only the model's config knows (steps, clip
+    # skip) are checked again by plan.resolved once the facts are read.
+    plan = plan_sweep(cfg, seeds, multirun=multirun)
     if shared_dir is not None and plan.random_seeds and ranks.is_main:
         from sweep.shared_seeds import keep_seeds
 
-        plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), facts, multirun=multirun)
+        plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
+    facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
+    from sweep import pipeline  # torch: only once the input is known to be good
 
     lock = rundir.RunLock(run_dir)
 
