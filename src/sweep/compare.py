@@ -281,21 +281,16 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__.strip())
-        return 0
-    from sweep.report.result import ReportError
+    from sweep.errors import run_command
 
-    try:
+    def run(args: list[str]) -> int:
         dir_a, dir_b, options = parse(args)
         result = compare(dir_a, dir_b, out=options.get("out"), tolerance=options.get("tolerance", 0))
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for line in result.lines():
-        print(line)
-    return result.exit_code
+        for line in result.lines():
+            print(line)
+        return result.exit_code
+
+    return run_command(argv, __doc__, run)
 
 
 if __name__ == "__main__":

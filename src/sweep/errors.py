@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -36,3 +36,19 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
     found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {found[0]}?)" if found else ""
+
+
+def run_command(argv: list[str] | None, doc: str | None, run: Callable[[list[str]], int]) -> int:
+    """The small commands' shared frame (sweep.report, sweep.compare): `-h` prints the module's doc; bad input
+    raised as SweepError is one `error:` line on stderr and exit code 2."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print((doc or "").strip())
+        return 0
+    try:
+        return run(args)
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

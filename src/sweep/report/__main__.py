@@ -49,18 +49,16 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in args):
-        print(__doc__.strip())
-        return 0
-    try:
-        run_dir, options = parse(args)
-        from sweep.report import build_report
+    from sweep.errors import run_command
 
-        result = build_report(run_dir, **options)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(argv, __doc__, _report)
+
+
+def _report(args: list[str]) -> int:
+    run_dir, options = parse(args)
+    from sweep.report import build_report
+
+    result = build_report(run_dir, **options)
     root = Path(run_dir)
     print(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "
           f"({'; '.join(layout.describe() for layout in result.layouts)})")
