@@ -510,9 +510,6 @@ def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[st
 
 
 MAX_CPU_WORKERS = 4
-# Single-image calls side by side: two overlap one call's Python (which holds the GIL) with the other's kernels;
-# more only add OpenMP threads competing for the same cores (measured on 2 cores: 2 calls 0.95x, 3 calls 1.05x).
-MAX_SINGLE_WORKERS = 2
 
 
 def cpu_workers(loaded: Any, model: Mapping[str, Any]) -> tuple[int, int]:
@@ -522,9 +519,8 @@ def cpu_workers(loaded: Any, model: Mapping[str, Any]) -> tuple[int, int]:
     the tiny model's UNet at 256x256 runs no faster on 2 threads than on 1. Independent pipeline calls side by
     side keep every core busy instead. Batched calls (more than one image) run on fewer threads each: their pixels
     may differ from a single call's by 1/255 anyway (diffusers #2659). A single-image call must stay exactly the
-    plain `pipe(...)` call, and the thread count can change the last bit of a float, so single-image calls keep
-    torch's thread count and only overlap (`MAX_SINGLE_WORKERS`): an op's result depends on how many threads
-    split it, not on what else runs, so their pixels stay the plain call's.
+    plain `pipe(...)` call, and the thread count can change the last bit of a float, so single-image calls run
+    as the plain loop runs them: on the main thread, on torch's thread count, one at a time (`_run_parallel`).
     """
     import torch
 
@@ -544,27 +540,27 @@ def _cost(unit: list[Cell]) -> float:
 
 def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_device: str, stop: Stop,
                   workers: int, threads: int):
-    """Units on a pool of threads; results as they finish.
+    """Batched units on a pool of threads, then single-image units on this thread; results as they finish.
 
-    A batched unit runs on `threads` torch threads with up to `workers` calls in flight; a single-image unit on
-    torch's own thread count with up to MAX_SINGLE_WORKERS in flight. A unit always runs the same way however
-    many are left, so a resumed sweep makes the same pixels as an uninterrupted one.
+    A batched unit runs on `threads` torch threads with up to `workers` calls in flight. A single-image unit runs
+    here, alone, on torch's own thread count: the plain loop's call. Not on a pool thread: libgomp gives every OS
+    thread that runs a parallel region its own team, and once a process has more OpenMP threads than cores it
+    stops spinning between regions (GOMP's throttled spin count), so a multi-threaded call made on a second
+    thread ran 2.5-3x slower than the same call on the main thread (2 cores, tiny model at 256x256). A unit
+    always runs the same way however many are left, so a resumed sweep makes the same pixels.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     import torch
 
-    default = torch.get_num_threads()  # this thread's count; the pool's threads start with their own
+    from sweep.pipeline import apply_state
 
-    def slots(unit: list[Cell]) -> int:
-        return workers if len(unit) > 1 else min(workers, MAX_SINGLE_WORKERS)
+    default = torch.get_num_threads()  # this thread's count, the plain call's
 
     def work(unit: list[Cell]) -> list[Outcome]:
         # OpenMP keeps the thread count per OS thread: set it in this one, for this unit.
-        torch.set_num_threads(threads if len(unit) > 1 else default)
-        return list(_run_unit(loaded, prompts, unit, generator_device, stop, slots(unit)))
-
-    from sweep.pipeline import apply_state
+        torch.set_num_threads(threads)
+        return list(_run_unit(loaded, prompts, unit, generator_device, stop, workers))
 
     # One pipeline state (LoRA strengths) at a time, in shape order; inside it, longest first, so no core idles
     # at the end waiting for one long call (greedy LPT scheduling).
@@ -574,17 +570,22 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
     with ThreadPoolExecutor(workers, thread_name_prefix="sweep-pipe") as pool:
         for state, group in groups.items():
             apply_state(loaded, state)  # nothing runs now: the previous group has finished
-            todo = sorted(group, key=lambda u: -_cost(u))
+            todo = sorted((u for u in group if len(u) > 1), key=lambda u: -_cost(u))
             running: set = set()
             while todo or running:
                 # A bounded number of calls in flight: finished images wait in no queue but the writer's.
-                while todo and not stop.requested and len(running) < slots(todo[0]):
+                while todo and not stop.requested and len(running) < workers:
                     running.add(pool.submit(work, todo.pop(0)))
                 if not running:
                     return
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield from future.result()
+            for unit in (u for u in group if len(u) == 1):
+                if stop.requested:
+                    return
+                torch.set_num_threads(default)  # also resets MKL's process-wide count the workers lowered
+                yield from _run_unit(loaded, prompts, unit, generator_device, stop, 1)
 
 
 def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, slots: int):
