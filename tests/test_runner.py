@@ -239,6 +239,14 @@ def test_cpu_workers_only_for_plain_cpu_pipelines():
     assert runner.cpu_workers(replace(loaded, device="cuda"), {}) == (1, 0)
 
 
+def test_a_cpu_decodes_a_batch_one_image_at_a_time():
+    # The batch's full-resolution VAE activations were most of a batched CPU call's peak memory; the option a
+    # user sets on a GPU stays theirs (the `options` column does not claim it).
+    loaded = pipeline.load(make_cfg("sweep=seed_random").model)
+    assert loaded.device == "cpu" and loaded.pipe.vae.use_slicing
+    assert loaded.options == "none"
+
+
 def test_seconds_per_image_grow_in_a_straight_line_with_steps(tmp_path):
     """Per-image seconds are comparable across cells (each image's cost to the sweep, whatever ran beside it):
     the steps sweep gives a straight line. Checked on the fit's R^2, never on absolute times."""

@@ -156,13 +156,12 @@ def _check_generator_device(device: str) -> None:
 
 
 def _check_layout(layout: Mapping[str, Any], swept: list[str], multirun: bool) -> None:
-    from sweep.report.layout import ALIASES
-
+    aliases = axes.aliases()  # not sweep.report.layout's copy: that module imports pandas, not needed yet
     used: list[str] = []
     for slot, value in layout.items():
         if not value:
             continue
-        axis = ALIASES.get(str(value).lower(), str(value))
+        axis = aliases.get(str(value).lower(), str(value))
         if axis in swept or (multirun and (axis in axes.BY_NAME or axis in LAYOUT_EXTRA)):
             used.append(axis)
             continue
