@@ -148,3 +148,16 @@ def test_categorical_reference_names_the_closest_value(tmp_path):
     assert result.insights[0] == ("closest to the scheduler Euler image: scheduler UniPC (SSIM "
                                   f"{pd.read_csv(run / 'metrics.csv')['ssim'].iloc[2]:.3f}, but takes 1.1x the time)")
     assert (run / "plots" / "convergence_scheduler.png").is_file()
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (12, 37), (64, 100), (256, 256)])
+def test_prepared_ssim_is_scikit_images_value(shape):
+    # The seed spread filters each image once and each pair once; the number must stay scikit-image's.
+    from sweep.report import similarity as sim
+
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 40, shape), 0, 255).astype(np.uint8)
+    for x, y in ((a, b), (b, a), (a, a)):
+        assert sim.ssim_prepared(sim.prepare(x), sim.prepare(y)) == sim.ssim(x, y)
+    assert math.isnan(sim.ssim_prepared(sim.prepare(a[:10]), sim.prepare(b[:10])))

@@ -231,7 +231,8 @@ def _seed_spread(run: RunData, made: pd.DataFrame, thumbs: dict[Any, np.ndarray]
             if i in thumbs:
                 first.setdefault(str(ok.at[i, SEED]), i)
         chosen = list(first.values())[:MAX_SEEDS]
-        values = [1 - sim.ssim(thumbs[a], thumbs[b]) for a, b in itertools.combinations(chosen, 2)
+        prepared = {i: sim.prepare(thumbs[i]) for i in chosen}  # each image filtered once, not once per pair
+        values = [1 - sim.ssim_prepared(prepared[a], prepared[b]) for a, b in itertools.combinations(chosen, 2)
                   if thumbs[a].shape == thumbs[b].shape]
         values = [v for v in values if v == v]
         if not values:
