@@ -16,7 +16,13 @@ def save_image(image: Any, path: Path) -> Path:
 
 
 def save_figure(figure: Any, path: Path, dpi: int = 110) -> Path:
-    return write_atomic(path, lambda h: figure.savefig(h, format="png", dpi=dpi))
+    """A matplotlib figure as PNG. A character no installed font has (an emoji in a prompt) is drawn as a box,
+    as on the sheets, without matplotlib's warning in the middle of the run's output."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from", category=UserWarning)
+        return write_atomic(path, lambda h: figure.savefig(h, format="png", dpi=dpi))
 
 
 def save_csv(table: Any, path: Path) -> Path:
