@@ -70,7 +70,9 @@ def main() -> int:
         print(f"refusing to measure: load average {load:.2f} > {args.max_load} (a busy machine flatters the tool; "
               "stop other work, or wait, and run again)", file=sys.stderr)
         return 2
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    # The tool of this checkout, whatever sdxl-sweep the interpreter has installed (a fresh clone measures itself).
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "PYTHONPATH": path}
     seeds = ",".join(str(s) for s in range(1, args.seeds + 1))
     steps = ",".join(str(s) for s in args.steps)
     with tempfile.TemporaryDirectory() as tmp:
