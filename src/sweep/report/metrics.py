@@ -136,9 +136,10 @@ def _score_group(run: RunData, cells: pd.DataFrame, ref_index: Any, members: lis
 
     The reference is decoded once; the members are decoded and scored on one thread per core, so memory holds
     the reference plus one image per thread, whatever the group's size."""
-    ref = None
+    ref = ref_prepared = None
     if ref_index is not None and cells.at[ref_index, "status"] == "ok":
         ref = sim.load(_path(run, cells.loc[ref_index]))
+        ref_prepared = sim.prepare(ref.luma) if ref is not None else None
 
     def score(index: Any) -> tuple[dict[str, Any], np.ndarray | None]:
         row = cells.loc[index]
@@ -154,7 +155,7 @@ def _score_group(run: RunData, cells: pd.DataFrame, ref_index: Any, members: lis
             return {"note": "reference failed" if failed else "reference has no image"}, pixels.luma
         if not sim.same_size(pixels, ref):
             return {"note": "size differs"}, pixels.luma  # never compared pixel to pixel
-        s = sim.scores(pixels, ref)
+        s = sim.scores(pixels, ref, ref_prepared)
         note = "reference" if index == ref_index else ("too small for SSIM" if s.ssim != s.ssim else "")
         return ({"ssim": s.ssim, "psnr": s.psnr, "mean_abs_diff": s.mean_abs_diff, "max_abs_diff": s.max_abs_diff,
                  "note": note}, pixels.luma)

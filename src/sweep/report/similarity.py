@@ -127,6 +127,14 @@ def ssim_prepared(a: Prepared, b: Prepared) -> float:
     return float(s[_PAD:-_PAD, _PAD:-_PAD].mean(dtype=np.float64))
 
 
+def scores(a: Pixels, b: Pixels, b_prepared: Prepared | None = None) -> Scores:
+    """Every score of one pair of equal-size images; `b_prepared` (`prepare(b.luma)`) when b is compared with
+    many images (a reference), so that its SSIM filtering is done once."""
+    diff = abs_diff(a.rgb, b.rgb)
+    similarity = ssim_prepared(prepare(a.luma), b_prepared) if b_prepared is not None else ssim(a.luma, b.luma)
+    return Scores(similarity, psnr(a.rgb, b.rgb), float(diff.mean()), int(diff.max()))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     if np.array_equal(a, b):
         return math.inf  # skimage would divide by a zero error
@@ -142,10 +150,6 @@ def abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.maximum(a, b) - np.minimum(a, b)).astype(np.uint8)
 
 
-def scores(a: Pixels, b: Pixels) -> Scores:
-    """Every score of one pair of equal-size images."""
-    diff = abs_diff(a.rgb, b.rgb)
-    return Scores(ssim(a.luma, b.luma), psnr(a.rgb, b.rgb), float(diff.mean()), int(diff.max()))
 
 
 def _cores() -> int:
