@@ -150,8 +150,6 @@ def abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.maximum(a, b) - np.minimum(a, b)).astype(np.uint8)
 
 
-
-
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
