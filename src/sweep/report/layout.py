@@ -39,7 +39,7 @@ def order_values(cells: pd.DataFrame, axis: str) -> list[str]:
     known = axes.BY_NAME.get(axis)
     if known is not None and not known.sorted:
         return values  # seeds, prompts, samplers: as the sweep lists them
-    numbers = [_number(v) for v in values if v != ""]
+    numbers = [finite_decimal(v) for v in values if v != ""]
     if values and all(n is not None for n in numbers):
         # '' (the pipeline's default, e.g. clip_skip null) first, then the numbers ascending.
         return [v for v in values if v == ""] + [v for _, v in sorted(
@@ -47,7 +47,8 @@ def order_values(cells: pd.DataFrame, axis: str) -> list[str]:
     return values
 
 
-def _number(text: str) -> Decimal | None:
+def finite_decimal(text: str) -> Decimal | None:
+    """The label as a finite Decimal; None for text, NaN and infinities."""
     try:
         value = Decimal(text)
     except InvalidOperation:

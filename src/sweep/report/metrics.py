@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import pandas as pd
 from sweep.report import similarity as sim
 from sweep.report.atomic import save_csv
 from sweep.report.data import RunData, norm_number
-from sweep.report.layout import canonical, labels, order_values, varying
+from sweep.report.layout import canonical, finite_decimal, labels, order_values, varying
 from sweep.report.reference import ReferenceSpec
 from sweep.report.result import ReportError
 
@@ -63,15 +62,7 @@ class Metrics:
 
 def is_numeric(cells: pd.DataFrame, axis: str) -> bool:
     values = set(labels(cells, axis))
-    return bool(values) and all(_decimal(v) is not None for v in values)
-
-
-def _decimal(text: str) -> Decimal | None:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+    return bool(values) and all(finite_decimal(v) is not None for v in values)
 
 
 def choose_reference(run: RunData, cells: pd.DataFrame, spec: ReferenceSpec) -> tuple[Reference | None, str]:
