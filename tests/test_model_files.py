@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import make_cfg, run_cli
 from model_files import write_lora, write_single_file, write_vae_file
-from sweep import app, checkpoints, lora, pipeline
+from sweep import app, checkpoints, lora, model_checks, pipeline
 from sweep.errors import SweepError
 from sweep.metadata import a1111_parameters
 from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline, build_tiny_refiner
@@ -207,7 +207,7 @@ def test_bad_model_files_exit_2_with_one_line_before_anything_loads(tmp_path, fi
         cfg = make_cfg(*SMALL, f"model.path={files / 'base.safetensors'}", f"model.config={files / 'base-folder'}",
                        *override.split())
         if start is None:
-            pipeline.check_model_config(cfg["model"])  # passes
+            model_checks.check(cfg["model"])  # passes
             continue
         with pytest.raises(SystemExit) as info:
             app.run_job(cfg, tmp_path / "run")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweep.distributed import Ranks, remove_hydra_only_dir, shared_run_dir
+from sweep.distributed import Ranks, ranks_for, remove_hydra_only_dir, shared_run_dir
 from sweep.errors import SweepError
 from sweep.results import atomic_write
 from sweep.signals import Interrupted
@@ -42,7 +42,7 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
         check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
         from sweep.runner import run_sweep  # torch: only once the config is known to be good
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
-        ranks = _ranks(cfg)
+        ranks = ranks_for(cfg)
         run_dir = shared_run_dir(ranks, run_dir)
         summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info, multirun=multirun,
                             shared_dir=sweep_dir if multirun else None,
@@ -76,17 +76,6 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
     if not summary.ok:
         return _fail(EXIT_FAILED_CELLS, multirun)
     return 0
-
-
-def _ranks(cfg: Any) -> Ranks:
-    """This process's place among the launcher's processes (one process unless WORLD_SIZE > 1)."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Ranks()  # one process: no need to import torch before the config is checked
-    from sweep.pipeline import resolve_device
-
-    return Ranks.from_env(resolve_device(str(cfg["model"].get("device", "auto"))))
 
 
 def _fail(code: int, multirun: bool) -> int:

@@ -63,6 +63,15 @@ class Ranks:
         return items[self.index :: self.count]
 
 
+def ranks_for(cfg: Any) -> Ranks:
+    """This process's place among the launcher's processes (one process unless WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Ranks()  # one process: no need to import torch before the config is checked
+    from sweep.devices import resolve_device
+
+    return Ranks.from_env(resolve_device(str(cfg["model"].get("device", "auto"))))
+
+
 def shared_run_dir(ranks: Ranks, run_dir: Path) -> Path:
     """The main rank's run directory, on every rank.
 

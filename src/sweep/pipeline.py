@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sweep import checkpoints
-from sweep.errors import SweepError, bad_value
+from sweep import checkpoints, model_checks
+from sweep.devices import resolve_device, resolve_dtype
+from sweep.errors import SweepError
+from sweep.model_checks import FIX_HINT
 
 if TYPE_CHECKING:
     from sweep.lora import LoraFile
@@ -30,12 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-SOURCES = ("hub", "tiny", "sdxl_arch", "path")
 PICKLE_SUFFIXES = checkpoints.PICKLE_SUFFIXES
 GPU_OPTIONS = ("compile", "channels_last", "attention_slicing", "vae_slicing", "vae_tiling", "cpu_offload")
-FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/local/diffusers/folder"
 SINGLE_FILE_HINT = ("a single-file checkpoint needs its component configs: offline, pass model.config=<a diffusers "
                     "SDXL folder> (e.g. a snapshot of stabilityai/stable-diffusion-xl-base-1.0)")
 
@@ -72,58 +69,6 @@ class Loaded:
         }
 
 
-def resolve_device(requested: str) -> str:
-    """auto = cuda > mps > cpu; an explicit device must exist."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    kind = requested.split(":")[0]
-    if kind not in ("cpu", "cuda", "mps"):
-        raise bad_value("model.device", requested, "auto, cpu, cuda, cuda:N or mps")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise bad_value("model.device", requested, "a device this machine has (no CUDA here; use auto or cpu)")
-    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise bad_value("model.device", requested, "a device this machine has (no MPS here; use auto or cpu)")
-    return requested
-
-
-def resolve_dtype(requested: str, device: str) -> torch.dtype:
-    """auto = fp16 on a GPU, fp32 on the CPU (fp16 matmuls on CPU are slow or unsupported)."""
-    if requested == "auto":
-        return torch.float32 if device == "cpu" else torch.float16
-    if requested not in DTYPES:
-        raise bad_value("model.dtype", requested, "auto, " + ", ".join(DTYPES))
-    return DTYPES[requested]
-
-
-def check_model_config(model: Mapping[str, Any]) -> None:
-    """What can be checked before loading anything (fast: reads at most the files' safetensors headers)."""
-    from sweep import lora, refiner
-
-    source = "path" if model.get("path") else model.get("source")
-    if source not in SOURCES:
-        raise bad_value("model.source", source, ", ".join(SOURCES))
-    if source == "hub" and not model.get("id"):
-        raise bad_value("model.id", model.get("id"), "a hub model id such as stabilityai/stable-diffusion-xl-base-1.0")
-    allow_pickle = bool(model.get("allow_pickle"))
-    if source == "path":
-        path = checkpoints.expand(str(model.get("path")))
-        if not path.exists():
-            raise bad_value("model.path", str(path), f"an existing diffusers folder or .safetensors file; {FIX_HINT}")
-        checkpoints.check_sdxl_path("model.path", path, allow_pickle=allow_pickle)
-        if model.get("config"):
-            checkpoints.check_config("model.config", model["config"])
-    if model.get("vae"):
-        checkpoints.check_vae("model.vae", model["vae"], allow_pickle=allow_pickle)
-    lora.parse(model.get("lora"), allow_pickle=allow_pickle)
-    if model.get("refiner"):
-        refiner.check_refiner(model["refiner"])
-    resolve_dtype(str(model.get("dtype", "auto")), resolve_device(str(model.get("device", "auto"))))
-
-
 def model_label(model: Mapping[str, Any]) -> str:
     """A1111's `Model:` name: a checkpoint file's stem or a folder's name; else the config's name (tiny, ...)."""
     if model.get("path"):
@@ -145,7 +90,7 @@ def load(model: Mapping[str, Any]) -> Loaded:
     key = json.dumps({**dict(model), "device": device, "dtype": str(dtype)}, sort_keys=True, default=str)
     if key in _CACHE:
         return _CACHE[key]
-    check_model_config(model)
+    model_checks.check(model)
     release()
     with quiet_loading():
         pipe = _build(model, device, dtype)
@@ -386,33 +331,3 @@ def build_scheduler(spec: Any, config: Any) -> Any:
     import diffusers
 
     return getattr(diffusers, spec.cls).from_config(config, **dict(spec.options))
-
-
-class PromptCache:
-    """Each distinct set of text-encoder inputs goes through the two text encoders once per sweep."""
-
-    def __init__(self, pipe: Any, device: str) -> None:
-        self.pipe = pipe
-        self.device = device
-        self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
-        self._lock = threading.Lock()  # concurrent CPU calls (runner._run_parallel) share one cache
-
-    def embeds(self, encode_args: Mapping[str, Any], count: int, state: tuple = ()) -> dict[str, torch.Tensor]:
-        """Pipeline kwargs for `count` images (CFG inputs included; unused when CFG is off). `encode_args` are
-        `encode_prompt`'s own arguments: prompt, prompt_2, negative_prompt, negative_prompt_2, clip_skip;
-        `state` (LoRA strengths, which may change a text encoder) is part of the key, not an argument."""
-        key = (tuple(sorted(encode_args.items())), state)
-        with self._lock:
-            if key not in self._cache:
-                with torch.no_grad():
-                    self._cache[key] = self.pipe.encode_prompt(
-                        **encode_args, device=self.device, num_images_per_prompt=1,
-                        do_classifier_free_guidance=True,
-                    )
-            embeds, negative, pooled, negative_pooled = self._cache[key]
-        return {
-            "prompt_embeds": embeds.repeat(count, 1, 1),
-            "negative_prompt_embeds": negative.repeat(count, 1, 1),
-            "pooled_prompt_embeds": pooled.repeat(count, 1),
-            "negative_pooled_prompt_embeds": negative_pooled.repeat(count, 1),
-        }

@@ -98,11 +98,8 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     grid_spec = {k: v for k, v in dict(sweep.get("grid") or {}).items() if v is not None}
     entries = [e for k, v in grid_spec.items() for e in axes.grid_entries(k, v)]
     swept = [axes.grid_values(k, v, facts, max_images, recorded_seeds) for k, v in entries]
-    _check_model_axes(cfg["model"], base, swept)
     if not swept:
         raise bad_value("sweep.grid", "no axis", "at least one axis among " + ", ".join(axes.BY_NAME))
-    for values in swept:  # pipeline arguments without an entry of their own join the base, unset
-        base.setdefault(values.axis.name, None)
     total = math.prod(len(v.values) for v in swept)
     if total > max_images:
         raise bad_value("sweep.grid", f"{total} images",
@@ -110,21 +107,21 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
     _check_report(cfg.get("report") or {}, swept)
-    from sweep.pipeline import check_model_config  # imports torch: after the cheap checks
+    from sweep import model_checks  # imports torch: after the cheap checks
 
-    check_model_config(cfg["model"])
+    _check_model_axes(cfg["model"], model_checks.check(cfg["model"]), base, swept)
+    for values in swept:  # pipeline arguments without an entry of their own join the base, unset
+        base.setdefault(values.axis.name, None)
     cells = expand(base, swept)
     _check_prompt_sr(cells)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
                 generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
 
 
-def _check_model_axes(model: Mapping[str, Any], base: dict[str, Any], swept: list[axes.Values]) -> None:
-    """Axes of model files need the files: a LoRA strength needs that LoRA in model.lora (every LoRA of
-    model.lora is in every cell, at strength 1 unless swept), a refiner switch needs model.refiner."""
-    from sweep.lora import parse
-
-    names = [name for name, _ in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle")))]
+def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str, Any],
+                      swept: list[axes.Values]) -> None:
+    """Axes of model files need the files: a LoRA strength needs that LoRA in model.lora (`names`; every LoRA
+    of model.lora is in every cell, at strength 1 unless swept), a refiner switch needs model.refiner."""
     for name in names:
         base[f"{axes.LORA}.{name}"] = 1.0
     for values in swept:

@@ -27,7 +27,7 @@ DEFAULT_SWITCH = 0.8
 class Refiner:
     pipe: Any  # StableDiffusionXLImg2ImgPipeline sharing the base's text_encoder_2 and VAE
     label: str  # A1111's `Refiner:` name
-    prompts: Any  # pipeline.PromptCache on the refiner (its text encoder, its pooled embedding)
+    prompts: Any  # prompt_cache.PromptCache on the refiner (its text encoder, its pooled embedding)
 
 
 def check_refiner(value: Any) -> str:
@@ -68,7 +68,7 @@ def load_refiner(value: str, base: Any, *, device: str, dtype: torch.dtype, vari
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
     from sweep.models import build_tiny_refiner
-    from sweep.pipeline import PromptCache
+    from sweep.prompt_cache import PromptCache
 
     kind = check_refiner(value)
     if kind == "tiny":

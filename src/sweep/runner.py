@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import axes, grid
-from sweep.distributed import Ranks
+from sweep.distributed import Ranks, ranks_for
 from sweep.errors import SweepError
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
@@ -196,12 +196,11 @@ def run_sweep(
     once the directory is accepted, before anything is written into it (the CLI saves Hydra's config files).
     """
     from sweep import model_facts, rundir
-    from sweep.app import _ranks
 
     cfg = to_dict(cfg)
     run_dir = Path(run_dir)
     model_cfg = cfg["model"]
-    ranks = ranks or _ranks(cfg)
+    ranks = ranks or ranks_for(cfg)
     grid_spec = dict((cfg.get("sweep") or {}).get("grid") or {})
     seeds = None
     if ranks.is_main:
@@ -216,6 +215,7 @@ def run_sweep(
         plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
     facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
     from sweep import pipeline  # torch: only once the input is known to be good
+    from sweep.devices import resolve_device
 
     lock = rundir.RunLock(run_dir)
 
@@ -230,7 +230,7 @@ def run_sweep(
         if ranks.is_main:
             todo = len(accepted.cells) - len(accepted.done) if accepted else None
             echo(describe(plan, pipeline.model_label(model_cfg), todo) + f" -> {run_dir}")
-        device = ranks.device(pipeline.resolve_device(str(model_cfg.get("device", "auto"))))
+        device = ranks.device(resolve_device(str(model_cfg.get("device", "auto"))))
         loaded = pipeline.load({**model_cfg, "device": device})
         if facts is None:  # config files were not readable before the load: check now, before any image
             facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
@@ -268,8 +268,8 @@ def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axe
 
 def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
                   facts: axes.Facts, ranks: Ranks, progress: bool, echo: Callable[[str], None]) -> RunSummary:
-    from sweep import pipeline
     from sweep.metadata import environment
+    from sweep.prompt_cache import PromptCache
 
     cells, done = accepted.cells, accepted.done
     summary = RunSummary(name=plan.name, run_dir=run_dir, total=len(cells), skipped=len(done),
@@ -286,7 +286,7 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
              **environment(loaded.device, loaded.dtype), "options": loaded.options,
              "generator_device": plan.generator_device}
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
-    prompts = pipeline.PromptCache(loaded.pipe, loaded.device)
+    prompts = PromptCache(loaded.pipe, loaded.device)
     writer = ImageWriter(run_dir, table)
     bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
     started = time.perf_counter()

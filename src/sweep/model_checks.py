@@ -1,0 +1,45 @@
+"""The model part's checks before anything loads: the model source, its files, VAE, LoRAs, refiner, device, dtype.
+
+`check(model)` is the one entry: planning (sweep.plan) and loading (sweep.pipeline) both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sweep import checkpoints, lora
+from sweep.errors import bad_value
+
+SOURCES = ("hub", "tiny", "sdxl_arch", "path")
+FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/local/diffusers/folder"
+
+
+def check(model: Mapping[str, Any]) -> list[str]:
+    """What can be checked before loading anything (fast: reads at most the files' safetensors headers).
+
+    Returns the names of model.lora's LoRAs (the axes `lora.NAME` a sweep may vary).
+    """
+    from sweep import refiner
+    from sweep.devices import resolve_device, resolve_dtype
+
+    source = "path" if model.get("path") else model.get("source")
+    if source not in SOURCES:
+        raise bad_value("model.source", source, ", ".join(SOURCES))
+    if source == "hub" and not model.get("id"):
+        raise bad_value("model.id", model.get("id"), "a hub model id such as stabilityai/stable-diffusion-xl-base-1.0")
+    allow_pickle = bool(model.get("allow_pickle"))
+    if source == "path":
+        path = checkpoints.expand(str(model.get("path")))
+        if not path.exists():
+            raise bad_value("model.path", str(path), f"an existing diffusers folder or .safetensors file; {FIX_HINT}")
+        checkpoints.check_sdxl_path("model.path", path, allow_pickle=allow_pickle)
+        if model.get("config"):
+            checkpoints.check_config("model.config", model["config"])
+    if model.get("vae"):
+        checkpoints.check_vae("model.vae", model["vae"], allow_pickle=allow_pickle)
+    loras = lora.parse(model.get("lora"), allow_pickle=allow_pickle)
+    if model.get("refiner"):
+        refiner.check_refiner(model["refiner"])
+    resolve_dtype(str(model.get("dtype", "auto")), resolve_device(str(model.get("device", "auto"))))
+    return [name for name, _ in loras]
