@@ -49,6 +49,21 @@ class Facts:
     text_layers: int | None = None  # hidden layers of the shallower text encoder (bounds clip_skip)
     scheduler: SchedulerSpec | None = None  # the model's own scheduler
     refiner_switch: float | None = None  # the hand-over fraction used when a refiner is loaded and none is given
+    vae: str | None = None  # A1111's `VAE` name of model.vae, what an unset `vae` axis means (None: the model's own)
+
+
+class PerModel(dict):
+    """Facts of each model a sweep loads (a `checkpoint` / `vae` axis), keyed by `model_key(cell)`."""
+
+
+def model_key(cell: Any) -> tuple[tuple[str, Any], ...]:
+    """What a cell loads: its values of the axes that enter as "model" (checkpoint, VAE)."""
+    return tuple((n, v) for n, v in cell.params if get(n).enters == "model")
+
+
+def facts_for(facts: Facts | PerModel | None, cell: Any) -> Facts | None:
+    """The facts of the model a cell is made with."""
+    return facts[model_key(cell)] if isinstance(facts, PerModel) else facts
 
 
 # --- value checks ----------------------------------------------------------------------------------------
@@ -291,7 +306,8 @@ class Axis:
     # How the value enters generation: "call" (a pipeline keyword argument), "encode" (an argument of the text
     # encoders, so it is part of the prompt cache key), "size" (height and width), "scheduler" (a scheduler
     # built per call), "seed" (the per-image generator), "repeat" (nothing: the same cell again), "transform"
-    # (rewrites the prompt texts).
+    # (rewrites the prompt texts), "state" (set on the shared pipeline: LoRA strengths), "model" (what is loaded:
+    # checkpoint, VAE), "pass" (a second pass or an image-to-image input: Hires. fix, init image, strength).
     enters: str
     base_type: Any = None  # type of the top-level config key; None: a grid-only axis
     base_default: Any = None
@@ -315,6 +331,13 @@ class Axis:
     derives: tuple[str, ...] = ()  # columns whose values this axis rewrites (Prompt S/R: the prompt texts)
     model_bound: bool = False  # its allowed values depend on the model (checked again once its config is read)
     requires: str = ""  # a model setting it needs (`refiner` for the refiner switch)
+    # What changing it costs: cells are made in order of the costliest axes first (A1111's AxisOption `cost`:
+    # a checkpoint loads once and stays while every cell that uses it is made).
+    cost: float = 0.0
+    # A setting of the pass another axis turns on (`hires_scale`, `init_image`): refused without it, and `fill`
+    # (A1111's default) where that pass is on and it is unset.
+    part_of: str = ""
+    fill: Any = None
 
     @property
     def cols(self) -> tuple[str, ...]:
@@ -412,6 +435,116 @@ def _sr_record(value: tuple[str, str] | None) -> dict[str, Any]:
     return {"prompt_sr": value[1] if value else None}
 
 
+# --- model files, second passes and image-to-image ------------------------------------------------------
+
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".bin", ".pt", ".pth", ".sft")
+# Checkpoints built in code, by name (no file): `model=NAME` and `sweep.grid.checkpoint: [tiny, tiny-alt]`.
+BUILT_IN_CHECKPOINTS = ("tiny", "tiny-alt", "sdxl_arch")
+
+
+def file_label(value: str, *, keep_suffix: bool = False) -> str:
+    """A model file's name as sheets show it: the file stem (`juggernautXL_v9`), a folder's or hub model's name.
+    A1111 names a VAE by its file name, suffix included (`keep_suffix`)."""
+    name = str(value).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if not keep_suffix:
+        for suffix in MODEL_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                return name[: -len(suffix)]
+    return name
+
+
+def _model_ref(what: str) -> Parse:
+    """A model file given by path or name; only the text is checked here (the file is checked with the model
+    config in sweep.plan, before anything loads: it needs model.models_dir)."""
+    def parse(value: Any, key: str, facts: Facts) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise bad_value(key, value, what)
+        return value.strip()
+    return parse
+
+
+HIRES_LATENT = {  # A1111's latent upscale modes: (torch interpolate mode, antialias)
+    "Latent": ("bilinear", False),
+    "Latent (antialiased)": ("bilinear", True),
+    "Latent (bicubic)": ("bicubic", False),
+    "Latent (bicubic antialiased)": ("bicubic", True),
+    "Latent (nearest)": ("nearest", False),
+    "Latent (nearest-exact)": ("nearest-exact", False),
+}
+HIRES_PIXEL = ("Lanczos", "Nearest")  # A1111's built-in pixel upscalers (PIL resampling; nothing to download)
+_UPSCALERS = {_squash(name): name for name in (*HIRES_LATENT, *HIRES_PIXEL)}
+MAX_HIRES_SCALE = 4.0
+
+
+def _upscaler(value: Any, key: str, facts: Facts) -> str | None:
+    if value is None:
+        return None
+    found = _UPSCALERS.get(_squash(value)) if isinstance(value, str) else None
+    if found is None:
+        raise bad_value(key, value, "an upscaler: " + ", ".join((*HIRES_LATENT, *HIRES_PIXEL)))
+    return found
+
+
+def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """The second pass's (width, height): A1111's `int(side * scale)`, down to a multiple of 8 (the VAE's)."""
+    return int(width * scale) // 8 * 8, int(height * scale) // 8 * 8
+
+
+def output_size(record: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(width, height) of a cell's image from its results row: the first pass's size, or Hires. fix's."""
+    try:
+        width, height = int(record["width"]), int(record["height"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    scale = record.get("hires_scale")
+    if scale not in (None, ""):
+        return hires_size(width, height, float(scale))
+    return width, height
+
+
+_IMAGE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def image_hash(path: str) -> str:
+    """The first 10 hex digits of an image file's SHA-256 (A1111's short hash length), kept per size and mtime."""
+    import os
+
+    stat = os.stat(os.path.expanduser(path))
+    key = (os.path.abspath(os.path.expanduser(path)), stat.st_size, stat.st_mtime_ns)
+    if key not in _IMAGE_HASHES:
+        with open(key[0], "rb") as handle:
+            _IMAGE_HASHES[key] = hashlib.file_digest(handle, "sha256").hexdigest()[:10]
+    return _IMAGE_HASHES[key]
+
+
+def _init_image(value: Any, key: str, facts: Facts) -> str | None:
+    """An image file for image-to-image: it exists and PIL can read its header (no pixels are decoded)."""
+    import os
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    allowed = "an image file (PNG, JPEG, WebP, ...) to start from, or null for text-to-image"
+    if not isinstance(value, str):
+        raise bad_value(key, value, allowed)
+    path = os.path.expanduser(value.strip())
+    if not os.path.isfile(path):
+        raise bad_value(key, value, allowed + " (no such file)")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, UnidentifiedImageError):
+        raise bad_value(key, value, allowed + " (not an image PIL can read)") from None
+    return value.strip()
+
+
+def _init_record(value: str | None) -> dict[str, Any]:
+    return {"init_image": value, "init_image_hash": image_hash(value) if value else None}
+
+
 AXES: tuple[Axis, ...] = (
     Axis("prompt", _text(False), "encode", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
          id=lambda v: text_id("", v, 24), none_label="(none)", allowed="non-empty prompt text"),
@@ -464,6 +597,45 @@ AXES: tuple[Axis, ...] = (
          none_label="no refiner"),
     Axis("repeat", lambda v, k, f: v, "repeat", numeric=True, id=lambda v: f"r{v}",
          allowed="an integer >= 1 (how many times each cell is made)"),
+    # What is loaded. A1111's `Model`, `Model hash`, `VAE` and `VAE hash` come from the loaded files (results
+    # row), so these entries write no infotext of their own.
+    Axis("checkpoint", _model_ref("a checkpoint: a .safetensors file, a diffusers folder, a name under "
+                                  "model.models_dir, or a built-in model (" + ", ".join(BUILT_IN_CHECKPOINTS) + ")"),
+         "model", record=lambda v: {"checkpoint": file_label(v) if v else None}, derives=("model",),
+         id=lambda v: f"ckpt-{slug(file_label(v), 40)}", none_label="model config", cost=1.0,
+         aliases=("checkpoints", "checkpoint name", "model_path"), help="checkpoint"),
+    Axis("vae", _model_ref("a VAE: a .safetensors file, a diffusers VAE folder, a hub id or a name under "
+                           "model.models_dir"),
+         "model", record=lambda v: {"vae": file_label(v, keep_suffix=True) if v else None},
+         resolve=lambda facts: facts.vae, id=lambda v: f"vae-{slug(file_label(v), 40)}", none_label="model's own",
+         cost=0.7, aliases=("vaes", "sd_vae"), help="VAE"),
+    # Hires. fix as A1111 does it: first pass at the cell's size, upscale, second pass at hires_denoise.
+    Axis("hires_scale", _optional_float(1.0, MAX_HIRES_SCALE, f"a factor from 1 to {MAX_HIRES_SCALE:g} (null: no "
+                                        "Hires. fix)"), "pass", base_type=float | None, numeric=True, ranges=True,
+         id=lambda v: f"hires{number_text(v)}", infotext=lambda v: [("Hires upscale", v)], info_rank=67,
+         none_label="no hires", aliases=("hires", "hr_scale", "hires upscale"), help="Hires. fix upscale factor"),
+    Axis("hires_steps", lambda v, k, f: None if v is None else _int(v, k, "an integer >= 1, or null for the "
+                                                                     "first pass's steps", 1, 10000),
+         "pass", base_type=int | None, numeric=True, ranges=True, part_of="hires_scale",
+         id=lambda v: f"hsteps{v}", infotext=lambda v: [("Hires steps", v)], info_rank=68,
+         none_label="as first pass", aliases=("hr_steps",), help="Hires. fix steps"),
+    Axis("hires_denoise", _optional_float(0.0, 1.0, "a denoising strength from 0 to 1 (0: the upscaled first "
+                                          "pass as is)"), "pass", base_type=float | None, numeric=True,
+         ranges=True, part_of="hires_scale", fill=0.7, id=lambda v: f"hden{number_text(v)}",
+         infotext=lambda v: [("Denoising strength", v)], info_rank=66,
+         aliases=("denoising", "denoising strength", "hr_denoise"), help="Hires. fix denoising strength"),
+    Axis("hires_upscaler", _upscaler, "pass", base_type=str | None, part_of="hires_scale", fill="Latent",
+         id=lambda v: f"hup-{slug(v, 24)}", infotext=lambda v: [("Hires upscaler", v)], info_rank=69,
+         aliases=("hr_upscaler", "hires upscaler", "upscaler"), help="Hires. fix upscaler",
+         allowed="an upscaler: " + ", ".join((*HIRES_LATENT, *HIRES_PIXEL))),
+    # Image-to-image: the first pass starts from this image (resized to the cell's size) at `strength`.
+    Axis("init_image", _init_image, "pass", base_type=str | None, columns=("init_image", "init_image_hash"),
+         record=_init_record, id=lambda v: text_id("init", file_label(v, keep_suffix=True), 16),
+         none_label="(text to image)", aliases=("init_images",), help="init image"),
+    Axis("strength", _optional_float(0.0, 1.0, "a denoising strength in (0, 1]", open_low=True), "pass",
+         base_type=float | None, numeric=True, ranges=True, part_of="init_image", fill=0.3,
+         id=lambda v: f"str{number_text(v)}", infotext=lambda v: [("Denoising strength", v)], info_rank=66,
+         aliases=("img2img strength",), help="image-to-image strength"),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 # Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.

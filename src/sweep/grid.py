@@ -103,9 +103,10 @@ class Cell:
         (the seed). Repeats never share a call, so `repeat` shows that separate calls with one seed agree."""
         return tuple((n, v) for n, v in self.params if axes.get(n).splits_calls)
 
-    def record(self, facts: axes.Facts | None = None) -> dict[str, Any]:
+    def record(self, facts: axes.Facts | axes.PerModel | None = None) -> dict[str, Any]:
         """The cell's results.csv columns: every axis's columns, prompt texts as the encoders got them, and unset
-        values the model decides (its own scheduler) as `facts` say."""
+        values the model decides (its own scheduler) as `facts` say (those of the cell's checkpoint)."""
+        facts = axes.facts_for(facts, self)
         out: dict[str, Any] = {"cell_id": self.cell_id}
         for name, value in self.params:
             out.update(axes.get(name).to_record(value, facts))
@@ -122,8 +123,12 @@ def expand(base: Mapping[str, Any], swept: Sequence[axes.Values]) -> list[Cell]:
     by_name = {v.axis.name: v.values for v in swept}
     order = sorted(by_name, key=lambda n: names.index(n))
     cells = []
+    fills = [a for a in axes.AXES if a.part_of and a.fill is not None and a.name in base]
     for combo in itertools.product(*(by_name[n] for n in order)):
         values = {**base, **dict(zip(order, combo, strict=True))}
+        for axis in fills:  # a pass that is on gets A1111's defaults for what was left unset (Hires. fix: 0.7)
+            if values[axis.name] is None and values.get(axis.part_of) is not None:
+                values[axis.name] = axis.fill
         cells.append(Cell(tuple((n, values[n]) for n in names)))
     return cells
 
@@ -134,10 +139,17 @@ def with_native_size(cells: Iterable[Cell], size: tuple[int, int]) -> list[Cell]
 
 
 def shape_order(cells: Sequence[Cell]) -> list[Cell]:
-    """Generation order: one resolution at a time, CFG on/off grouped inside it, batchable cells together.
+    """Generation order: what is loaded (checkpoint, then VAE: the axes with a `cost`, costliest outermost, in
+    grid order) so each loads once; inside that one resolution at a time, CFG on/off grouped inside it,
+    batchable cells together.
 
     Shape changes cost (new buffers, recompiles under torch.compile), so the layout's order is irrelevant here.
     """
+    costly = sorted((a for a in axes.AXES if a.cost > 0), key=lambda a: -a.cost)
+    loads: dict[str, dict[Any, int]] = {a.name: {} for a in costly}
+    for cell in cells:
+        for axis in costly:
+            loads[axis.name].setdefault(cell.get(axis.name), len(loads[axis.name]))
     first: dict[tuple, int] = {}
     for cell in cells:
         first.setdefault(cell.batch_key(), len(first))
@@ -145,7 +157,8 @@ def shape_order(cells: Sequence[Cell]) -> list[Cell]:
     for cell in cells:
         states.setdefault(cell.state(), len(states))
     # Pipeline state (LoRA strengths) changes least often after shapes: set_adapters between groups, not calls.
-    return sorted(cells, key=lambda c: ((c.width or 0) * (c.height or 0), c.height or 0, not c.cfg,
+    return sorted(cells, key=lambda c: (*(loads[a.name][c.get(a.name)] for a in costly),
+                                        (c.width or 0) * (c.height or 0), c.height or 0, not c.cfg,
                                         states[c.state()], first[c.batch_key()], c.seed))
 
 

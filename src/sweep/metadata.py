@@ -67,6 +67,7 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
     if texts.get("negative_prompt"):
         lines.append(f"Negative prompt: {texts['negative_prompt']}")
     fields: list[tuple[int, str, Any]] = []
+    facts = axes.facts_for(facts, cell)
     for name, value in cell.params:
         axis = axes.get(name)
         if value is None and axis.resolve is not None and facts is not None:

@@ -11,7 +11,7 @@ from typing import Any
 from sweep import checkpoints, lora
 from sweep.errors import bad_value
 
-SOURCES = ("hub", "tiny", "sdxl_arch", "path")
+SOURCES = ("hub", "tiny", "tiny-alt", "sdxl_arch", "path")
 FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/local/diffusers/folder"
 
 

@@ -58,7 +58,7 @@ def _hub_reader(repo: str) -> Reader:
 def _built_in(source: str) -> Facts:
     from sweep import models
 
-    if source == "tiny":
+    if source in ("tiny", "tiny-alt"):
         unet, vae, layers = models.TINY_UNET_CONFIG, models.TINY_VAE_CONFIG, 2
     else:
         unet, vae = models.SDXL_UNET_CONFIG, models.SDXL_VAE_CONFIG
@@ -80,7 +80,7 @@ def peek(model: Mapping[str, Any]) -> Facts | None:
         folder = Path(os.path.expanduser(str(config)))
         return facts_from_configs(_folder_reader(folder) if folder.is_dir() else _hub_reader(str(config)))
     source = model.get("source")
-    if source in ("tiny", "sdxl_arch"):
+    if source in ("tiny", "tiny-alt", "sdxl_arch"):
         return _built_in(str(source))
     if source == "hub" and model.get("id"):
         return facts_from_configs(_hub_reader(str(model["id"])))

@@ -43,6 +43,7 @@ __all__ = [
     "SDXL_VAE_CONFIG",
     "TINY_LAYOUT_UNET_CONFIG",
     "TINY_LAYOUT_VAE_CONFIG",
+    "TINY_ALT_SEED",
     "TINY_SEED",
     "TINY_UNET_CONFIG",
     "TINY_VAE_CONFIG",
@@ -55,6 +56,8 @@ __all__ = [
 
 #: Base seed of the weight init; each component adds its own offset so they do not share a stream.
 TINY_SEED = 0
+#: Weights of `tiny-alt`, the second built-in tiny checkpoint (far from TINY_SEED's component offsets 0-4).
+TINY_ALT_SEED = 100
 
 # --------------------------------------------------------------------------------------------------
 # Published component configs of stabilityai/stable-diffusion-xl-base-1.0 (architecture fields only).
@@ -386,10 +389,11 @@ def _tiny_text_configs(te_hidden: int, te2_hidden: int, te2_projection: int) -> 
     return te, te2
 
 
-def build_tiny_pipeline() -> StableDiffusionXLPipeline:
+def build_tiny_pipeline(seed: int = TINY_SEED) -> StableDiffusionXLPipeline:
     """A small, seeded SDXL-architecture pipeline (fp32, CPU, native 128x128), built without downloads.
 
-    Two builds have identical weights in any process.
+    Two builds have identical weights in any process; another `seed` is another "checkpoint" of the same
+    architecture (`tiny-alt`, TINY_ALT_SEED).
     """
     te, te2 = _tiny_text_configs(_TINY_TE_HIDDEN, _TINY_TE2_HIDDEN, _TINY_TE2_PROJECTION)
     return _assemble(
@@ -399,7 +403,7 @@ def build_tiny_pipeline() -> StableDiffusionXLPipeline:
         te2,
         torch.device("cpu"),
         torch.float32,
-        TINY_SEED,
+        seed,
     )
 
 

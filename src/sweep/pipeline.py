@@ -54,6 +54,9 @@ class Loaded:
     vae_hash: str = ""  # `VAE hash` of a single-file VAE
     loras: tuple[LoraFile, ...] = ()  # one per model.lora entry, loaded as adapters at strength 1
     refiner: Refiner | None = None
+    vae_source: str | None = None  # the model.vae the pipeline has now (None: the checkpoint's own VAE)
+    own_vae: Any = None  # the checkpoint's own VAE, kept once another replaced it (a `vae` axis may come back)
+    second_pass: Any = None  # StableDiffusionXLImg2ImgPipeline sharing `pipe`'s components (sweep.passes)
 
     def record(self) -> dict[str, Any]:
         """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths
@@ -86,9 +89,11 @@ def load(model: Mapping[str, Any]) -> Loaded:
     global LOADS
     device = resolve_device(str(model.get("device", "auto")))
     dtype = resolve_dtype(str(model.get("dtype", "auto")), device)
-    # Keyed by the resolved device/dtype: "auto" and "cpu" on a CPU machine are one pipeline.
-    key = json.dumps({**dict(model), "device": device, "dtype": str(dtype)}, sort_keys=True, default=str)
-    if key in _CACHE:
+    # Keyed by the resolved device/dtype: "auto" and "cpu" on a CPU machine are one pipeline. Not by the VAE: a
+    # `vae` axis swaps the VAE of the loaded checkpoint (A1111 does the same) instead of loading it again.
+    key = json.dumps({**dict(model), "vae": None, "device": device, "dtype": str(dtype)}, sort_keys=True,
+                     default=str)
+    if key in _CACHE and _swap_vae(_CACHE[key], model):
         return _CACHE[key]
     model_checks.check(model)
     release()
@@ -98,6 +103,36 @@ def load(model: Mapping[str, Any]) -> Loaded:
     LOADS += 1
     _CACHE[key] = loaded
     return loaded
+
+
+def _swap_vae(loaded: Loaded, model: Mapping[str, Any]) -> bool:
+    """Give the loaded pipeline model.vae (or back its own VAE); False when that needs a new load (its own
+    VAE was replaced at load time and not kept)."""
+    want = model.get("vae") or None
+    if want == loaded.vae_source:
+        return True
+    if loaded.vae_source is None:
+        loaded.own_vae = loaded.pipe.vae  # kept: a later cell of the `vae` axis may want it back
+    if want is None:
+        if loaded.own_vae is None:
+            return False
+        vae, name, vae_hash = loaded.own_vae, "", ""
+    else:
+        with quiet_loading():
+            dtype = resolve_dtype(loaded.dtype, loaded.device)
+            vae, name, vae_hash = _load_vae(model, loaded.pipe, loaded.device, dtype)
+        if model.get("vae_slicing") or (loaded.device == "cpu" and hasattr(vae, "enable_slicing")):
+            vae.enable_slicing()  # as _configure does for the model's own
+        if model.get("vae_tiling"):
+            vae.enable_tiling()
+    for pipe in (loaded.pipe, loaded.refiner.pipe if loaded.refiner else None, loaded.second_pass):
+        if pipe is not None:
+            pipe.register_modules(vae=vae)
+    loaded.vae, loaded.vae_hash, loaded.vae_source = name, vae_hash, want
+    gc.collect()  # the replaced VAE goes now, before this one decodes
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return True
 
 
 def release() -> None:
@@ -163,7 +198,8 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
     path = checkpoints.expand(str(model["path"])) if model.get("path") else None
     return Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), model_label(model),
                   options_label(model), model_hash=checkpoints.model_hash(path) if path and path.is_file() else "",
-                  vae=vae_name, vae_hash=vae_hash, loras=loras, refiner=loaded_refiner)
+                  vae=vae_name, vae_hash=vae_hash, loras=loras, refiner=loaded_refiner,
+                  vae_source=model.get("vae") or None)
 
 
 def _load_vae(model: Mapping[str, Any], pipe: Any, device: str, dtype: torch.dtype) -> tuple[Any, str, str]:
@@ -232,8 +268,8 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
     from sweep import models
 
     source = "path" if model.get("path") else model["source"]
-    if source == "tiny":
-        pipe = models.build_tiny_pipeline()
+    if source in ("tiny", "tiny-alt"):
+        pipe = models.build_tiny_pipeline(models.TINY_SEED if source == "tiny" else models.TINY_ALT_SEED)
         # Built in fp32; casting only when asked avoids diffusers' "keep in float32" warning.
         return pipe.to(device=device) if dtype == torch.float32 else pipe.to(device=device, dtype=dtype)
     if source == "sdxl_arch":

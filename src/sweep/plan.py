@@ -43,14 +43,25 @@ class Plan:
         """Grid axes that are pipeline arguments without a registry entry of their own."""
         return [n for n in self.base if n not in axes.BY_NAME]
 
-    def resolved(self, facts: axes.Facts) -> list[Cell]:
-        """The cells with the model's native size filled in and bounds known only from its config re-checked."""
-        for name in (a.name for a in axes.AXES if a.model_bound):
-            key = f"sweep.grid.{name}" if any(v.axis.name == name for v in self.swept) else name
-            for value in {c.get(name) for c in self.cells}:
-                if value is not None:
-                    axes.get(name).parse(value, key, facts)
-        cells = with_native_size(self.cells, facts.native_size) if facts.native_size else list(self.cells)
+    @property
+    def model_axes(self) -> list[str]:
+        """Swept axes that change what is loaded (checkpoint, VAE): the runner loads per group of cells."""
+        return [v.axis.name for v in self.swept if v.axis.enters == "model"]
+
+    def swept_values(self, name: str) -> list[Any]:
+        return next((v.values for v in self.swept if v.axis.name == name), [])
+
+    def resolved(self, facts: axes.Facts | axes.PerModel) -> list[Cell]:
+        """The cells with the model's native size filled in and bounds known only from its config re-checked
+        (each cell with the facts of its own checkpoint)."""
+        cells = []
+        for cell in self.cells:
+            own = axes.facts_for(facts, cell)
+            for name in (a.name for a in axes.AXES if a.model_bound):
+                key = f"sweep.grid.{name}" if any(v.axis.name == name for v in self.swept) else name
+                if cell.get(name) is not None:
+                    axes.get(name).parse(cell.get(name), key, own)
+            cells += with_native_size([cell], own.native_size) if own.native_size else [cell]
         check_unique_ids(cells)
         return cells
 
@@ -114,6 +125,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
         base.setdefault(values.axis.name, None)
     cells = expand(base, swept)
     _check_prompt_sr(cells)
+    _check_passes(cells, [v.axis.name for v in swept], cfg["model"])
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
                 generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
 
@@ -132,9 +144,40 @@ def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str
     for axis in (a for a in axes.AXES if a.requires and not model.get(a.requires)):
         if base.get(axis.name) is not None or any(v.axis.name == axis.name for v in swept):
             raise bad_value(axis.name, "set", f"a model.{axis.requires} to go with it: model.{axis.requires}=...")
+    from sweep import model_axes
+
+    model_axes.check(model, swept)
     if model.get("refiner") and (base.get("denoising_end") is not None
                                  or any(v.axis.name == "denoising_end" for v in swept)):
         raise bad_value("denoising_end", "set", "null when model.refiner is set (refiner_switch is the hand-over)")
+
+
+def _check_passes(cells: list[Cell], swept: list[str], model: Mapping[str, Any]) -> None:
+    """Settings of a pass need the pass (hires_denoise needs hires_scale), Hires. fix and image-to-image do not
+    mix (A1111 has Hires. fix in txt2img only) nor go with a refiner, and a pass has at least one step."""
+    def key(name: str) -> str:
+        return f"sweep.grid.{name}" if name in swept else name
+
+    parts = [a for a in axes.AXES if a.part_of]
+    for cell in cells:
+        for axis in parts:
+            if cell.get(axis.name) is not None and cell.get(axis.part_of) is None:
+                raise bad_value(key(axis.name), cell.get(axis.name), f"with {axis.part_of} set ({axis.help} is a "
+                                f"setting of that pass), or null")
+        hires, init = cell.get("hires_scale"), cell.get("init_image")
+        if hires is not None and init is not None:
+            raise bad_value(key("hires_scale"), hires, "null when init_image is set (Hires. fix is a text-to-image "
+                            "pass, as in A1111)")
+        if (hires is not None or init is not None) and model.get("refiner"):
+            name = "hires_scale" if hires is not None else "init_image"
+            raise bad_value(key(name), cell.get(name), "null when model.refiner is set (one second pass at a time)")
+        for name, steps, strength in (("hires_denoise", cell.get("hires_steps") or cell.num_inference_steps,
+                                       cell.get("hires_denoise") if hires is not None else None),
+                                      ("strength", cell.num_inference_steps, cell.get("strength"))):
+            # diffusers runs int(steps * strength) steps of an image-to-image pass, as A1111 does.
+            if strength and int(steps * strength) < 1:
+                raise bad_value(key(name), strength, f"a strength that leaves at least one of the {steps} steps "
+                                f"(int({steps} x {strength}) = 0), or more steps")
 
 
 def _check_generator_device(device: str) -> None:

@@ -39,8 +39,10 @@ MADE_WITH = ("model", "dtype", "options", "generator_device")
 
 
 def columns_for(extra: Iterable[str] = ()) -> list[str]:
-    """results.csv columns: id, every registry axis's columns (plus extra axes), then how it went."""
-    return [*HEAD, *axes.columns(extra), *TAIL]
+    """results.csv columns: id, every registry axis's columns (plus extra axes), then how it went (a column that
+    is an axis's too, `vae`, is written once, with the axis)."""
+    params = axes.columns(extra)
+    return [*HEAD, *params, *(c for c in TAIL if c not in params)]
 
 
 COLUMNS = columns_for()
@@ -118,10 +120,7 @@ def png_record(path: Path) -> dict[str, Any] | None:
 
 
 def _size(record: Mapping[str, Any]) -> tuple[int, int] | None:
-    try:
-        return int(record["width"]), int(record["height"])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return axes.output_size(record)  # Hires. fix makes an image larger than the recorded first-pass size
 
 
 def _same_cell(row: Mapping[str, Any], record: Mapping[str, Any], columns: Sequence[str]) -> bool:

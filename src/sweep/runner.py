@@ -86,13 +86,17 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # --- the experiment a run dir holds -----------------------------------------------------------------------
 
 
-def model_identity(model: Mapping[str, Any]) -> dict[str, Any]:
+def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     from sweep.pipeline import resolved_dtype_name
 
     identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
     # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
     identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
     identity["dtype"] = resolved_dtype_name(model)
+    for name in swept_models:  # an axis says what is loaded for each cell: the model config's own is not used
+        for key in ("source", "id", "path") if name == "checkpoint" else (name,):
+            identity.pop(key, None)
+        identity[f"{name}_axis"] = True
     return identity
 
 
@@ -100,15 +104,18 @@ def made_with(model: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     """How the images are made, as each row records it (compared on resume, used to adopt orphan images)."""
     from sweep.pipeline import model_label, options_label, resolved_dtype_name
 
-    return {"model": model_label(model), "dtype": resolved_dtype_name(model), "options": options_label(model),
+    made = {"model": model_label(model), "dtype": resolved_dtype_name(model), "options": options_label(model),
             "generator_device": plan.generator_device}
+    if "checkpoint" in plan.model_axes:
+        del made["model"]  # each cell's checkpoint is a parameter column, compared with the others
+    return made
 
 
 def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
     return {
         "sdxl_sweep": 2,
         "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
-        "model": model_identity(model),
+        "model": model_identity(model, plan.model_axes),
         "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},
         "random_seeds": plan.random_seeds,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -213,7 +220,7 @@ def run_sweep(
         from sweep.shared_seeds import keep_seeds
 
         plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
-    facts = _with_model_files(model_facts.peek(model_cfg), model_cfg)
+    facts = _model_facts(plan, model_cfg)
     from sweep import pipeline  # torch: only once the input is known to be good
     from sweep.devices import resolve_device
 
@@ -229,15 +236,43 @@ def run_sweep(
         accepted = _main_decides(ranks, lambda: take_dir(facts))
         if ranks.is_main:
             todo = len(accepted.cells) - len(accepted.done) if accepted else None
-            echo(describe(plan, pipeline.model_label(model_cfg), todo) + f" -> {run_dir}")
+            echo(describe(plan, _model_name(plan, model_cfg), todo) + f" -> {run_dir}")
         device = ranks.device(resolve_device(str(model_cfg.get("device", "auto"))))
+        if plan.model_axes:  # loaded per checkpoint / VAE, one at a time, in _generate_all
+            return _generate_all(cfg, run_dir, plan, accepted, None, facts, ranks, progress, echo, device)
         loaded = pipeline.load({**model_cfg, "device": device})
         if facts is None:  # config files were not readable before the load: check now, before any image
             facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
             accepted = _main_decides(ranks, lambda: take_dir(facts))
-        return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo)
+        return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo, device)
     finally:
         lock.release()
+
+
+def _model_name(plan: Plan, model: Mapping[str, Any]) -> str:
+    from sweep import pipeline
+
+    if "checkpoint" in plan.model_axes:
+        return "per cell (" + ", ".join(axes.file_label(v) for v in plan.swept_values("checkpoint")) + ")"
+    return pipeline.model_label(model)
+
+
+def _model_facts(plan: Plan, model: Mapping[str, Any]) -> axes.Facts | axes.PerModel | None:
+    """The facts of the model config, or with a checkpoint / VAE axis those of each model a cell uses (read
+    from config files, before anything loads)."""
+    from sweep import model_facts
+    from sweep.model_axes import model_config
+
+    if not plan.model_axes:
+        return _with_model_files(model_facts.peek(model), model)
+    per = axes.PerModel()
+    for cell in plan.cells:
+        key = axes.model_key(cell)
+        if key not in per:
+            own = model_config(model, dict(key))
+            # A single file without model.config: diffusers reads SDXL base's configs for it.
+            per[key] = _with_model_files(model_facts.peek(own) or model_facts.peek({"source": "sdxl_arch"}), own)
+    return per
 
 
 def _main_decides(ranks: Ranks, decide: Callable[[], Any]) -> Any:
@@ -256,19 +291,26 @@ def _main_decides(ranks: Ranks, decide: Callable[[], Any]) -> Any:
 
 
 def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axes.Facts | None:
-    """The facts plus what the model files decide: the refiner's default hand-over when one is set."""
-    if facts is None or not model.get("refiner"):
+    """The facts plus what the model files decide: the refiner's default hand-over when one is set, the VAE's
+    A1111 name when model.vae is set."""
+    if facts is None:
         return facts
     from dataclasses import replace
 
+    if model.get("vae"):
+        facts = replace(facts, vae=axes.file_label(str(model["vae"]), keep_suffix=True))
+    if not model.get("refiner"):
+        return facts
     from sweep.refiner import DEFAULT_SWITCH
 
     return replace(facts, refiner_switch=DEFAULT_SWITCH)
 
 
 def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
-                  facts: axes.Facts, ranks: Ranks, progress: bool, echo: Callable[[str], None]) -> RunSummary:
-    from sweep.metadata import environment
+                  facts: axes.Facts | axes.PerModel, ranks: Ranks, progress: bool, echo: Callable[[str], None],
+                  device: str) -> RunSummary:
+    """Every missing cell, with `loaded`, or (loaded=None: a checkpoint / VAE axis) loading each model in turn:
+    the previous one is released before the next loads, so one pipeline is in memory at a time."""
     from sweep.prompt_cache import PromptCache
 
     cells, done = accepted.cells, accepted.done
@@ -279,14 +321,9 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
     units = []
     for shape_cells in _by_shape(grid.shape_order(cells)):
         width, height = shape_cells[0].size
-        size = plan.batch_size or grid.auto_batch_size(width, height, loaded.device)
+        size = plan.batch_size or grid.auto_batch_size(width, height, device)
         units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
-    fixed = {"sweep": plan.name, "model": loaded.label,
-             **loaded.record(),  # model_hash, vae, vae_hash, lora, lora_hashes, refiner, refiner_switch
-             **environment(loaded.device, loaded.dtype), "options": loaded.options,
-             "generator_device": plan.generator_device}
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
-    prompts = PromptCache(loaded.pipe, loaded.device)
     writer = ImageWriter(run_dir, table)
     bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
     started = time.perf_counter()
@@ -295,13 +332,21 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
     try:
         with stop_on_signals() as stop:
-            for outcome in _execute(loaded, prompts, mine, cfg, plan.generator_device, stop):
-                for cell, image, error in outcome.results:
-                    if cell.cell_id in done:
-                        continue
-                    row = _row(cell, facts, fixed, outcome, error)
-                    writer.submit(row, image, cell, facts)
-                bar.update(sum(c.cell_id not in done for c, _, _ in outcome.results))
+            for key, group in _by_model(mine):
+                if plan.model_axes:
+                    loaded = prompts = None  # let the previous model go before the next one loads
+                    loaded = _load_model(cfg["model"], key, device)
+                prompts = PromptCache(loaded.pipe, loaded.device)  # per model: its own text encoders
+                fixed = _fixed(plan, loaded)
+                for outcome in _execute(loaded, prompts, group, cfg, plan.generator_device, stop):
+                    for cell, image, error in outcome.results:
+                        if cell.cell_id in done:
+                            continue
+                        row = _row(cell, axes.facts_for(facts, cell), fixed, outcome, error)
+                        writer.submit(row, image, cell, axes.facts_for(facts, cell))
+                    bar.update(sum(c.cell_id not in done for c, _, _ in outcome.results))
+                    if stop.requested:
+                        break
                 if stop.requested:
                     break
     finally:
@@ -317,6 +362,32 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
     if ranks.is_main:
         _finish(summary, run_dir, cfg)
     return summary
+
+
+def _fixed(plan: Plan, loaded: Any) -> dict[str, Any]:
+    """The row fields one loaded model gives every image it makes."""
+    from sweep.metadata import environment
+
+    return {"sweep": plan.name, "model": loaded.label,
+            **loaded.record(),  # model_hash, vae, vae_hash, lora, lora_hashes, refiner, refiner_switch
+            **environment(loaded.device, loaded.dtype), "options": loaded.options,
+            "generator_device": plan.generator_device}
+
+
+def _by_model(units: list[list[Cell]]) -> list[tuple[tuple, list[list[Cell]]]]:
+    """Units grouped by what they load (checkpoint, VAE), in order (shape_order puts each model's together)."""
+    groups: dict[tuple, list[list[Cell]]] = {}
+    for unit in units:
+        groups.setdefault(axes.model_key(unit[0]), []).append(unit)
+    return list(groups.items())
+
+
+def _load_model(model: Mapping[str, Any], key: tuple, device: str) -> Any:
+    """The pipeline for one checkpoint / VAE of the axes (pipeline.load releases the previous one first)."""
+    from sweep import pipeline
+    from sweep.model_axes import model_config
+
+    return pipeline.load({**model_config(model, dict(key)), "device": device})
 
 
 def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
@@ -458,6 +529,7 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     import torch
     from diffusers.image_processor import VaeImageProcessor
 
+    from sweep import passes
     from sweep.pipeline import fork
 
     first = unit[0]
@@ -468,10 +540,15 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     callback = stop.watch(first.num_inference_steps) if stop else None
     embeds = prompts.embeds(first.encode_args(), len(unit), first.state())
     with torch.inference_mode():
-        if loaded.refiner is None:
+        if passes.needed(first):  # Hires. fix or image-to-image: a second pipeline over the same components
+            images = passes.run(loaded, pipe, embeds, common, first, len(unit),
+                                lambda steps: stop.watch(steps) if stop else None)
+            if images is None:  # a stop interrupted one of the passes
+                return []
+        elif loaded.refiner is None:
             # Float pixels, so NaN stays visible; the PIL conversion below is diffusers' own ("pil" does the same).
-            output = pipe(**embeds, **common, height=height, width=width, output_type="np",
-                          callback_on_step_end=callback)
+            images = pipe(**embeds, **common, height=height, width=width, output_type="np",
+                          callback_on_step_end=callback).images
         else:
             from sweep.refiner import DEFAULT_SWITCH
 
@@ -479,12 +556,12 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
             latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
                            output_type="latent", callback_on_step_end=callback).images
             refiner = fork(loaded.refiner.pipe, first.get("scheduler"))
-            output = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
-                             **common, image=latents, denoising_start=switch, output_type="np")
+            images = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
+                             **common, image=latents, denoising_start=switch, output_type="np").images
     if getattr(pipe, "_interrupt", False):
         return []
     results: list[tuple[Any, str | None]] = []
-    for array in output.images:
+    for array in images:
         if not np.isfinite(array).all():
             results.append((None, "the image came out NaN (numeric overflow: an fp16 VAE is the usual cause; try "
                                   "model.dtype=float32 or an fp16-fix VAE)"))

@@ -37,6 +37,9 @@ class ModelConfig:
     allow_pickle: bool = False
     # A VAE instead of the model's own: a diffusers VAE folder, a hub id, or a single .safetensors file.
     vae: str | None = None
+    # Where `checkpoint` / `vae` axis values given by name are found (NAME, NAME.safetensors, and A1111's
+    # Stable-diffusion/ and VAE/ subfolders); null: values are paths (or built-in names, or hub ids).
+    models_dir: str | None = None
     # LoRA files, loaded once as adapters at strength 1: one path, a list of paths, or a mapping name: path.
     lora: Any = None
     # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
