@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import os
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -147,35 +146,29 @@ def release() -> None:
 
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
-    """diffusers, transformers and the hub at error level, no progress bars, no Python warnings, while loading.
+    """No progress bars; what diffusers, transformers, the hub and Python warnings say goes to the run's log,
+    once each (sweep.library_output), not to the terminal. A failed load is the one line `_build` makes."""
+    from sweep import library_output
 
-    A load prints nothing but its errors (which `_build` turns into one line); the user's verbosity is restored.
-    """
-    import diffusers.utils.logging as diffusers_logging
-    import huggingface_hub.utils as hub_utils
-    import transformers.utils.logging as transformers_logging
+    with library_output.to_log():  # inside a run: the run's own (nested use)
+        import diffusers.utils.logging as diffusers_logging
+        import huggingface_hub.utils as hub_utils
+        import transformers.utils.logging as transformers_logging
 
-    saved = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging)]
-    hub_bars = hub_utils.are_progress_bars_disabled()
-    hub_logger = logging.getLogger("huggingface_hub")
-    hub_level = hub_logger.level
-    try:
-        for module, _, _ in saved:
-            module.set_verbosity_error()
-            module.disable_progress_bar()
-        hub_utils.disable_progress_bars()
-        hub_logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        library_output.reroute()  # diffusers and transformers add their stderr handler when first imported
+        saved = [(m, m.is_progress_bar_enabled()) for m in (diffusers_logging, transformers_logging)]
+        hub_bars = hub_utils.are_progress_bars_disabled()
+        try:
+            for module, _ in saved:
+                module.disable_progress_bar()
+            hub_utils.disable_progress_bars()
             yield
-    finally:
-        for module, verbosity, bars in saved:
-            module.set_verbosity(verbosity)
-            if bars:
-                module.enable_progress_bar()
-        if not hub_bars:
-            hub_utils.enable_progress_bars()
-        hub_logger.setLevel(hub_level)
+        finally:
+            for module, bars in saved:
+                if bars:
+                    module.enable_progress_bar()
+            if not hub_bars:
+                hub_utils.enable_progress_bars()
 
 
 def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Loaded:
@@ -187,7 +180,8 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
         pipe.vae, vae_name, vae_hash = _load_vae(model, pipe, device, dtype)
     loras = _loading("model.lora", model.get("lora"),
                      lambda: lora.load_loras(pipe, lora.parse(model.get("lora"),
-                                                              allow_pickle=bool(model.get("allow_pickle")))))
+                                                              allow_pickle=bool(model.get("allow_pickle")))),
+                     hint=LORA_MISMATCH)
     loaded_refiner = None
     if model.get("refiner"):
         loaded_refiner = _loading("model.refiner", model["refiner"], lambda: refiner.load_refiner(
@@ -231,20 +225,35 @@ def _load_vae(model: Mapping[str, Any], pipe: Any, device: str, dtype: torch.dty
     return vae, target.name, checkpoints.model_hash(target)  # A1111 names a VAE by its file name, suffix included
 
 
-def _loading(key: str, value: Any, load_it: Any) -> Any:
+def _loading(key: str, value: Any, load_it: Any, hint: str = "") -> Any:
     """Run one component load; any failure becomes one line naming the key and the value."""
     try:
         return load_it()
     except SweepError:
         raise
     except Exception as exc:
-        raise SweepError(f"{key}: could not load {str(value)!r}: {_reason(exc)}") from None
+        why = _reason(exc)
+        if hint and "size mismatch" in str(exc):
+            why = f"{hint} ({why})"
+        raise SweepError(f"{key}: could not load {str(value)!r}: {why}") from None
+
+
+LORA_MISMATCH = "its layers have other shapes than this model's: a LoRA made for another base model?"
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened at a word boundary (never mid-word)."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
-    return shorten(text, 200)
+    """An exception's message as one complete line: its first line, and when that ends in a colon (diffusers'
+    "Error(s) in loading state_dict for UNet2DConditionModel:") the first line of what follows, with a count of
+    the rest; shortened at a word boundary (never mid-word)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text, rest = lines[0], lines[1:]
+    while text.endswith(":") and rest:
+        text = f"{text} {rest.pop(0)}"
+    if rest and lines[0].endswith(":"):
+        text += f" (and {len(rest)} more)"
+    return shorten(text.rstrip(":"), 300)
 
 
 def shorten(text: str, limit: int) -> str:

@@ -186,7 +186,16 @@ def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts,
 # --- run -------------------------------------------------------------------------------------------------
 
 
-def run_sweep(
+def run_sweep(cfg: Any, run_dir: Path, **options: Any) -> RunSummary:
+    """Generate every missing cell of the sweep into run_dir, then write the report (`_run_sweep`). What the
+    libraries log or warn meanwhile goes once each to the run's sweep.log, not to the terminal."""
+    from sweep.library_output import to_log
+
+    with to_log(Path(run_dir)):
+        return _run_sweep(cfg, run_dir, **options)
+
+
+def _run_sweep(
     cfg: Any,
     run_dir: Path,
     *,
