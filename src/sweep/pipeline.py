@@ -35,6 +35,8 @@ GPU_OPTIONS = ("compile", "channels_last", "attention_slicing", "vae_slicing", "
 SINGLE_FILE_HINT = ("a single-file checkpoint needs its component configs: offline, pass model.config=<a diffusers "
                     "SDXL folder> (e.g. a snapshot of stabilityai/stable-diffusion-xl-base-1.0)")
 
+HALF = (torch.float16, torch.bfloat16)  # the hub's `fp16` variant files serve both
+
 # How many times a pipeline was built or loaded in this process: multirun jobs must share one.
 LOADS = 0
 _CACHE: dict[str, Loaded] = {}
@@ -287,7 +289,7 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
     path = checkpoints.expand(str(model["path"])) if source == "path" else None
     try:
         if source == "hub":
-            if dtype == torch.float16 and model.get("variant"):
+            if dtype in HALF and model.get("variant"):  # bf16 loads the fp16 files and casts them
                 kwargs["variant"] = model["variant"]
             pipe = StableDiffusionXLPipeline.from_pretrained(model["id"], use_safetensors=True, **kwargs)
         elif path.is_file():

@@ -75,7 +75,7 @@ def load_refiner(value: str, base: Any, *, device: str, dtype: torch.dtype, vari
         pipe = build_tiny_refiner(base)
     else:
         kwargs: dict[str, Any] = {"torch_dtype": dtype, "use_safetensors": True}
-        if kind == "hub" and dtype == torch.float16 and variant:
+        if kind == "hub" and dtype in (torch.float16, torch.bfloat16) and variant:
             kwargs["variant"] = variant
         if kind == "folder":
             kwargs["local_files_only"] = True

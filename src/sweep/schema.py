@@ -29,10 +29,11 @@ class ModelConfig:
     path: str | None = None
     # Config folder (or hub id) for a single-file checkpoint, so it loads offline.
     config: str | None = None
-    # Weights variant used when the dtype is fp16 (the SDXL repo ships `fp16` files).
+    # Weights variant used when the dtype is fp16 or bf16 (the SDXL repo ships `fp16` files; bf16 casts them).
     variant: str | None = "fp16"
     device: str = "auto"  # auto = cuda > mps > cpu
-    dtype: str = "auto"  # auto = fp16 on GPU, fp32 on CPU; or float32 / float16 / bfloat16
+    # auto = bf16 on CUDA cards with native bf16, else fp16 on a GPU, fp32 on CPU; or float32 / float16 / bfloat16
+    dtype: str = "auto"
     # Pickle checkpoints (.ckpt/.bin/.pt) run code when loaded: only on explicit opt-in.
     allow_pickle: bool = False
     # A VAE instead of the model's own: a diffusers VAE folder, a hub id, or a single .safetensors file.
