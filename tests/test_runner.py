@@ -32,6 +32,7 @@ def run(tmp_path, *overrides, name="run"):
 SMOKE = {
     "steps_10_to_90": ("height=32", "width=32"),
     "resolution_512_1024": ("num_inference_steps=1", "sweep.grid.resolution=[64x64,128x96]"),
+    "hires": ("height=32", "width=32", "num_inference_steps=4"),  # int(4 x 0.3): one second-pass step
 }
 
 

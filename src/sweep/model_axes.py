@@ -40,7 +40,7 @@ def _search(value: str, model: Mapping[str, Any], subdirs: Sequence[str]) -> Pat
 def _looked_in(model: Mapping[str, Any]) -> str:
     root = model.get("models_dir")
     return f"not a path, nor a name under model.models_dir={root}" if root else \
-        "no such file or folder (set model.models_dir=FOLDER to give names)"
+        "no such file or folder, and model.models_dir is not set"
 
 
 def checkpoint_config(model: Mapping[str, Any], value: str, key: str = "sweep.grid.checkpoint") -> dict[str, Any]:
