@@ -304,28 +304,38 @@ def test_lora_is_recorded_as_a1111_writes_it(tmp_path, files):
     pipeline.release()
 
 
-def test_lora_strength_axis_base_at_zero_distinct_otherwise(tmp_path, files):
-    """sweep.grid.lora: {NAME: [0, 0.5, 1]}: strength 0 gives the base model's pixels, set per call, no reload."""
+@pytest.mark.parametrize("batch_size", ["1", "null"])  # one image per call, and automatic (both seeds in one)
+def test_lora_strength_axis_base_at_zero_distinct_otherwise(tmp_path, files, batch_size):
+    """sweep.grid.lora: {NAME: [0, 0.5, 1]}: strength 0 gives the base model's pixels (the base run with the same
+    calls: a batched call may differ from a single one by 1/255, diffusers #2659), set per call, no reload."""
     path = files / "detail.safetensors"
-    _, base, _ = run(tmp_path, "base")
+    seeds = ("sweep.grid.seed=[1234,7]", f"batch_size={batch_size}")
+    base_run = run_sweep(make_cfg(*SMALL, *seeds), tmp_path / "base", progress=False, echo=lambda _: None)
+    assert base_run.ok and base_run.made == 2
+    base_table = pd.read_csv(tmp_path / "base" / "results.csv", keep_default_na=False)
+    base = {r["seed"]: np.asarray(Image.open(tmp_path / "base" / r["image"]).convert("RGB"))
+            for _, r in base_table.iterrows()}
     run_dir = tmp_path / "axis"
     loads = pipeline.LOADS
-    summary = run_sweep(make_cfg(*SMALL, f"model.lora=[{path}]", "sweep.grid.lora={detail:[0,0.5,1]}",
-                                 "sweep.grid.seed=[1234,7]"), run_dir, progress=False, echo=lambda _: None)
+    summary = run_sweep(make_cfg(*SMALL, f"model.lora=[{path}]", "sweep.grid.lora={detail:[0,0.5,1]}", *seeds),
+                        run_dir, progress=False, echo=lambda _: None)
     assert summary.ok and summary.made == 6 and pipeline.LOADS == loads + 1
     table = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
     assert sorted(set(table["lora.detail"])) == [0, 0.5, 1]
+    assert set(table["batch_size"]) == set(base_table["batch_size"]) == {1 if batch_size == "1" else 2}
     pixels = {(r["lora.detail"], r["seed"]): np.asarray(Image.open(run_dir / r["image"]).convert("RGB"))
               for _, r in table.iterrows()}
-    assert np.array_equal(pixels[(0, 1234)], base)
-    assert not np.array_equal(pixels[(0.5, 1234)], base) and not np.array_equal(pixels[(1, 1234)], base)
+    for seed in (1234, 7):
+        assert np.array_equal(pixels[(0, seed)], base[seed]), seed
+        assert not np.array_equal(pixels[(0.5, seed)], base[seed]) and not np.array_equal(pixels[(1, seed)], base[seed])
     assert not np.array_equal(pixels[(0.5, 1234)], pixels[(1, 1234)])
     tags = Image.open(run_dir / table[table["lora.detail"] == 0.5].iloc[0]["image"]).text["parameters"]
     assert tags.splitlines()[0].endswith(" <lora:detail:0.5>")
-    from sweep.report import build_report
+    if batch_size == "1":
+        from sweep.report import build_report
 
-    result = build_report(run_dir, rows="lora.detail", cols="seed")  # any axis lays out, LoRA strengths too
-    assert result.layouts[0].rows == ("lora.detail",) and len(result.sheets) == 1
+        result = build_report(run_dir, rows="lora.detail", cols="seed")  # any axis lays out, LoRA strengths too
+        assert result.layouts[0].rows == ("lora.detail",) and len(result.sheets) == 1
     pipeline.release()
 
 

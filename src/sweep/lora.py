@@ -14,7 +14,8 @@ character outside `A-Z a-z 0-9 _ -` turned into `_`, or the mapping's key. Every
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,9 @@ def load_loras(pipe: Any, entries: Sequence[tuple[str, Path]]) -> tuple[LoraFile
     """Load each LoRA once as a peft adapter (`load_lora_weights(path, adapter_name=NAME)`), all at strength 1."""
     if not entries:
         return ()
-    for name, path in entries:
-        pipe.load_lora_weights(str(path), adapter_name=name)
+    with _trainable_flags_kept(pipe):
+        for name, path in entries:
+            pipe.load_lora_weights(str(path), adapter_name=name)
     in_text_encoders = {name for component, names in pipe.get_list_adapters().items()
                         if component.startswith("text_encoder") for name in names}
     loras = tuple(LoraFile(name, Path(path), lora_hash(Path(path)), name in in_text_encoders)
@@ -88,8 +90,10 @@ def load_loras(pipe: Any, entries: Sequence[tuple[str, Path]]) -> tuple[LoraFile
 def set_lora_strengths(pipe: Any, strengths: Mapping[str, float]) -> None:
     """Set each loaded LoRA's strength for the next pipeline calls (`set_adapters`; nothing is reloaded).
 
-    `strengths` maps adapter names to weights; adapters it does not name run at 1.0. Strength 0 gives the base
-    model's pixels exactly (the adapter's output is multiplied by 0 and added).
+    `strengths` maps adapter names to weights; adapters it does not name run at 1.0. A LoRA at strength 0 is
+    left out of the active adapters, and with every strength 0 the adapters are disabled: the call is then the
+    base model's own call, the same pixels (a weight of 0 still runs the adapter and adds its output times 0,
+    which is NaN where that output overflows, and not exactly 0 for a DoRA adapter).
 
     The strength is state of the shared model weights, not of one call: every pipeline object that shares this
     UNet (`pipeline.fork` copies share it) sees the new strengths at once. Calls with different strengths must
@@ -104,8 +108,33 @@ def set_lora_strengths(pipe: Any, strengths: Mapping[str, float]) -> None:
     weights = {name: float(strengths.get(name, DEFAULT_STRENGTH)) for name in loaded}
     if getattr(pipe.unet, _APPLIED, None) == weights:
         return
-    pipe.set_adapters(list(weights), adapter_weights=list(weights.values()))
+    active = {name: weight for name, weight in weights.items() if weight != 0}
+    if active:
+        pipe.enable_lora()
+        pipe.set_adapters(list(active), adapter_weights=list(active.values()))
+    else:
+        pipe.disable_lora()
     setattr(pipe.unet, _APPLIED, weights)
+
+
+@contextmanager
+def _trainable_flags_kept(pipe: Any) -> Iterator[None]:
+    """Each parameter's `requires_grad` as it was before peft loads an adapter.
+
+    peft freezes the model it adds an adapter to (it prepares it for training). The flag changes which kernel
+    torch's matmul picks for a 3-D input (it folds the batch into one mm only for a frozen weight), so a frozen
+    base model differs from the user's own pipeline in the last bit of a float, and strength 0 from the base
+    image by 1/255 in places.
+    """
+    import torch
+
+    modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
+    flags = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    try:
+        yield
+    finally:
+        for param, flag in flags:
+            param.requires_grad_(flag)
 
 
 def prompt_tags(strengths: Mapping[str, float]) -> str:
