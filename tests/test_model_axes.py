@@ -237,6 +237,18 @@ def test_hires_pngs_carry_a1111s_hires_keys_and_first_pass_size(tmp_path):
     assert (resumed.made, resumed.skipped) == (0, 1)  # the larger image is this cell's, not a damaged one
 
 
+def test_the_second_pass_pipeline_shares_the_modules_in_their_dtype():
+    from sweep.passes import second_pass_pipeline
+
+    pipeline.release()
+    loaded = pipeline.load({"source": "tiny", "name": "tiny", "dtype": "bfloat16", "device": "cpu"})
+    second = second_pass_pipeline(loaded)
+    assert second.unet is loaded.pipe.unet and second.vae is loaded.pipe.vae  # no second load
+    assert {p.dtype for p in loaded.pipe.unet.parameters()} == {torch.bfloat16}  # from_pipe casts to fp32 unasked
+    assert loaded.pipe.vae.dtype == torch.bfloat16
+    pipeline.release()
+
+
 def test_img2img_strength_axis_records_the_init_image_hash(tmp_path):
     source = tmp_path / "init.png"
     Image.fromarray((np.indices((48, 40)).sum(0) * 3 % 256).astype(np.uint8)).convert("RGB").save(source)

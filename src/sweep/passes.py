@@ -30,10 +30,14 @@ def second_pass_pipeline(loaded: Any) -> Any:
         if loaded.second_pass is None:
             from diffusers import StableDiffusionXLImg2ImgPipeline
 
+            from sweep.devices import resolve_dtype
             from sweep.pipeline import quiet_loading
 
+            # from_pipe casts every shared module to float32 unless told the dtype: a bf16 / fp16 UNet would
+            # double in memory, and a VAE swapped in later (in the model's dtype) would no longer match it.
             with quiet_loading():
-                loaded.second_pass = StableDiffusionXLImg2ImgPipeline.from_pipe(loaded.pipe)
+                loaded.second_pass = StableDiffusionXLImg2ImgPipeline.from_pipe(
+                    loaded.pipe, torch_dtype=resolve_dtype(loaded.dtype, loaded.device))
             loaded.second_pass.set_progress_bar_config(disable=True)
         return loaded.second_pass
 
