@@ -41,5 +41,6 @@ def test_help_and_cfg_job_work(tmp_path):
     help_text = run_cli("--help", cwd=tmp_path).stdout
     assert f"sweep: {', '.join(SWEEPS)}" in help_text  # every shipped sweep, from the sweeps/ folder
     assert "model: local, sdxl_arch, sdxl_base, tiny" in help_text and "Powered by Hydra" in help_text
-    printed = run_cli("sweep=steps_10_to_90", "--cfg", "job", cwd=tmp_path)
+    printed = run_cli("sweep=steps_10_to_90", "--cfg", "job", "width=96", cwd=tmp_path)  # a flag between overrides
     assert printed.returncode == 0 and "num_inference_steps: 10..90 step 10" in printed.stdout
+    assert "width: 96" in printed.stdout

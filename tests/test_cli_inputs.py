@@ -190,6 +190,31 @@ def test_config_dir_sweep_folder_behaves_like_sweeps(tmp_path, monkeypatch):
     assert_mine(make_cfg("sweep=mine"))
 
 
+@pytest.mark.parametrize(("argv", "flags", "overrides"), [
+    ("sweep=steps_10_to_90 model=tiny -m guidance_scale=3,7", {"multirun": True},
+     ["sweep=steps_10_to_90", "model=tiny", "guidance_scale=3,7"]),
+    ("a=1 --multirun b=2 --cfg job c=3", {"multirun": True, "cfg": "job"}, ["a=1", "b=2", "c=3"]),
+    ("a=1 -cd conf b=2 -cn=config c=3 -p hydra.run d=4", {"config_dir": "conf", "config_name": "config",
+                                                          "package": "hydra.run"}, ["a=1", "b=2", "c=3", "d=4"]),
+    ("a=1 --info config b=2 -c=hydra", {"info": "config", "cfg": "hydra"}, ["a=1", "b=2"]),
+    ("a=1 --info b=2", {"info": "all"}, ["a=1", "b=2"]),  # --info alone: its value is optional
+    ("-m a=1 b=2", {"multirun": True}, ["a=1", "b=2"]),
+    ("a=1 -cn=x b=2 -i", {"config_name": "x", "info": "all"}, ["a=1", "b=2"]),
+    ("a=-m prompt=--cfg", {"multirun": False, "cfg": None}, ["a=-m", "prompt=--cfg"]),  # values, not flags
+])
+def test_hydra_flags_anywhere_on_the_command_line(argv, flags, overrides):
+    """`-m` and Hydra's other flags after or between overrides, as Hydra users type them: the entry point moves
+    them (with their values) first, and Hydra's own parser then reads what was meant."""
+    from hydra._internal.utils import get_args_parser
+
+    from sweep.hydra_flags import flags_first
+
+    parsed = get_args_parser().parse_args(flags_first(argv.split()))
+    assert parsed.overrides == overrides
+    for name, value in flags.items():
+        assert getattr(parsed, name) == value, name
+
+
 # --- the report CLI ----------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,8 @@ def guidance_multirun(tmp_path_factory):
     """2 guidance values x 2 heights, one of them invalid: 2 good jobs and 2 failed ones, in one process."""
     work = tmp_path_factory.mktemp("multirun")
     sweep_dir = work / "sweep"
-    result = run_cli("-m", "sweep=steps_10_to_90", *TINY, "height=64,100", "guidance_scale=3,7",
+    # `-m` between overrides, as Hydra users type it (argparse alone refuses overrides on both sides of it).
+    result = run_cli("sweep=steps_10_to_90", *TINY, "-m", "height=64,100", "guidance_scale=3,7",
                      f"hydra.sweep.dir={sweep_dir}", cwd=work)
     return result, sweep_dir
 

@@ -14,6 +14,7 @@ import sweep.schema  # noqa: F401  registers the structured-config schema and th
 from sweep.app import EXIT, run_job
 from sweep.cli_errors import install as install_compact_errors
 from sweep.config_dirs import add_config_dirs
+from sweep.hydra_flags import flags_first
 from sweep.paths import CONF_DIR
 from sweep.signals import Interrupted, install_entry_handlers
 
@@ -68,7 +69,7 @@ def _completion_install(args: list[str]) -> bool:
 def entry() -> None:
     """Entry of the `sdxl-sweep` console script and of `python -m sweep`: run the Hydra app; a stop before the
     first image (Ctrl-C, SIGTERM) is one line, not a traceback; exits with the run's code."""
-    args = sys.argv[1:]
+    sys.argv[1:] = args = flags_first(sys.argv[1:])  # `... model=tiny -m guidance_scale=3,7` as Hydra users type it
     if "--version" in args:  # Hydra's own --version prints Hydra's version
         print(f"{SCRIPT} {version()}")
         sys.exit(0)
