@@ -6,10 +6,13 @@
 The model is `model=sdxl_arch`: the full SDXL base 1.0 architecture (2.57 B-parameter UNet, both CLIP towers,
 the VAE) with random weights, so nothing is downloaded and the cost per image is SDXL's. Each variant is a
 sweep of `--images` seeds at 1024x1024, 30 steps, guidance 5.0 (CFG on), run by `sweep.runner.run_sweep` as
-the CLI runs it; a short warm-up sweep of the same shapes (2 steps) compiles first when compile is on. Seconds
-per image = the sweep's generation time (pipeline calls and PNG writing, not model build nor report) / images.
+the CLI runs it; a short warm-up sweep of the same shapes (2 steps) compiles first when compile is on ("first
+image s": that sweep's wall time, the model build and the compile included: the time a fresh process waits for
+its first image). Seconds per image = the sweep's generation time (pipeline calls and PNG writing, not model
+build nor report) / images.
 
-Without CUDA it refuses in one line, exit code 2.
+Without CUDA it refuses in one line, exit code 2 (`--allow-cpu`: run on the CPU anyway, for a dry run of the
+script with `--model tiny --size 64`; benchmarks/gpu_check.sh uses it with GPU_CHECK_ALLOW_CPU=1).
 """
 
 from __future__ import annotations
@@ -73,18 +76,23 @@ def run_variant(dtype: str, compiled: bool, batch: str, args: argparse.Namespace
         f"height={args.size}", f"width={args.size}", "guidance_scale=5.0",
     ] + ([] if batch == "auto" else [f"batch_size={batch}"])
     quiet = {"echo": lambda _: None}
+    cuda = torch.cuda.is_available()
     with contextlib.redirect_stderr(io.StringIO()):
-        # Warm-up: builds the model, and with compile traces every shape the timed sweep will meet.
+        # Warm-up: builds the model, and with compile traces every shape the timed sweep will meet: its time is
+        # the time to the first image of a fresh process (compile included).
+        started = time.perf_counter()
         run_sweep(compose(*overrides, "num_inference_steps=2"), scratch / f"warm-{dtype}-{compiled}-{batch}", **quiet)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        warm = time.perf_counter() - started
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         summary = run_sweep(compose(*overrides, f"num_inference_steps={args.steps}"),
                             scratch / f"run-{dtype}-{compiled}-{batch}", **quiet)
     if not summary.ok or summary.made != args.images:
         raise SystemExit(f"gpu_sdxl: the {dtype} compile={compiled} sweep failed: {summary.lines()}")
     per_image = summary.seconds / summary.made
-    return {"per_image": per_image, "per_minute": 60.0 / per_image,
-            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    return {"per_image": per_image, "per_minute": 60.0 / per_image, "warm_up": warm,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")}
 
 
 def main() -> int:
@@ -98,17 +106,18 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--channels-last", action="store_true", help="also model.channels_last=true")
     parser.add_argument("--peak-tflops", type=float, help="the card's dense fp16/bf16 peak, if not in the table")
+    parser.add_argument("--allow-cpu", action="store_true", help="a dry run on the CPU (with --model tiny)")
     args = parser.parse_args()
 
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.allow_cpu:
         print("gpu_sdxl: needs a CUDA GPU (torch.cuda.is_available() is False); run it on a GPU machine",
               file=sys.stderr)
         return 2
     import diffusers
 
-    name = torch.cuda.get_device_name()
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (dry run)"
     peak = card_peak(name, args.peak_tflops)
     print(f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}, diffusers {diffusers.__version__}; "
           f"model={args.model} {args.size}x{args.size}, {args.steps} steps, CFG on, {args.images} images per sweep")
@@ -119,8 +128,8 @@ def main() -> int:
               f"{VAE_DECODE_TFLOP} TFLOP at 1024x1024)")
     else:
         print("physical floor: unknown card peak; pass --peak-tflops")
-    print(f"{'dtype':6} {'compile':8} {'batch':6} {'s/image':>8} {'img/min':>8} {'peak GiB':>9} {'x floor':>8}",
-          flush=True)
+    print(f"{'dtype':6} {'compile':8} {'batch':6} {'s/image':>8} {'img/min':>8} {'peak GiB':>9} {'x floor':>8} "
+          f"{'first image s':>13}", flush=True)
     compiles = {"both": [False, True], "on": [True], "off": [False]}[args.compile]
     with tempfile.TemporaryDirectory(prefix="sweep-gpu-") as tmp:
         for dtype in args.dtypes.split(","):
@@ -131,10 +140,11 @@ def main() -> int:
                     floor = floor_seconds(args.steps, peak * SUSTAINED, args.size) if peak else float("nan")
                     ratio = result["per_image"] / floor
                     print(f"{dtype:6} {str(compiled):8} {batch:6} {result['per_image']:8.2f} "
-                          f"{result['per_minute']:8.1f} {result['peak_gib']:9.1f} {ratio:8.1f}"
-                          f"   ({time.perf_counter() - started:.0f} s with build and warm-up)", flush=True)
+                          f"{result['per_minute']:8.1f} {result['peak_gib']:9.1f} {ratio:8.1f} "
+                          f"{result['warm_up']:13.1f}   ({time.perf_counter() - started:.0f} s in all)", flush=True)
                     gc.collect()
-                    torch.cuda.empty_cache()
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
     print("published (ANCHORS.md):")
     for label, seconds in PUBLISHED:
         print(f"  {label}: {seconds:.2f} s/image, {60 / seconds:.1f} img/min")

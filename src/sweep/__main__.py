@@ -86,7 +86,11 @@ def entry() -> None:
         code = exc.code if isinstance(exc, Interrupted) else 130
         print("interrupted; every image already written is kept: run the same command to resume", file=sys.stderr,
               flush=True)
-        sys.exit(code)
+        _exit_now(code)
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # a stop the job already reported (sweep.app): out now, without the teardown
+            _exit_now(exc.code)
+        raise
     _exit_now(EXIT["code"])
 
 

@@ -42,4 +42,11 @@ def check(model: Mapping[str, Any]) -> list[str]:
     if model.get("refiner"):
         refiner.check_refiner(model["refiner"])
     resolve_dtype(str(model.get("dtype", "auto")), resolve_device(str(model.get("device", "auto"))))
+    if model.get("compile"):
+        from sweep.compiling import check_mode
+
+        check_mode(str(model.get("compile_mode") or "default"))
+    if model.get("fuse_qkv_projections") and loras:
+        raise bad_value("model.fuse_qkv_projections", True, "false with model.lora (fused projections take no "
+                        "LoRA adapters)")
     return [name for name, _ in loras]

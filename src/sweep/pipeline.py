@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = checkpoints.PICKLE_SUFFIXES
-GPU_OPTIONS = ("compile", "channels_last", "attention_slicing", "vae_slicing", "vae_tiling", "cpu_offload")
+GPU_OPTIONS = ("compile", "compile_vae", "fuse_qkv_projections", "channels_last", "attention_slicing", "vae_slicing",
+               "vae_tiling", "cpu_offload")
 SINGLE_FILE_HINT = ("a single-file checkpoint needs its component configs: offline, pass model.config=<a diffusers "
                     "SDXL folder> (e.g. a snapshot of stabilityai/stable-diffusion-xl-base-1.0)")
 
@@ -318,7 +319,11 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
 
 def options_label(model: Mapping[str, Any]) -> str:
     """The GPU options that are on, joined by '+' in a fixed order ('none' when none): a column of results.csv."""
-    return "+".join(name for name in GPU_OPTIONS if model.get(name)) or "none"
+    names = [name for name in GPU_OPTIONS if model.get(name) and (name == "compile" or not name.startswith("compile")
+                                                                  or model.get("compile"))]
+    mode = str(model.get("compile_mode") or "default")
+    return "+".join(f"compile={mode}" if name == "compile" and mode != "default" else name
+                    for name in names) or "none"
 
 
 def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
@@ -336,17 +341,12 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
         pipe.vae.enable_tiling()
     if model.get("cpu_offload"):
         pipe.enable_model_cpu_offload(device=device)
+    if model.get("fuse_qkv_projections"):
+        pipe.fuse_qkv_projections()
     if model.get("compile"):
-        import torch._dynamo.config as dynamo_config
+        from sweep.compiling import compile_pipeline
 
-        # dynamic=False: one specialised graph per UNet input shape (resolution x CFG x batch); the runner orders
-        # cells so each shape compiles once. Past dynamo's recompile limit (8) a new shape would silently run
-        # eager, and a sweep over resolutions with a partial last batch passes 8 easily: allow more.
-        limit = "recompile_limit" if hasattr(dynamo_config, "recompile_limit") else "cache_size_limit"  # torch<2.6
-        setattr(dynamo_config, limit, max(getattr(dynamo_config, limit), 64))
-        # Autotuning pays off on CUDA only; CUDA graphs stay off (batch shapes vary, each graph pins memory).
-        mode = "max-autotune-no-cudagraphs" if device.startswith("cuda") else None
-        pipe.unet = torch.compile(pipe.unet, mode=mode, dynamic=False)
+        compile_pipeline(pipe, model)
 
 
 def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:

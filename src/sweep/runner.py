@@ -341,6 +341,7 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
     try:
         with stop_on_signals() as stop:
+            stop.immediate = bool(cfg["model"].get("compile"))  # a first call compiles for long before a step ends
             for key, group in _by_model(mine):
                 if plan.model_axes:
                     loaded = prompts = None  # let the previous model go before the next one loads

@@ -46,7 +46,10 @@ class ModelConfig:
     # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
     refiner: str | None = None
     # GPU options (recorded in results.csv).
-    compile: bool = False
+    compile: bool = False  # torch.compile of the UNet (sweep.compiling); caches in ~/.cache/sdxl-sweep/inductor
+    compile_mode: str = "default"  # default, reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs
+    compile_vae: bool = False  # with compile: the VAE's decode too
+    fuse_qkv_projections: bool = False  # one matmul for q, k and v in every attention (diffusers' option)
     channels_last: bool = False
     attention_slicing: bool = False
     vae_slicing: bool = False

@@ -2,7 +2,8 @@
 
 The first signal asks the run to stop: no new pipeline call starts, a call in flight finishes when it is close
 to done (or is dropped: its cells stay missing and a resume makes them), every finished image is written, and
-the command prints one line and exits 130 (SIGINT) or 143 (SIGTERM). A second signal exits at once; atomic
+the command prints one line and exits 130 (SIGINT) or 143 (SIGTERM); with a compiled model the call in flight is
+dropped at once (it may be compiling for minutes). A second signal exits at once; atomic
 writes mean even that leaves no half file, only images a resume makes again.
 """
 
@@ -36,6 +37,9 @@ class Stop:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        # Stop at once instead of between steps: set for compiled models, whose first call of each shape
+        # compiles for tens of seconds (minutes with autotuning) before its first step ends.
+        self.immediate = False
 
     @property
     def requested(self) -> bool:
@@ -82,6 +86,11 @@ def stop_on_signals() -> Iterator[Stop]:
                   "resume", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         stop.signum = signum
+        if stop.immediate:
+            from sweep.compiling import stop_workers
+
+            stop_workers()  # inductor's compile workers go too
+            raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handle) for s in HANDLED}
     try:

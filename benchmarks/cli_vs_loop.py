@@ -1,0 +1,108 @@
+"""The seed's own sweep through the CLI as a whole process, beside the loop a user writes, as a whole process.
+
+    python benchmarks/cli_vs_loop.py                                   # model=sdxl_arch on CUDA, 1 pair
+    python benchmarks/cli_vs_loop.py --model tiny --size 64 --pairs 2  # a dry run on the CPU
+
+The tool: `python -m sweep sweep=steps_10_to_90 model=MODEL` (9 images, 10..90 steps, the config's prompt, seed
+and guidance), start-up, model build, results.csv, sheets, plots and viewer included. The hand loop: a script
+that builds the same model the same way (`sweep.models`, random weights: nothing to download), then one `pipe()`
+call with a fresh CPU generator and one synchronous `image.save()` per image. They run in alternating pairs
+(tool first, then loop first, ...); each process's wall time and peak RSS are printed, then the median ratio
+tool / loop (target on a GPU: <= 0.8, issue 20) and the per-image intercept of the tool's `seconds` column
+(a straight-line fit of seconds against steps; target <= 0.6 s on an H100/H200).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = list(range(10, 100, 10))  # sweeps/steps_10_to_90.yaml
+
+HAND_LOOP = """
+import sys, time, torch
+from sweep import models
+from sweep.devices import resolve_device, resolve_dtype
+model, out, prompt = sys.argv[1], sys.argv[2], sys.argv[4]
+size, seed, guidance = int(sys.argv[3]), int(sys.argv[5]), float(sys.argv[6])
+device = resolve_device("auto")
+dtype = resolve_dtype("auto", device)
+if model == "tiny":
+    pipe = models.build_tiny_pipeline().to(device=device, dtype=dtype)
+else:
+    pipe = models.build_sdxl_arch_pipeline(device=device, dtype=dtype)
+pipe.set_progress_bar_config(disable=True)
+for n in STEPS:
+    image = pipe(prompt=prompt, num_inference_steps=n, guidance_scale=guidance, height=size, width=size,
+                 generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+    image.save(f"{out}/steps{n}.png")
+""".replace("STEPS", repr(STEPS))
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of one child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"cli_vs_loop: {' '.join(args[:4])} failed ({code}): {err[-1500:]}")
+    return wall, usage.ru_maxrss / 2**20  # ru_maxrss: KiB on Linux
+
+
+def intercept(results_csv: Path) -> tuple[float, float]:
+    """(seconds per step, seconds per image beyond its steps): a least-squares line through the tool's rows."""
+    with results_csv.open() as handle:
+        rows = [(float(r["num_inference_steps"]), float(r["seconds"])) for r in csv.DictReader(handle)
+                if r["status"] == "ok"]
+    slope, offset = statistics.linear_regression([s for s, _ in rows], [t for _, t in rows])
+    return slope, offset
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="sdxl_arch", choices=("sdxl_arch", "tiny"))
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--pairs", type=int, default=1)
+    args = parser.parse_args()
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    prompt, seed, guidance = "a photo of an astronaut riding a horse on mars", 1234, 5.0  # conf/config.yaml
+    tool_times, loop_times, fits = [], [], []
+    with tempfile.TemporaryDirectory(prefix="sweep-cli-loop-") as tmp:
+        for pair in range(args.pairs):
+            run_dir = Path(tmp) / f"tool{pair}"
+            loop_dir = Path(tmp) / f"loop{pair}"
+            loop_dir.mkdir()
+            tool = [sys.executable, "-m", "sweep", "sweep=steps_10_to_90", f"model={args.model}",
+                    f"height={args.size}", f"width={args.size}", f"hydra.run.dir={run_dir}"]
+            loop = [sys.executable, "-c", HAND_LOOP, args.model, str(loop_dir), str(args.size), prompt, str(seed),
+                    str(guidance)]
+            order = [("tool", tool), ("loop", loop)] if pair % 2 == 0 else [("loop", loop), ("tool", tool)]
+            for name, command in order:
+                wall, rss = run(command, env)
+                (tool_times if name == "tool" else loop_times).append(wall)
+                print(f"pair {pair + 1}: {name:4} {wall:7.1f} s, peak RSS {rss:5.2f} GiB", flush=True)
+            fits.append(intercept(run_dir / "results.csv"))
+    ratios = [t / loop for t, loop in zip(tool_times, loop_times, strict=True)]
+    slope, offset = fits[-1]
+    print(f"tool / hand loop, whole process: median {statistics.median(ratios):.2f} "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}, {args.pairs} pairs; target on a GPU <= 0.8)")
+    print(f"the tool's seconds column: {slope:.4f} s per step + {offset:.2f} s per image (target on an H100/H200: "
+          "<= 0.6 s per image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
