@@ -47,6 +47,7 @@ class Comparison:
     csv: Path | None = None
     sheet: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    moved_aside: list[Path] = field(default_factory=list)  # files in `out` this tool did not write
 
     @property
     def shared(self) -> Any:
@@ -84,6 +85,9 @@ class Comparison:
         for side, rows in (("A", only_a), ("B", only_b)):
             if len(rows):
                 out.append(f"only in {side}: {len(rows)}: {_listing(rows)}")
+        if self.moved_aside:
+            out.append(f"moved aside (not written by sweep.compare): {', '.join(p.name for p in self.moved_aside)} "
+                       f"-> {self.moved_aside[0].parent}")
         out += [f"table: {self.csv}"] if self.csv else []
         out += [f"sheet: {self.sheet}"] if self.sheet else []
         if self.same:
@@ -272,12 +276,43 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None,
         table[column] = pd.to_numeric(table[column])
     result = Comparison(run_a.run_dir, run_b.run_dir, table, differences(a, b), tol, target,
                         counts={"a": len(a), "b": len(b)})
+    result.moved_aside = _set_aside_foreign(target)
     result.csv = save_csv(table, target / CSV)
     title = [f"A: {run_a.run_dir}", f"B: {run_b.run_dir}"] + [f"differs: {d}" for d in result.differences]
     names = tuple(f"{side}: {run.run_dir.name}" + "".join(f" · {n}" for n in _made_with(rows, result.differences))
                   for side, run, rows in (("A", run_a, a), ("B", run_b, b)))
     result.sheet = write_diff_sheet(run_a, run_b, table, title, target / SHEET, headers=names)
     return result
+
+
+def _ours(path: Path) -> bool:
+    """compare.csv or compare.png as this tool writes them (the csv's header, the png's text chunk)."""
+    from sweep.report.diffsheet import is_ours
+
+    if path.name == SHEET:
+        return is_ours(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.readline().strip() == ",".join(COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _set_aside_foreign(target: Path) -> list[Path]:
+    """Move a compare.csv / compare.png this tool did not write out of the way (into out/previous/<time>/)
+    before writing its own: a user's files of those names are never overwritten or deleted."""
+    from sweep.rundir import previous_folder
+
+    foreign = [target / name for name in (CSV, SHEET)
+               if ((target / name).exists() or (target / name).is_symlink()) and not _ours(target / name)]
+    if not foreign:
+        return []
+    folder = previous_folder(target)
+    moved = []
+    for path in foreign:
+        os.replace(path, folder / path.name)
+        moved.append(folder / path.name)
+    return moved
 
 
 def main(argv: list[str] | None = None) -> int:

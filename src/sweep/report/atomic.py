@@ -10,9 +10,15 @@ from typing import Any
 from sweep.atomic import write_atomic
 
 
-def save_image(image: Any, path: Path) -> Path:
-    """A PIL image as PNG (optimize off: large sheets would take seconds to squeeze a few percent)."""
-    return write_atomic(path, lambda h: image.save(h, format="PNG", compress_level=6))
+def save_image(image: Any, path: Path, text: dict[str, str] | None = None) -> Path:
+    """A PIL image as PNG (optimize off: large sheets would take seconds to squeeze a few percent), with `text`
+    as PNG text chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    return write_atomic(path, lambda h: image.save(h, format="PNG", compress_level=6, pnginfo=info))
 
 
 def save_figure(figure: Any, path: Path, dpi: int = 110) -> Path:

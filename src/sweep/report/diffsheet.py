@@ -19,6 +19,17 @@ from sweep.report import text as tx
 from sweep.report.atomic import save_image
 
 MAX_ROWS = 8
+# The text chunk that marks a compare.png as this tool's: only such a file is replaced or removed by a rerun.
+MARK_KEY, MARK = "sdxl-sweep", "sweep.compare"
+
+
+def is_ours(path: Path) -> bool:
+    """A compare.png this tool wrote (it carries MARK)."""
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get(MARK_KEY) == MARK
+    except Exception:
+        return False
 DISPLAY = 320  # longest edge of a shown image, px
 MAX_UPSCALE = 4  # small images (the tiny model's 64 px) are enlarged, pixel-exact
 PX = 16
@@ -94,7 +105,7 @@ def write_diff_sheet(run_a: Any, run_b: Any, table: Any, title: list[str], path:
     if not entries:
         path.unlink(missing_ok=True)
         return None
-    return save_image(_render(heading, title, headers, entries), path)
+    return save_image(_render(heading, title, headers, entries), path, text={MARK_KEY: MARK})
 
 
 def _render(heading: str, title: list[str], names: tuple[str, str],
