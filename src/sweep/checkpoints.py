@@ -294,7 +294,8 @@ def sha256(path: Path, *, addnet: bool = False) -> str:
     stat = path.stat()
     section = "addnet" if addnet else "sha256"
     key = str(path)
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    # ctime too: `cp -p` of other weights keeps the size and the mtime, but the kernel sets the ctime.
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
     cache = cache_file()
     entry = _read_cache(cache).get(section, {}).get(key)
     if isinstance(entry, dict) and all(entry.get(k) == v for k, v in stamp.items()) and entry.get("sha256"):
@@ -328,3 +329,16 @@ def lora_hash(path: Path) -> str:
     if isinstance(recorded, str) and len(recorded) >= LORA_HASH_DIGITS:
         return recorded[:LORA_HASH_DIGITS]
     return sha256(path, addnet=True)[:LORA_HASH_DIGITS]
+
+
+def weights_digest(path: str | os.PathLike[str]) -> str:
+    """What the weights at `path` are: a file's SHA-256, or for a folder (a diffusers pipeline, a VAE) the
+    SHA-256 of every file's relative path and SHA-256, so other weights copied over either are another model.
+    Each file's hash is cached as `sha256` caches it; dot-files (caches, locks) are skipped."""
+    root = expand(path).resolve()
+    if root.is_file():
+        return sha256(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    listing = "".join(f"{p.relative_to(root).as_posix()}\t{sha256(p)}\n" for p in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
