@@ -44,9 +44,16 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
         ranks = ranks_for(cfg)
         run_dir = shared_run_dir(ranks, run_dir)
+
+        def accepted() -> None:
+            if save_hydra:
+                save_hydra(run_dir)
+            if multirun and sweep_dir is not None and job:
+                # An earlier attempt of this job was refused: its record in the sweep dir is stale now.
+                (Path(sweep_dir) / REFUSED / f"job{job.get('num', 'x')}.json").unlink(missing_ok=True)
+
         summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info, multirun=multirun,
-                            shared_dir=sweep_dir if multirun else None,
-                            on_accept=(lambda: save_hydra(run_dir)) if save_hydra else None)
+                            shared_dir=sweep_dir if multirun else None, on_accept=accepted, job=job)
     except SweepError as exc:
         if ranks.is_main:  # every rank meets the same error; say it once
             print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from sweep import axes
-from sweep.results import PNG_KEY
+from sweep.results import DIGEST, PNG_KEY
 
 # Model-side fields from the row, in A1111's order around the registry's fields (Steps 10 ... Size 50).
 ROW_FIELDS = ((60, "Model hash", "model_hash"), (61, "Model", "model"), (62, "VAE hash", "vae_hash"),
@@ -85,7 +85,7 @@ def png_bytes(image: Image.Image, row: Mapping[str, Any], parameters: str) -> by
     """The PNG file for one cell with its parameters as text chunks."""
     info = PngInfo()
     info.add_text("parameters", parameters)
-    info.add_itxt(PNG_KEY, json.dumps({k: v for k, v in row.items() if k != "image"}, default=str,
+    info.add_itxt(PNG_KEY, json.dumps({k: v for k, v in row.items() if k not in ("image", DIGEST)}, default=str,
                                       ensure_ascii=False))
     buffer = io.BytesIO()
     # zlib level 4 (ComfyUI's choice) instead of PIL's 6: a 1024x1024 photo encodes 2.5x faster (140 vs 355 ms)

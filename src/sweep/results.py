@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,15 @@ MANIFEST = "sweep.json"
 IMAGES = "images"
 PNG_KEY = "sdxl-sweep"  # our PNG text chunk: the image's whole results row as JSON
 HEAD = ["cell_id", "sweep"]
-TAIL = ["batch_size", "seconds", "status", "error", "image", "model", "model_hash", "vae", "vae_hash",
+DIGEST = "image_sha256"  # SHA-256 of the PNG file as written: a resume keeps an image only if it still matches
+TAIL = ["batch_size", "seconds", "status", "error", "image", DIGEST, "model", "model_hash", "vae", "vae_hash",
         "lora_hashes", "refiner", "device", "dtype", "options",
         "generator_device", "torch", "diffusers", "transformers", "gpu", "finished_at"]
 # How an image was made, beside what it shows, as its row records it: a change here is another experiment too
 # (the generator's device changes the noise; GPU options and the dtype change pixels). The manifest adds the
 # configured batch_size (batch composition moves pixels by up to 1/255); rows record the size each call had.
-MADE_WITH = ("model", "dtype", "options", "generator_device")
+MADE_WITH = ("model", "dtype", "options", "generator_device", "model_hash")
+STATUSES = ("ok", "failed")
 
 
 def columns_for(extra: Iterable[str] = ()) -> list[str]:
@@ -90,29 +94,130 @@ def image_path(run_dir: Path, relative: str) -> Path | None:
     return path if path.parent == folder else None
 
 
-def verify_png(path: Path, size: tuple[int, int] | None) -> bool:
-    """The file is a complete PNG (every chunk's CRC checked, IEND present) of the recorded (width, height).
+class TableError(RunDirError):
+    """results.csv is not as the tool wrote it (a column renamed, a value edited, random bytes): one line naming
+    the file, the line and the problem; nothing is rewritten."""
 
-    Cheaper than decoding: PIL's verify reads the chunks without inflating the pixels.
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; allowed: results.csv as sdxl-sweep wrote it (undo the edit, or move the file "
+                         "away and run the same sweep into this directory again: the table is rebuilt from the "
+                         "parameters each image carries)")
+
+
+@dataclass
+class Table:
+    """results.csv as read strictly: its header, its complete rows and the line each row starts on."""
+
+    path: Path
+    columns: list[str] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def problem(self, line: int, what: str) -> TableError:
+        return TableError(f"{self.path}: line {line}: {what}")
+
+
+def parse_table(path: Path, required: Sequence[str] = ("cell_id", "status", "image")) -> Table:
+    """Read results.csv, refusing anything the tool cannot have written (raises TableError, one line).
+
+    What the tool writes is UTF-8, one complete row per record, status ok or failed. Only the last record may
+    be incomplete, and only when the file ends inside it (a kill mid-append): no line ending at the end, or an
+    open quote (a prompt's own line break); only its last character may be cut. Anything else (a field too
+    many or too few, a status that is not ok or failed, bytes that are not UTF-8, a renamed or doubled column)
+    is a hand edit or damage.
     """
+    table = Table(Path(path))
+    if not table.path.is_file():
+        return table
+    data = table.path.read_bytes()
+    torn = not data.endswith(b"\n") or data.count(b'"') % 2 == 1
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not (torn and exc.start >= len(data) - 3):  # only a character cut by the kill may be incomplete
+            raise table.problem(data[: exc.start].count(b"\n") + 1, "bytes that are not UTF-8 text (random "
+                                "bytes?)") from None
+        text = data[: exc.start].decode("utf-8")
+    records: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    line = 1
+    try:
+        for record in reader:
+            records.append((line, record))
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise table.problem(line, f"not CSV ({exc})") from None
+    if not records:
+        return table
+    _, header = records[0]
+    table.columns = header
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled:
+        raise table.problem(1, f"column {doubled[0]!r} appears twice")
+    absent = [c for c in required if c not in header]
+    if absent:
+        raise table.problem(1, f"the header has no {absent[0]!r} column (renamed by hand?)")
+    body = records[1:-1] if torn else records[1:]
+    for number, record in body:
+        if not record:
+            continue  # a blank line holds nothing
+        if len(record) != len(header):
+            raise table.problem(number, f"{len(record)} fields where the header has {len(header)} (edited by hand, "
+                                "or random bytes?)")
+        row = dict(zip(header, record, strict=True))
+        if "status" in row and row["status"] not in STATUSES:
+            raise table.problem(number, f"status {_quoted(row['status'])}, not ok or failed (edited by hand, or "
+                                "random bytes?)")
+        if "cell_id" in row and not row["cell_id"]:
+            raise table.problem(number, "an empty cell_id")
+        table.rows.append(row)
+        table.lines.append(number)
+    return table
+
+
+def _quoted(text: str) -> str:
+    text = repr(text)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_problem(data: bytes, size: tuple[int, int] | None) -> str | None:
+    """Why these bytes are not an image a cell may keep (None: a decodable PNG of the recorded (width, height)
+    that is not one flat colour). Decodes every pixel: a PNG whose chunks all have valid CRCs can still lack
+    an IDAT chunk, and only decoding finds that."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            if image.format != "PNG" or (size and image.size != size):
-                return False
-            image.verify()
-        return True
-    except Exception:  # truncated, random bytes, 0 bytes: PIL raises several kinds
-        return False
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG":
+                return "not a PNG"
+            if size and image.size != size:
+                return f"{image.size[0]}x{image.size[1]}, not {size[0]}x{size[1]}"
+            image.load()
+            extrema = image.getextrema()
+    except Exception as exc:  # truncated, random bytes, 0 bytes, a chunk removed: PIL raises several kinds
+        return f"not decodable ({type(exc).__name__})"
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    if all(low == high for low, high in bands):
+        return "one flat colour"
+    return None
 
 
-def png_record(path: Path) -> dict[str, Any] | None:
+def uniform(array: Any) -> bool:
+    """Every pixel the same colour (all black, all white, ...): what a broken or overflowing VAE gives."""
+    flat = array.reshape(-1, array.shape[-1]) if array.ndim == 3 else array.reshape(-1)
+    return bool((flat == flat[0]).all())
+
+
+def png_record(path: Path | bytes) -> dict[str, Any] | None:
     """The results row an image of ours carries in its text chunk (None for any other file)."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as image:
             data = json.loads(image.text.get(PNG_KEY, "null"))
     except Exception:
         return None
@@ -127,6 +232,29 @@ def _same_cell(row: Mapping[str, Any], record: Mapping[str, Any], columns: Seque
     return all(_text(row.get(c)) == _text(record.get(c)) for c in columns)
 
 
+def _fits(row: Mapping[str, Any], expected: Mapping[str, Any], columns: Sequence[str], data: bytes) -> bool:
+    """The bytes of a cell's file are the image its row describes.
+
+    With the digest recorded at write time: the same bytes. Without (a row from before the digest, or an
+    image whose row was lost): a decodable, not flat PNG of the cell's size whose own record is this cell.
+    """
+    recorded = str(row.get(DIGEST) or "")
+    if recorded:
+        return file_digest(data) == recorded
+    record = png_record(data)
+    return (record is not None and _text(record.get("cell_id")) == _text(row.get("cell_id"))
+            and _same_cell(record, expected, columns) and image_problem(data, _size(expected)) is None)
+
+
+@dataclass
+class Prepared:
+    """What a resume found: the cells already done, and the files it moved aside (not what the run wrote)."""
+
+    done: set[str]
+    set_aside: list[Path] = field(default_factory=list)
+    moved_to: Path | None = None
+
+
 class ResultsTable:
     """Append-only results.csv shared by every process of the run (one locked, fsynced write per row)."""
 
@@ -135,40 +263,88 @@ class ResultsTable:
         self.path = run_dir / RESULTS
         self.columns = list(columns)
 
-    def prepare(self, expected: Mapping[str, Mapping[str, Any]], made_with: Mapping[str, Any]) -> set[str]:
-        """Repair the table for a (re)run and return the cell ids already done.
+    def inspect(self, expected: Mapping[str, Mapping[str, Any]], table: Table | None = None) -> Table:
+        """The table, refused (TableError, one line, nothing written) when it is not as the tool wrote it.
 
-        Kept: the last `ok` row of each expected cell whose image is a complete PNG of the right size inside
-        images/. Adopted: such an image whose row was lost, when its embedded row is this cell, made the same
-        way (`made_with`: model, dtype, settings). Dropped: torn lines, failed rows (retried), rows pointing
-        outside images/, duplicates. Rows of cells no longer in the grid stay in the table and on disk.
+        Besides parse_table's checks: every column is one the tool writes (a renamed column would otherwise
+        be dropped by the rewrite, its values lost), and every row of a cell in the grid holds that cell's
+        values (the cell_id is made of them; a seed edited to 999 would otherwise be reported as seed 999).
+        """
+        table = table or parse_table(self.path)
+        known = set(self.columns) | set(COLUMNS)
+        unknown = [c for c in table.columns if c not in known and axes.axis_of_column(c) is None]
+        if unknown:
+            missing = [c for c in self.columns if c not in table.columns and c not in (DIGEST, "scheduler_class")]
+            also = f" and {missing[0]!r} is missing" if missing else ""
+            raise table.problem(1, f"column {unknown[0]!r} is not one sdxl-sweep writes{also} (renamed or added by "
+                                "hand?)")
+        params = _parameter_columns(expected.values())
+        for row, line in zip(table.rows, table.lines, strict=True):
+            cell = expected.get(row["cell_id"])
+            for column in params if cell is not None else ():
+                if _text(row.get(column)) != _text(cell.get(column)):
+                    raise table.problem(line, f"cell {row['cell_id']} has {column} {_quoted(row.get(column) or '')}, "
+                                        f"but that cell's {column} is {_quoted(_text(cell.get(column)))} (edited by "
+                                        "hand?)")
+        return table
+
+    def prepare(self, table: Table, expected: Mapping[str, Mapping[str, Any]],
+                made_with: Mapping[str, Any]) -> Prepared:
+        """Repair the (inspected) table for a (re)run; return the cells already done.
+
+        Kept: the last `ok` row of each expected cell whose image is still the file that row was written with
+        (its digest; for older rows, a decodable PNG carrying this cell's own record). Adopted: such an image
+        whose row was lost, when its embedded row is this cell, made the same way (`made_with`: model, dtype,
+        settings). Dropped: failed rows (retried), rows pointing outside images/, duplicates. Any other file
+        where a cell's image goes (another cell's image, a blank or undecodable one) is moved aside into
+        previous/ before the cell is made again: never overwritten. Rows of cells no longer in the grid stay.
         """
         params = _parameter_columns(expected.values())
         kept: dict[str, dict[str, Any]] = {}
         others: list[dict[str, Any]] = []
-        candidates = []
-        for row in read_rows(self.path):
+        candidates: dict[str, tuple[dict[str, Any], Path]] = {}
+        for row in table.rows:
             cell_id = row["cell_id"]
             if cell_id not in expected:
                 others.append(row)  # a removed value keeps its row and image, out of the report
                 continue
             path = image_path(self.run_dir, row["image"])
             if row["status"] == "ok" and path is not None:
-                candidates.append((cell_id, row, path))
-        checks = _verify_all([(p, _size(expected[c])) for c, _, p in candidates])
-        for (cell_id, row, _), good in zip(candidates, checks, strict=True):
-            if good:
-                kept[cell_id] = row
+                candidates[cell_id] = (row, path)  # the last ok row wins
+        def check_row(item: tuple[str, tuple[dict[str, Any], Path]]) -> str | None:
+            cell_id, (row, path) = item
+            data = _read(path)  # one file at a time: a 10,000-image run is never held in memory
+            if data is None or not _fits(row, expected[cell_id], params, data):
+                return None
+            return str(row.get(DIGEST) or file_digest(data))
+
+        for (cell_id, (row, _)), digest in zip(candidates.items(), _map(check_row, list(candidates.items())),
+                                               strict=True):
+            if digest is not None:
+                kept[cell_id] = {**row, DIGEST: digest}
         orphans = [(c, self.run_dir / IMAGES / f"{c}.png") for c in expected if c not in kept]
-        orphans = [(c, p) for c, p in orphans if p.is_file()]
-        for (cell_id, path), good in zip(orphans, _verify_all([(p, _size(expected[c])) for c, p in orphans]),
-                                         strict=True):
-            record = png_record(path) if good else None
-            if (record and record.get("status") == "ok" and _same_cell(record, expected[cell_id], params)
+        orphans = [(c, p) for c, p in orphans if p.is_file() or p.is_symlink()]
+
+        def adopt(item: tuple[str, Path]) -> dict[str, Any] | None:
+            cell_id, path = item
+            data = _read(path)
+            record = png_record(data) if data is not None else None
+            if (record and record.get("status") == "ok" and _fits(record, expected[cell_id], params, data)
                     and all(_text(record.get(k)) == _text(v) for k, v in made_with.items())):
-                kept[cell_id] = {**record, "image": f"{IMAGES}/{path.name}"}
+                return {**record, "image": f"{IMAGES}/{path.name}", DIGEST: file_digest(data)}
+            return None
+
+        foreign = []
+        for (cell_id, path), row in zip(orphans, _map(adopt, orphans), strict=True):
+            if row is not None:
+                kept[cell_id] = row
+            else:
+                foreign.append(path)
+        prepared = Prepared(set(kept), foreign)
+        if foreign:
+            prepared.moved_to = set_aside(self.run_dir, foreign)
         atomic_write(self.path, _csv_text([*others, *kept.values()], self.columns, header=True))
-        return set(kept)
+        return prepared
 
     def append(self, row: Mapping[str, Any]) -> None:
         line = _csv_text([row], self.columns, header=False)
@@ -184,6 +360,17 @@ class ResultsTable:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def set_aside(run_dir: Path, paths: Sequence[Path]) -> Path:
+    """Move files that are not what the run wrote into previous/<date>_<time>/images/ (never deleted)."""
+    from sweep.rundir import previous_folder
+
+    target = previous_folder(run_dir) / IMAGES
+    target.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        os.replace(path, target / path.name)
+    return target.parent
+
+
 def _parameter_columns(*records: Iterable[Mapping[str, Any]]) -> list[str]:
     """The columns of these records that say what an image shows (every axis's columns; a scheduler's class
     text is derived from its name, and older runs may lack it)."""
@@ -191,12 +378,28 @@ def _parameter_columns(*records: Iterable[Mapping[str, Any]]) -> list[str]:
     return [c for c in found if axes.axis_of_column(c) is not None and c != "scheduler_class"]
 
 
-def _verify_all(items: list[tuple[Path, tuple[int, int] | None]]) -> list[bool]:
-    """verify_png over many files on a few threads (zlib's CRC and file reads release the GIL)."""
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _map(function: Any, items: list[Any]) -> list[Any]:
+    """function over items, on a few threads for many (file reads, zlib and SHA-256 release the GIL)."""
     if len(items) < 16:
-        return [verify_png(p, s) for p, s in items]
+        return [function(i) for i in items]
     with ThreadPoolExecutor(4, thread_name_prefix="verify") as pool:
-        return list(pool.map(lambda item: verify_png(*item), items))
+        return list(pool.map(function, items))
+
+
+def check_images(items: list[tuple[Path, str]]) -> list[bool]:
+    """Each file still has the recorded SHA-256 (what a resume checks for every image it keeps), on threads."""
+    def one(item: tuple[Path, str]) -> bool:
+        data = _read(item[0])
+        return data is not None and file_digest(data) == item[1]
+
+    return _map(one, items)
 
 
 # --- manifest: what experiment this directory holds ----------------------------------------------------
@@ -226,8 +429,10 @@ def rebuilt_manifest(run_dir: Path) -> dict[str, Any] | None:
     if not rows:
         return None
     made = {k: sorted({_text(r.get(k)) for r in rows}) for k in MADE_WITH}
+    names = sorted({str(r.get("sweep") or "") for r in rows} - {""})
     return {"sdxl_sweep": 2, "rebuilt": True, "made_with": {k: v[0] if len(v) == 1 else v for k, v in made.items()},
-            "expected_cells": rows, "random_seeds": sorted({int(r["seed"]) for r in rows if r.get("seed")})}
+            "sweep": {"name": names[0]} if len(names) == 1 else {}, "expected_cells": rows,
+            "random_seeds": sorted({int(r["seed"]) for r in rows if str(r.get("seed") or "").isdigit()})}
 
 
 def recorded_experiment(run_dir: Path) -> dict[str, Any] | None:
@@ -258,14 +463,30 @@ def _sorted(values: set[str]) -> list[str]:
         return sorted(values)
 
 
-def experiment_diff(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def _sweep_name(manifest: Mapping[str, Any]) -> str:
+    sweep = manifest.get("sweep")
+    return str(sweep.get("name") or "") if isinstance(sweep, dict) else ""
+
+
+def experiment_diff(recorded: Mapping[str, Any], current: Mapping[str, Any], grow: bool = False) -> list[str]:
     """What makes two manifests different experiments, as short phrases (empty: the same one, or the same one
-    with values added to or removed from its axes, which reuses every image already made)."""
+    with values added to or removed from its axes, which reuses every image already made). Another sweep's name
+    is another experiment unless `grow` (the user's grow=true) says this sweep's cells join the earlier ones."""
     phrases = []
+    old_name, new_name = _sweep_name(recorded), _sweep_name(current)
+    if old_name and new_name and old_name != new_name and not grow:
+        phrases.append(f"sweep was {_short(old_name)}, now {_short(new_name)}")
     rebuilt = recorded.get("rebuilt")
     old_made, new_made = recorded.get("made_with") or {}, current.get("made_with") or {}
     if not rebuilt and recorded.get("model") != current.get("model"):
         phrases.append(f"model was {_short(recorded.get('model'))}, now {_short(current.get('model'))}")
+    old_weights, new_weights = recorded.get("weights") or {}, current.get("weights") or {}
+    if rebuilt and new_weights.get("model.path"):  # the rows' model_hash: A1111's first 10 digits of a file's
+        old_weights = {"model.path": old_made.get("model_hash")} if old_made.get("model_hash") else {}
+    for key, old in old_weights.items():
+        new = new_weights.get(key)
+        if isinstance(old, str) and old and new and not new.startswith(old):
+            phrases.append(f"the weights of {key} changed (SHA-256 was {old[:10]}, now {new[:10]})")
     for key, old in old_made.items():
         if key in new_made and _text(old) != _text(new_made[key]) and not (rebuilt and isinstance(old, list)):
             phrases.append(f"{key} was {_short(old)}, now {_short(new_made[key])}")
@@ -286,15 +507,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 70 else text[:67] + "..."
 
 
-def check_same_experiment(run_dir: Path, current: Mapping[str, Any]) -> None:
+def check_same_experiment(run_dir: Path, current: Mapping[str, Any], grow: bool = False) -> None:
     recorded = recorded_experiment(run_dir)
     if recorded is None:
         return
-    diff = experiment_diff(recorded, current)
+    diff = experiment_diff(recorded, current, grow)
     if diff:
         how = " (rebuilt from its results.csv and images: sweep.json is missing)" if recorded.get("rebuilt") else ""
+        grows = (", or add grow=true to add this sweep's cells to it" if diff[0].startswith("sweep was ")
+                 and len(diff) == 1 else "")
         raise RunDirError(
             f"hydra.run.dir: {run_dir} holds another experiment{how} ({'; '.join(diff)}); allowed: the same sweep "
             "to resume it, or the same sweep with values added to or removed from its axes. Run into a new "
-            "directory, or add restart=true to move its results aside"
+            f"directory, or add restart=true to move its results aside{grows}"
         )

@@ -17,12 +17,12 @@ import shutil
 import socket
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 from sweep.errors import RunDirError
 
 MANIFEST, RESULTS, STATUS, IMAGES = "sweep.json", "results.csv", "status.json", "images"
 LOCK = ".sweep.lock"
+HYDRA = ".hydra"
 PREVIOUS = "previous"  # restart=true moves an earlier experiment into previous/<date>_<time>/
 # What a run of the tool consists of; report outputs come from sweep.report.OUTPUTS.
 EXPERIMENT = (IMAGES, RESULTS, MANIFEST, STATUS)
@@ -32,7 +32,7 @@ KEY = "hydra.run.dir"
 
 def hydra_only(entry: Path) -> bool:
     """What Hydra writes into every run dir before the job starts: its config folder and the job log."""
-    return entry.name == ".hydra" or (entry.suffix == ".log" and entry.is_file()) or entry.name == LOCK
+    return entry.name == HYDRA or (entry.suffix == ".log" and entry.is_file()) or entry.name == LOCK
 
 
 def _our_table(path: Path) -> bool:
@@ -91,47 +91,62 @@ def classify(run_dir: Path) -> str:
 
 
 class RunLock:
-    """One writer per run directory: an exclusive flock on `.sweep.lock`, held until release or exit.
+    """One writer per run directory: an exclusive flock on the directory itself, held until release or exit.
 
-    flock locks belong to the open file, so the OS drops the lock when the process dies (kill -9 included)
-    and a resume can take it again at once. The holder's pid, host and start time are written into the file
-    only after the run is accepted, so a refused run leaves an existing lock file as it was.
+    The lock is taken on the directory (an open file description of it), not on `.sweep.lock`: a lock on a
+    file is lost for newcomers when someone deletes the file during a run (the next process creates a new
+    file, a new inode, and its flock does not conflict), while the directory stays the same inode as long as
+    anything is in it. flock locks belong to the open file, so the OS drops the lock when the process dies
+    (kill -9 included) and a resume can take it again at once. `.sweep.lock` only tells who holds it: the
+    holder's pid, host and start time, written once the run is accepted (a refused run changes nothing).
+    Where a directory cannot be locked (some network file systems), the lock falls back to `.sweep.lock`.
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK
-        self.handle: IO[str] | None = None
+        self.handle: int | None = None
 
     def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  held for the whole run
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        busy = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            handle.seek(0)
-            holder = handle.read().strip()
-            handle.close()
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            who = f" ({holder})" if holder else ""
-            raise RunDirError(f"{KEY}: '{self.path.parent}' is in use by another sdxl-sweep process{who}; allowed: "
-                             "one process per run directory: wait for it to finish, or pick another "
-                             "hydra.run.dir") from None
-        self.handle = handle
+            os.close(fd)
+            if exc.errno not in busy:  # the directory cannot be locked here: lock the file instead
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as again:
+                    os.close(fd)
+                    if again.errno not in busy:
+                        raise
+                    exc = again
+            if exc.errno in busy:
+                holder = _holder(self.path)
+                who = f" ({holder})" if holder else ""
+                raise RunDirError(f"{KEY}: '{folder}' is in use by another sdxl-sweep process{who}; allowed: "
+                                 "one process per run directory: wait for it to finish, or pick another "
+                                 "hydra.run.dir") from None
+        self.handle = fd
         return self
 
     def record_holder(self) -> None:
+        """Write who holds the lock into `.sweep.lock` (best effort: the lock itself is on the directory)."""
         if self.handle is None:
             return
         started = datetime.now().astimezone().isoformat(timespec="seconds")
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
-        self.handle.flush()
+        try:
+            with open(self.path, "w", encoding="utf-8") as handle:
+                handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
+        except OSError:
+            pass  # the lock holds without it; only the name of the holder is lost
 
     def release(self) -> None:
         if self.handle is not None:
-            self.handle.close()  # closing drops the flock
+            os.close(self.handle)  # closing drops the flock
             self.handle = None
 
     def __enter__(self) -> RunLock:
@@ -141,12 +156,15 @@ class RunLock:
         self.release()
 
 
-def move_aside(run_dir: Path, outputs: tuple[str, ...]) -> Path | None:
-    """restart=true: move the earlier experiment (and its report) into previous/<date>_<time>/; nothing is
-    deleted. Returns the folder, or None when there was nothing to move."""
-    present = [run_dir / name for name in (*EXPERIMENT, *outputs) if (run_dir / name).exists()]
-    if not present:
-        return None
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()[:200]
+    except OSError:
+        return ""
+
+
+def previous_folder(run_dir: Path) -> Path:
+    """A new, empty previous/<date>_<time>/ folder: where what the tool moves aside goes (never deleted)."""
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     target = run_dir / PREVIOUS / stamp
     suffix = 1
@@ -154,6 +172,81 @@ def move_aside(run_dir: Path, outputs: tuple[str, ...]) -> Path | None:
         suffix += 1
         target = run_dir / PREVIOUS / f"{stamp}_{suffix}"
     target.mkdir(parents=True)
+    return target
+
+
+def move_aside(run_dir: Path, outputs: tuple[str, ...]) -> Path | None:
+    """restart=true: move the earlier experiment (its report and Hydra's record of it, .hydra/, too) into
+    previous/<date>_<time>/; nothing is deleted. Returns the folder, or None when there was nothing to move."""
+    present = [run_dir / name for name in (*EXPERIMENT, *outputs) if (run_dir / name).exists()]
+    if not present:
+        return None
+    if (run_dir / HYDRA).is_dir():
+        present.append(run_dir / HYDRA)
+    target = previous_folder(run_dir)
     for path in present:
         shutil.move(str(path), str(target / path.name))
     return target
+
+
+def _override_values(overrides: list[str]) -> dict[str, str]:
+    """key -> value of Hydra command-line overrides, values compared as Hydra parses them ([1, 2] = [1,2])."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    found = {}
+    for text in overrides:
+        try:
+            override = parser.parse_override(text)
+            found[override.key_or_group] = json.dumps(override.value(), sort_keys=True, default=str)
+        except Exception:  # not Hydra's syntax (another sweeper's): compare the text
+            key, _, value = text.partition("=")
+            found[key.lstrip("+~")] = value
+    return found
+
+
+def swept_keys(sweep_dir: Path | None) -> set[str] | None:
+    """The keys the current multirun sweeps (from the multirun.yaml Hydra wrote into the sweep dir before the
+    first job); None when that cannot be read."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    if sweep_dir is None:
+        return None
+    try:
+        config = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+        parsed = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
+        params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    except Exception:
+        return None
+    keys = {o.key_or_group for o in parsed if o.is_sweep_override()} | {str(k) for k in params}
+    return keys or None
+
+
+def check_job(run_dir: Path, sweep_dir: Path | None, overrides: list[str], num: object) -> None:
+    """Refuse a multirun job dir that an earlier job of other swept values made.
+
+    Hydra names job dirs by the job's number, its place in the order of the swept values: `seed=[1,2],[2,3]`
+    then `seed=[2,3],[1,2]` gives job 0 the dir of the other list. Values that overlap look like a grown grid,
+    so the swept values themselves are compared (keys every job shares may change: that grows each job).
+    """
+    from omegaconf import OmegaConf
+
+    recorded_file = run_dir / HYDRA / "overrides.yaml"
+    if not recorded_file.is_file():
+        return
+    try:
+        recorded = [str(o) for o in OmegaConf.load(recorded_file)]
+    except Exception:
+        return  # not Hydra's record: the experiment check still applies
+    old, new = _override_values(recorded), _override_values([str(o) for o in overrides])
+    keys = swept_keys(sweep_dir)
+    compared = sorted(keys if keys is not None else set(old) | set(new))
+    for key in compared:
+        if old.get(key) != new.get(key):
+            was = next((o for o in recorded if o.lstrip("+~").partition("=")[0] == key), f"{key} unset")
+            now = next((str(o) for o in overrides if str(o).lstrip("+~").partition("=")[0] == key), f"{key} unset")
+            raise RunDirError(f"hydra.sweep.dir: job {num} ({run_dir}) was made by {was}, this job is {now}: Hydra "
+                             "numbers jobs by the order of the swept values, so a reordered list gives a job dir "
+                             "another job's values; allowed: the swept values in their earlier order, or another "
+                             "hydra.sweep.dir")

@@ -23,7 +23,7 @@ from sweep.distributed import Ranks, ranks_for
 from sweep.errors import SweepError
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
-from sweep.results import IMAGES, ResultsTable, atomic_write, columns_for
+from sweep.results import DIGEST, IMAGES, ResultsTable, atomic_write, columns_for, file_digest, uniform
 from sweep.signals import Interrupted, Stop, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,26 @@ def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str
     return identity
 
 
+def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The SHA-256 of each local model file or folder the run loads (model.path, model.vae, model.refiner,
+    each LoRA): other weights copied over a file or into a folder under the same name are another experiment.
+    Hub ids are left out (a hub revision does not change under a name), and so is what a model axis replaces."""
+    from sweep import checkpoints
+    from sweep.lora import parse
+
+    found = {}
+    replaced = {"checkpoint": "path"}
+    for key in ("path", "vae", "refiner"):
+        value = model.get(key)
+        if any(replaced.get(name, name) == key for name in swept_models):
+            continue
+        if value and checkpoints.expand(str(value)).exists():
+            found[f"model.{key}"] = checkpoints.weights_digest(str(value))
+    for name, path in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle"))):
+        found[f"model.lora.{name}"] = checkpoints.weights_digest(path)
+    return found
+
+
 def made_with(model: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
     """How the images are made, as each row records it (compared on resume, used to adopt orphan images)."""
     from sweep.pipeline import model_label, options_label, resolved_dtype_name
@@ -116,6 +136,7 @@ def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts:
         "sdxl_sweep": 2,
         "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
         "model": model_identity(model, plan.model_axes),
+        "weights": weights(model, plan.model_axes),
         "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},
         "random_seeds": plan.random_seeds,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -152,23 +173,31 @@ def _recorded_seeds(run_dir: Path, restart: bool, shared: Path | None, grid_spec
 
 
 def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
-           on_accept: Callable[[], None] | None, echo: Callable[[str], None]) -> Accepted:
-    """Main rank, lock held: refuse another experiment, or take the directory (nothing is written before)."""
+           on_accept: Callable[[], None] | None, echo: Callable[[str], None],
+           job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> Accepted:
+    """Main rank, lock held: refuse another experiment, or take the directory (nothing is written before).
+    `job` (num, overrides) and `shared_dir`: a multirun job and its sweep dir."""
     from sweep import rundir
     from sweep.atomic import remove_stale_temp_files
     from sweep.report import OUTPUTS
-    from sweep.results import check_same_experiment, write_manifest
+    from sweep.results import check_same_experiment, parse_table, write_manifest
 
     model = cfg["model"]
     cells = plan.resolved(facts)
     manifest = manifest_for(plan, cells, model, facts)
-    moved = None
+    table = ResultsTable(run_dir, columns_for(plan.extra_axes))
+    expected = {c.cell_id: rec for c, rec in zip(cells, manifest["expected_cells"], strict=True)}
+    moved, parsed = None, None
     if cfg.get("restart"):
         moved = rundir.move_aside(run_dir, OUTPUTS)
         if moved:
             echo(f"restart=true: moved the earlier results to {moved}")
     else:
-        check_same_experiment(run_dir, manifest)
+        parsed = parse_table(table.path)  # random bytes: refused before an experiment is read from the rows
+        check_same_experiment(run_dir, manifest, grow=bool(cfg.get("grow")))
+        if job is not None:
+            rundir.check_job(run_dir, shared_dir, list(job.get("overrides") or []), job.get("num"))
+    found = table.inspect(expected, parsed)  # a hand-edited table: refused, nothing written
     # Accepted: from here on the directory is this run's.
     run_dir.mkdir(parents=True, exist_ok=True)
     if on_accept is not None:
@@ -176,10 +205,12 @@ def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts,
     lock.record_holder()
     remove_stale_temp_files([run_dir, *(run_dir / name for name in (IMAGES, *OUTPUTS))])
     (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
-    table = ResultsTable(run_dir, columns_for(plan.extra_axes))
-    expected = {c.cell_id: rec for c, rec in zip(cells, manifest["expected_cells"], strict=True)}
-    done = table.prepare(expected, made_with(model, plan))
+    prepared = table.prepare(found, expected, made_with(model, plan))
+    if prepared.set_aside:
+        echo(f"{len(prepared.set_aside)} image(s) in {run_dir / IMAGES} were not the ones this run wrote "
+             f"(changed, undecodable or one flat colour): moved to {prepared.moved_to}, made again")
     write_manifest(run_dir, manifest)
+    done = prepared.done
     return Accepted(cells, done, plan.random_seeds, moved)
 
 
@@ -205,11 +236,13 @@ def _run_sweep(
     multirun: bool = False,
     shared_dir: Path | None = None,
     on_accept: Callable[[], None] | None = None,
+    job: Mapping[str, Any] | None = None,
 ) -> RunSummary:
     """Generate every missing cell of the sweep into run_dir, then write the report. Raises SweepError.
 
     `shared_dir`: a multirun's sweep dir, where random seeds are kept for all its jobs. `on_accept`: called
     once the directory is accepted, before anything is written into it (the CLI saves Hydra's config files).
+    `job`: a multirun job's number and overrides (its dir must not hold another job's values).
     """
     from sweep import model_facts, rundir
 
@@ -239,7 +272,9 @@ def _run_sweep(
         rundir.classify(run_dir)
         if lock.handle is None:
             lock.acquire()
-        return accept(cfg, run_dir, plan, facts, lock, on_accept, echo) if facts is not None else None
+        if facts is None:
+            return None
+        return accept(cfg, run_dir, plan, facts, lock, on_accept, echo, job if multirun else None, shared_dir)
 
     try:
         accepted = _main_decides(ranks, lambda: take_dir(facts))
@@ -443,8 +478,11 @@ class ImageWriter:
 
         try:
             if image is not None:
-                # Image first, row second: a row always points at a complete PNG.
-                atomic_write(self.run_dir / row["image"], png_bytes(image, row, a1111_parameters(cell, row, facts)))
+                # Image first, row second: a row always points at a complete PNG, and records its digest, so
+                # a resume keeps the image only while it is still these bytes.
+                data = png_bytes(image, row, a1111_parameters(cell, row, facts))
+                atomic_write(self.run_dir / row["image"], data)
+                row = {**row, DIGEST: file_digest(data)}
         except OSError as exc:
             if exc.errno in DISK_ERRORS:
                 self.fatal = StorageError(f"{self.run_dir / row['image']}: could not write ({exc.strerror}); "
@@ -575,8 +613,16 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         if not np.isfinite(array).all():
             results.append((None, "the image came out NaN (numeric overflow: an fp16 VAE is the usual cause; try "
                                   "model.dtype=float32 or an fp16-fix VAE)"))
+            continue
+        image = VaeImageProcessor.numpy_to_pil(array[None])[0]
+        # diffusers clamps the VAE's output to [0, 1]: +inf comes out all white, a dead VAE all black.
+        pixels = np.asarray(image)
+        if uniform(pixels):
+            colour = "black" if not pixels.any() else "white" if (pixels == 255).all() else "one colour"
+            results.append((None, f"the image came out all {colour} (the VAE's output was infinite or constant: "
+                                  "an overflowing or broken VAE is the usual cause)"))
         else:
-            results.append((VaeImageProcessor.numpy_to_pil(array[None])[0], None))
+            results.append((image, None))
     return results
 
 

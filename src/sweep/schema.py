@@ -117,6 +117,8 @@ class Settings:
     generator_device: str = "cpu"
     # Move an earlier experiment in the same directory aside (into previous/) instead of refusing to mix two.
     restart: bool = False
+    # Let a sweep of another name add its cells to the experiment already in the run directory.
+    grow: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     report: ReportConfig = field(default_factory=ReportConfig)

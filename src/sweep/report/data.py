@@ -30,8 +30,8 @@ SECONDARY = ("model", "sweep", "dtype", "device")
 # Environment fingerprint: shown in the title, never an inferred axis.
 ENVIRONMENT = ("device", "dtype", "options", "generator_device", "torch", "diffusers", "transformers", "gpu")
 # Columns that describe how a cell went, not what it is, or that belong to an axis: never an axis themselves.
-NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "finished_at", "overrides", "batch_size",
-            *sorted(axes.dependent_columns()))
+NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "image_sha256", "finished_at", "overrides",
+            "batch_size", *sorted(axes.dependent_columns()))
 NUMERIC = (*(c for a in axes.AXES if a.numeric for c in a.cols), "batch_size", "job")
 _OVERRIDE_KEY = re.compile(r"(?:^|[\s,\[\]'\"])[+~]*([A-Za-z_][\w.]*)=")
 
@@ -127,6 +127,9 @@ def load_run(run_dir: str | Path) -> RunData:
     path = run_dir / RESULTS
     if not path.is_file():
         raise ReportError("DIR", str(run_dir), "a run directory that holds results.csv")
+    from sweep.results import parse_table
+
+    parse_table(path, required=())  # random bytes or a hand edit: refused (one line) before anything is drawn
     results = _normalise(_read_results(path))
     manifest = _read_manifest(run_dir / MANIFEST)
     sweep = manifest.get("sweep") if isinstance(manifest.get("sweep"), dict) else {}
