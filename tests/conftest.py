@@ -24,6 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted(p.stem for p in (REPO / "sweeps").glob("*.yaml"))
 
 
+def require(present: bool, what: str, install: str) -> None:
+    """A test that needs an optional system package (a font, a browser, a launcher): skip with the reason on a
+    newcomer's machine; fail where the CI env var is set (.ci/run installs every one of them)."""
+    if present:
+        return
+    reason = f"needs {what} ({install})"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {reason}")
+    pytest.skip(reason)
+
+
 def make_cfg(*overrides: str) -> DictConfig:
     """The config the CLI would compose for these overrides (tiny model unless a test says otherwise)."""
     GlobalHydra.instance().clear()

@@ -87,17 +87,11 @@ def make_run(root: Path, cells: list[dict[str, Any]], *, expected: list[dict[str
 
 
 def require_cjk_font() -> None:
-    """Skip unless a fallback font draws Chinese/Japanese and Korean; with CI set, fail instead (.ci/run
-    installs fonts-droid-fallback and fonts-wqy-microhei)."""
-    import os
-
-    import pytest
-
+    """Skip unless a fallback font draws Chinese/Japanese and Korean (found as sweep.report.text finds them); with
+    CI set, fail instead."""
+    from conftest import require
     from sweep.report import text as tx
 
     missing = [c for c in "猫한" if not any(ord(c) in tx.coverage(p) for p in tx.fallback_files())]
-    if missing:
-        reason = f"no fallback font for {' '.join(missing)} (apt-get install fonts-droid-fallback fonts-wqy-microhei)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: {reason}")
-        pytest.skip(reason)
+    require(not missing, f"a fallback font for {' '.join(missing)}",
+            "apt-get install fonts-droid-fallback fonts-wqy-microhei, or SWEEP_FONTS=FILE")

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import require, run_cli
 from sweep.multirun import merge, swept_keys
 from sweep.results import COLUMNS
 
@@ -126,7 +126,10 @@ def test_multirun_over_sweeps_merges_into_one_sweep_dir(tmp_path):
 
 @pytest.mark.slow
 def test_submitit_local_runs_jobs_in_processes_and_merges(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+    except ImportError:
+        require(False, "the submitit launcher", "pip install -e '.[test]'")
     sweep_dir = tmp_path / "sweep"
     result = run_cli("-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
                      "sweep=steps_10_to_90", *TINY, "height=64", "guidance_scale=3,7",

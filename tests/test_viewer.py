@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from conftest import make_cfg
+from conftest import make_cfg, require
 from report_fixtures import cell, make_run
 from sweep.report import build_report
 from sweep.report.viewer import script_json
@@ -154,11 +154,8 @@ def browser():
     except ImportError:
         sync_playwright = None
     path = _chromium()
-    if sync_playwright is None or path is None:
-        reason = "browser tests need playwright (pip) and chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI: {reason}")
-        pytest.skip(reason)
+    require(sync_playwright is not None and path is not None, "playwright and a chromium browser",
+            "pip install -e '.[test]'; apt-get install chromium, or SWEEP_CHROMIUM=PATH")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield chromium
