@@ -109,7 +109,9 @@ def _record_job_error(run_dir: Path, sweep_dir: Path | None, job: dict[str, Any]
                       save_hydra: Callable[[Path], None] | None) -> None:
     """A job that failed before its first image still leaves a status file for the multirun merge: in its own
     dir when that is new, else beside the jobs (never over an earlier job's files)."""
-    status = {"errors": [message], "exit_code": code, **job}
+    from sweep.distributed import scheduler_job
+
+    status = {"errors": [message], "exit_code": code, **job, **scheduler_job()}
     if _writable_by_this_job(run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
         if save_hydra:

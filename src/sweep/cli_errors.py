@@ -217,6 +217,10 @@ def install() -> None:
             from hydra.errors import HydraException
             from omegaconf.errors import OmegaConfBaseException
 
+            from sweep import multirun
+
+            if multirun.is_launcher_error(exc):
+                sys.exit(multirun.after_launcher_error(exc))
             made = _run_dir_error(exc)
             if made:
                 print(f"error: {made}", file=sys.stderr, flush=True)

@@ -17,6 +17,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def scheduler_job() -> dict[str, str]:
+    """The SLURM job this process runs in, as squeue, sacct and submitit name it (`7_1` for task 1 of array
+    job 7), for status files and jobs.csv; empty outside SLURM."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+    return {"slurm_job": job} if job else {}
+
+
 @dataclass
 class Ranks:
     index: int = 0

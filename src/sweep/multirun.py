@@ -7,7 +7,8 @@ multirun, on whatever launcher ran the jobs (in-process, submitit local or SLURM
 - `results.csv`: every row of every job, with `job` (Hydra's job number) and `overrides` (the job's
   command-line overrides) added, image paths relative to the sweep dir, and a column for any swept key that is
   not already an ordinary column (`model.compile=true,false` -> column `model.compile`);
-- `jobs.csv`: one row per job: status (ok, failed, error, incomplete), images, error, overrides;
+- `jobs.csv`: one row per job: status (ok, failed, error, incomplete), images, error, overrides, and the SLURM
+  job id (`7_1`) where the job ran under SLURM;
 - `sheets/`, `summary.csv`, `plots/`, `index.html`: the report, with the keys swept on the command line on its axes;
 - `status.json`: counts, failed jobs, the layouts chosen, errors.
 
@@ -34,7 +35,9 @@ from hydra.experimental.callback import Callback
 log = logging.getLogger("sweep")
 
 JOBS = "jobs.csv"
-JOB_COLUMNS = ["job", "status", "images", "ok", "failed", "error", "dir", "overrides"]
+JOB_COLUMNS = ["job", "status", "images", "ok", "failed", "error", "dir", "overrides", "slurm_job"]
+# The multirun this process launched (set when it starts): where to merge if the launcher itself fails.
+_ACTIVE: dict[str, Any] = {}
 SLOTS = ("rows", "cols", "sheets")
 # Override keys that name a results.csv column other than their last part (axes: see column_for).
 KEY_COLUMNS = {"height": "resolution", "width": "resolution", "model.name": "model", "model.path": "model",
@@ -51,6 +54,11 @@ class Job:
     error: str = ""
     exit_code: int = 0
     layout: dict[str, Any] = field(default_factory=dict)
+    slurm_job: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"job {self.num}" + (f" (SLURM job {self.slurm_job})" if self.slurm_job else "")
 
 
 @dataclass
@@ -76,7 +84,7 @@ class Merged:
         out += [f"sheet:   {path}" for path in self.sheets]
         out += [f"viewer:  {self.viewer}"] if self.viewer else []
         out += self.insights
-        out += [f"FAILED job {j.num} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
+        out += [f"FAILED {j.name} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
         out += [f"error:   {e}" for e in self.errors]
         return out
 
@@ -103,6 +111,10 @@ class MergeReport(Callback):
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(resolved)}")
         if int(os.environ.get("RANK", "0")) == 0:
             log.info(estimate(config))
+        from omegaconf import OmegaConf
+
+        _ACTIVE.update(sweep_dir=Path(resolved).resolve(),
+                       report=dict(OmegaConf.select(config, "report", default=None) or {}))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
@@ -229,18 +241,21 @@ def read_job(job_dir: Path) -> Job:
     if isinstance(manifest.get("sweep"), dict) and isinstance(manifest["sweep"].get("layout"), dict):
         layout = {**manifest["sweep"]["layout"], "sweep": manifest["sweep"].get("name")}
     status = _json(job_dir / "status.json")
+    return Job(num, job_dir, overrides, rows, *_outcome(status), layout=layout,
+               slurm_job=str(status.get("slurm_job") or ""))
+
+
+def _outcome(status: dict[str, Any]) -> tuple[str, str, int]:
+    """A job's status, error and exit code from its status.json (none: the job did not finish)."""
     errors = [str(e) for e in status.get("errors") or []]
     if not status:
-        return Job(num, job_dir, overrides, rows, "incomplete", "no status.json: the job did not finish", 1,
-                   layout)
+        return "incomplete", "no status.json: the job did not finish", 1
     if "total" not in status:  # written by the CLI for a job that stopped before generating
-        return Job(num, job_dir, overrides, rows, "error", "; ".join(errors), int(status.get("exit_code", 2)),
-                   layout)
+        return "error", "; ".join(errors), int(status.get("exit_code", 2))
     failed = int(status.get("failed") or 0)
     if failed or errors:
-        message = "; ".join(errors + ([f"{failed} image(s) failed"] if failed else []))
-        return Job(num, job_dir, overrides, rows, "failed", message, 1, layout)
-    return Job(num, job_dir, overrides, rows, "ok", layout=layout)
+        return "failed", "; ".join(errors + ([f"{failed} image(s) failed"] if failed else [])), 1
+    return "ok", "", 0
 
 
 def _refused_jobs(sweep_dir: Path) -> list[Job]:
@@ -252,7 +267,8 @@ def _refused_jobs(sweep_dir: Path) -> list[Job]:
         data = _json(path)
         found.append(Job(int(data.get("num", -1)) if str(data.get("num", "")).lstrip("-").isdigit() else -1,
                          path.parent, [str(o) for o in data.get("overrides") or []], [], "error",
-                         "; ".join(str(e) for e in data.get("errors") or []), int(data.get("exit_code", 2))))
+                         "; ".join(str(e) for e in data.get("errors") or []), int(data.get("exit_code", 2)),
+                         slurm_job=str(data.get("slurm_job") or "")))
     return found
 
 
@@ -324,7 +340,8 @@ def _job_row(sweep_dir: Path, job: Job) -> dict[str, Any]:
     return {"job": job.num, "status": job.status, "images": len(job.rows),
             "ok": sum(r.get("status") == "ok" for r in job.rows),
             "failed": sum(r.get("status") != "ok" for r in job.rows), "error": job.error,
-            "dir": job.dir.relative_to(sweep_dir).as_posix(), "overrides": " ".join(job.overrides)}
+            "dir": job.dir.relative_to(sweep_dir).as_posix(), "overrides": " ".join(job.overrides),
+            "slurm_job": job.slurm_job}
 
 
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -391,6 +408,42 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
     merged.sheets = list(result.sheets)
     merged.viewer = result.viewer
     merged.insights = list(result.insights)
+
+
+def is_launcher_error(exc: BaseException) -> bool:
+    """submitit's own errors: a job it launched did not finish (scancel, a node failure, a time limit)."""
+    return type(exc).__module__.startswith("submitit")
+
+
+def after_launcher_error(exc: BaseException) -> int:
+    """The launcher gave up on a job (submitit raises for the first job without a result, while the others may
+    still run): one line for that job, wait for the rest of its SLURM array, merge what every job made."""
+    import subprocess
+    import time
+
+    text = str(exc)
+    found = re.search(r"Job (\S+) .*?\(state: ([^)]*)\)", text, re.S)
+    job, state = (found.group(1), found.group(2)) if found else ("", text.strip().splitlines()[0] if text else "")
+    sweep_dir = _ACTIVE.get("sweep_dir")
+    where = f"; merge again with `python -m sweep.multirun {sweep_dir}`" if sweep_dir else ""
+    print(f"error: SLURM job {job or '?'} did not finish ({state}); what it made is kept: run the same command to "
+          f"resume it{where}", file=sys.stderr, flush=True)
+    if sweep_dir is None:
+        return 1
+    array = job.split("_")[0]
+    try:
+        while array and shutil.which("squeue"):
+            queued = subprocess.run(["squeue", "-h", "-j", array, "-o", "%i"], capture_output=True, text=True)
+            if queued.returncode != 0 or not queued.stdout.strip():
+                break
+            time.sleep(5)
+    except KeyboardInterrupt:
+        print("interrupted: stopped waiting for the other jobs; they go on", file=sys.stderr, flush=True)
+        return 130
+    merged = merge(sweep_dir, _ACTIVE.get("report"))
+    for line in merged.lines():
+        log.info(line)
+    return max(1, merged.exit_code)
 
 
 def _remove_if_empty(sweep_dir: Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep import axes, grid
-from sweep.distributed import Ranks, ranks_for
+from sweep.distributed import Ranks, ranks_for, scheduler_job
 from sweep.errors import SweepError
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
@@ -797,7 +797,7 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     status = {"name": summary.name, "total": summary.total, "made": summary.made, "skipped": summary.skipped,
               "failed": summary.failed, "seconds": round(summary.seconds, 3), "errors": summary.errors,
               # A multirun's jobs in one process share one pipeline: the same pid, loads stays at 1.
-              "pid": os.getpid(), "pipeline_loads": pipeline.LOADS}
+              "pid": os.getpid(), "pipeline_loads": pipeline.LOADS, **scheduler_job()}
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 
