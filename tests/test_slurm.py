@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, require, run_cli
 
 pytestmark = pytest.mark.slow
 CLUSTER = REPO / "tests" / "slurm_cluster.sh"
@@ -25,12 +25,6 @@ GRID = ("sweep=steps_10_to_90", "model=tiny", "height=128", "width=128",
 # The recipe of docs/scale-out.md as a CPU node can take it: a partition, a time limit, setup lines (no GPUs).
 LAUNCHER = ("-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=20",
             "hydra.launcher.setup=[echo setup line ran]")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"SLURM is required where CI is set: {reason}")
-    pytest.skip(reason)
 
 
 def _node_up(env: dict[str, str]) -> bool:
@@ -49,14 +43,12 @@ def slurm():
     started = False
     if not _node_up(env):
         missing = [t for t in ("slurmctld", "slurmd", "slurmdbd", "munged", "mariadbd") if not shutil.which(t)]
-        if missing:
-            _unavailable(f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm "
-                         "slurmdbd munge mariadb-server")
-        if os.geteuid() != 0:
-            _unavailable("starting a SLURM cluster needs root")
+        require(not missing, f"SLURM ({', '.join(missing)} missing)",
+                "apt-get install slurm-wlm slurmdbd munge mariadb-server")
+        require(os.geteuid() == 0, "root to start a one-node SLURM cluster", "run the tests as root")
         start = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=180)
-        if start.returncode != 0 or not _node_up(env):
-            _unavailable(f"the one-node SLURM cluster did not start: {start.stderr.strip()[-500:]}")
+        require(start.returncode == 0 and _node_up(env), "a one-node SLURM cluster that starts",
+                f"tests/slurm_cluster.sh start said: {start.stderr.strip()[-300:]}")
         started = True
     yield env
     if started:
