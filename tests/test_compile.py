@@ -99,3 +99,14 @@ def test_gpu_check_refuses_in_one_line_without_cuda(tmp_path: Path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("gpu_check: needs a CUDA GPU"), done.stderr
     assert done.stdout == "" and not (tmp_path / "report.md").exists()
+
+
+def test_fused_qkv_projections_make_the_same_image():
+    import numpy as np
+
+    plain, fused = build_tiny_pipeline(), build_tiny_pipeline()
+    pipeline._configure(fused, {"fuse_qkv_projections": True}, "cpu")
+    assert {type(p).__name__ for p in fused.unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
+    images = [p(prompt="a cat", num_inference_steps=2, height=64, width=64, output_type="np",
+                generator=torch.Generator("cpu").manual_seed(1)).images for p in (plain, fused)]
+    assert np.abs(images[0] - images[1]).max() <= 1 / 255
