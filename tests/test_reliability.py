@@ -92,7 +92,7 @@ def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
     [
         (("sweep.grid.sed=[1]",), "error: sweep.grid.sed: unknown key"),
         (("num_inference_steps=ten",), "error: num_inference_steps: got 'ten'; allowed: an integer"),
-        (("sweep=no_such_sweep",), "error: sweep: got 'no_such_sweep'; allowed: guidance_2_to_10,"),
+        (("sweep=no_such_sweep",), "error: sweep: got 'no_such_sweep'; allowed: checkpoints, guidance_2_to_10,"),
         (("model=no_such_model",), "error: model: got 'no_such_model'; allowed: local, sdxl_arch, sdxl_base, tiny"),
         (("height=100",), "error: height: got 100; allowed: a positive multiple of 8"),
     ],
