@@ -50,6 +50,8 @@ class Facts:
     scheduler: SchedulerSpec | None = None  # the model's own scheduler
     refiner_switch: float | None = None  # the hand-over fraction used when a refiner is loaded and none is given
     vae: str | None = None  # A1111's `VAE` name of model.vae, what an unset `vae` axis means (None: the model's own)
+    timestep_spacing: str | None = None  # the model's scheduler config (what Automatic means for a schedule type)
+    steps_offset: int | None = None
 
 
 class PerModel(dict):
@@ -167,6 +169,9 @@ def text_id(prefix: str, text: str, limit: int) -> str:
 # Options name every setting that tells samplers of one class apart, so a model whose own scheduler config has
 # e.g. use_karras_sigmas=true still gets plain "DPM++ 2M" when that is asked for.
 _DPM = "DPMSolverMultistepScheduler"
+_DPM1 = "DPMSolverSinglestepScheduler"
+_PP = {"algorithm_type": "dpmsolver++", "solver_order": 2}
+_SDE = {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "Euler Karras": ("EulerDiscreteScheduler", {"use_karras_sigmas": True}),
@@ -179,17 +184,57 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
     "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": False}),
     "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
-    "DPM++ 2M": (_DPM, {"algorithm_type": "dpmsolver++", "use_karras_sigmas": False}),
-    "DPM++ 2M Karras": (_DPM, {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True}),
-    "DPM++ 2M SDE": (_DPM, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": False}),
-    "DPM++ 2M SDE Karras": (_DPM, {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
-    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
-    "DPM++ SDE Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M": (_DPM, {**_PP, "use_karras_sigmas": False}),
+    "DPM++ 2M Karras": (_DPM, {**_PP, "use_karras_sigmas": True}),
+    "DPM++ 2M SDE": (_DPM, {**_SDE, "use_karras_sigmas": False}),
+    "DPM++ 2M SDE Karras": (_DPM, {**_SDE, "use_karras_sigmas": True}),
+    # diffusers' multistep DPM-Solver++ has a third-order SDE update (k-diffusion's sample_dpmpp_3m_sde).
+    "DPM++ 3M SDE": (_DPM, {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": False}),
+    "DPM++ 3M SDE Karras": (_DPM, {"algorithm_type": "sde-dpmsolver++", "solver_order": 3,
+                                   "use_karras_sigmas": True}),
+    "DPM++ SDE": (_DPM1, {**_PP, "use_karras_sigmas": False}),
+    "DPM++ SDE Karras": (_DPM1, {**_PP, "use_karras_sigmas": True}),
+    # DPM-Solver++(2S) with noise added at each step: diffusers' singlestep solver in its SDE form, the nearest to
+    # k-diffusion's ancestral 2S that diffusers builds (its docs: "very similar to DPMSolverSinglestepScheduler").
+    "DPM++ 2S a": (_DPM1, {**_SDE, "use_karras_sigmas": False}),
+    "DPM++ 2S a Karras": (_DPM1, {**_SDE, "use_karras_sigmas": True}),
     "DDIM": ("DDIMScheduler", {}),
     "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}),
     "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
     "DEIS": ("DEISMultistepScheduler", {"use_karras_sigmas": False}),
 }
+# A1111 samplers diffusers has no equivalent for: refused with this reason instead of "unknown".
+NO_EQUIVALENT = {
+    "Restart": "diffusers has no Restart sampler",
+    "DPM fast": "diffusers has no DPM fast sampler", "DPM adaptive": "diffusers has no adaptive-step DPM sampler",
+    "DPM++ 2M SDE Heun": "diffusers' DPM++ SDE has no Heun variant", "DDIM CFG++": "diffusers has no CFG++ sampler",
+    "LCM": "LCM needs an LCM-distilled model or LoRA (use LCMScheduler via {class: ...} at your own risk)",
+}
+# ComfyUI's KSampler sampler_name for each (A1111 base name); samplers without one get no ComfyUI graph.
+COMFY_SAMPLERS = {
+    "Euler": "euler", "Euler a": "euler_ancestral", "Heun": "heun", "LMS": "lms", "DPM2": "dpm_2",
+    "DPM2 a": "dpm_2_ancestral", "DPM++ 2M": "dpmpp_2m", "DPM++ 2M SDE": "dpmpp_2m_sde", "DPM++ 3M SDE":
+    "dpmpp_3m_sde", "DPM++ SDE": "dpmpp_sde", "DPM++ 2S a": "dpmpp_2s_ancestral", "DDIM": "ddim",
+    "UniPC": "uni_pc", "DEIS": "deis",
+}
+
+# A1111 1.9+ "Schedule type" -> the diffusers scheduler options that build it. Spacings are timesteps the
+# UNet sees; sigma types replace the noise levels. A1111's "DDIM" type is diffusers' "leading" spacing with
+# steps_offset=1 (SDXL's own config), which is what "Automatic" means for most SDXL models.
+SCHEDULE_TYPES: dict[str, dict[str, Any]] = {
+    "Uniform": {"timestep_spacing": "linspace"},
+    "Karras": {"use_karras_sigmas": True},
+    "Exponential": {"use_exponential_sigmas": True},
+    "SGM Uniform": {"timestep_spacing": "trailing"},
+    "DDIM": {"timestep_spacing": "leading", "steps_offset": 1},
+    "Beta": {"use_beta_sigmas": True},
+}
+SCHEDULE_NOT_BUILT = ("Polyexponential", "KL Optimal", "Align Your Steps", "Simple", "Normal")
+COMFY_SCHEDULERS = {"Uniform": "normal", "Karras": "karras", "Exponential": "exponential",
+                    "SGM Uniform": "sgm_uniform", "DDIM": "ddim_uniform", "Beta": "beta"}
+_SIGMA_OPTIONS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+SCHEDULE_HELP = ("Automatic (the sampler's own), " + ", ".join(SCHEDULE_TYPES)
+                 + " (A1111's names; ComfyUI's such as sgm_uniform too)")
 # diffusers' KarrasDiffusionSchedulers: the classes an SDXL pipeline accepts (a test keeps this in step).
 SCHEDULER_CLASSES = (
     "DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "LMSDiscreteScheduler", "EulerDiscreteScheduler",
@@ -240,12 +285,114 @@ class SchedulerSpec:
         shown = [f"{k}={v!r}" for k, v in self.options if defaults.get(k, object()) != v]
         return f"{self.cls}({', '.join(shown)})" if shown else self.cls
 
-    def a1111(self) -> list[tuple[str, str]]:
-        """`Sampler: DPM++ 2M, Schedule type: Karras`, as A1111 1.9+ writes it."""
+    @property
+    def base_name(self) -> str:
+        """A1111's sampler name without a schedule suffix ('DPM++ 2M' for 'DPM++ 2M Karras')."""
         name = self.name
-        if name in SAMPLERS and name.endswith(" Karras"):
-            return [("Sampler", name.removesuffix(" Karras")), ("Schedule type", "Karras")]
-        return [("Sampler", name)]
+        return name.removesuffix(" Karras") if name in SAMPLERS else name
+
+    @property
+    def named_schedule(self) -> str | None:
+        """The schedule an old-style name carries ('Karras' for 'DPM++ 2M Karras'), or None."""
+        name = self.name
+        return "Karras" if name in SAMPLERS and name.endswith(" Karras") else None
+
+    def a1111(self) -> list[tuple[str, str]]:
+        """`Sampler: DPM++ 2M, Schedule type: Karras`, as A1111 1.9+ writes it. A class with options reads
+        `DPMSolverMultistepScheduler(solver_order=3; ...)`: no comma or colon, so no reader needs quotes."""
+        sampler = self.base_name if self.name in SAMPLERS else re.sub(r"[,:]", ";", self.class_text)
+        return [("Sampler", sampler.replace(";;", ";"))]
+
+
+def check_schedule_type(value: Any, key: str) -> str | None:
+    """A1111's Schedule type name (or ComfyUI's, e.g. sgm_uniform) -> its A1111 name; None = Automatic."""
+    if value is None or (isinstance(value, str) and _squash(value) in ("", "automatic", "auto", "default", "null",
+                                                                       "none")):
+        return None
+    squashed = _squash(str(value))
+    for name in SCHEDULE_TYPES:
+        if squashed in (_squash(name), _squash(COMFY_SCHEDULERS[name])):
+            return name
+    if any(squashed == _squash(n) for n in SCHEDULE_NOT_BUILT):
+        raise bad_value(key, value, f"a schedule type diffusers builds: {SCHEDULE_HELP}")
+    raise bad_value(key, value, SCHEDULE_HELP + suggest(str(value), ["Automatic", *SCHEDULE_TYPES]))
+
+
+# Classes with no timestep_spacing option whose own spacing is one of A1111's types (DPM-Solver singlestep
+# spaces linspace(0, T-1, n+1) without its last point: SGM Uniform).
+NATIVE_SPACING = {"DPMSolverSinglestepScheduler": "SGM Uniform"}
+SIGMA_DONOR = "EulerDiscreteScheduler"  # builds Karras/Exponential/Beta noise levels for Euler a
+
+
+def schedule_build(cls: str, schedule: str) -> tuple[str, dict[str, Any]]:
+    """How diffusers builds `schedule` for scheduler class `cls`: ("options", init options), ("native", {}) (the
+    class's own spacing is that type), ("timesteps", spacing options: set_timesteps gets the timesteps diffusers'
+    Euler spaces that way) or ("sigmas", sigma options: Euler's noise levels, for a class that steps on its
+    `sigmas` like Euler); raises ValueError with the reason where none applies."""
+    import inspect
+
+    import diffusers
+
+    options = SCHEDULE_TYPES[schedule]
+    init = _class_defaults(cls)
+    if all(k in init for k in options):
+        return "options", {**{k: False for k in _SIGMA_OPTIONS if k in init}, **options}
+    if NATIVE_SPACING.get(cls) == schedule:
+        return "native", {}
+    spacing = "timestep_spacing" in options
+    takes = inspect.signature(getattr(diffusers, cls).set_timesteps).parameters
+    if spacing and "timesteps" in takes:
+        return "timesteps", options
+    if not spacing and cls == "EulerAncestralDiscreteScheduler":
+        return "sigmas", options
+    raise ValueError(f"{cls} takes neither {' nor '.join(options)} nor custom "
+                     f"{'timesteps' if spacing else 'noise levels'}")
+
+
+def check_schedule_pair(spec: SchedulerSpec | None, schedule: str | None, key: str) -> None:
+    """A schedule type a sampler cannot take is refused in one line (before anything loads where the sampler
+    is known; else once the model's own scheduler is)."""
+    if schedule is None or spec is None:
+        return
+    if spec.named_schedule or any(dict(spec.options).get(k) for k in (*_SIGMA_OPTIONS, "timestep_spacing")):
+        raise bad_value(key, schedule, f"Automatic with scheduler {spec.name!r}, which sets its own schedule "
+                        f"(or scheduler {spec.base_name!r} with schedule_type {schedule!r})")
+    try:
+        schedule_build(spec.cls, schedule)
+    except ValueError as exc:
+        allowed = [n for n in SCHEDULE_TYPES if _builds(spec.cls, n)]
+        raise bad_value(key, schedule, f"a schedule type {spec.name} can take: Automatic, {', '.join(allowed)} "
+                        f"({exc})") from None
+
+
+def _builds(cls: str, schedule: str) -> bool:
+    try:
+        schedule_build(cls, schedule)
+    except ValueError:
+        return False
+    return True
+
+
+def automatic_schedule(spec: SchedulerSpec | None, facts: Facts) -> str | None:
+    """A1111's name for the schedule a sampler uses when none is asked for (so A1111 reading `Automatic` does not
+    pick its own default, Karras for DPM++ 2M): the sigma option set, else the spacing; None when unknown."""
+    if spec is None:
+        return None
+    options = dict(spec.options)
+    for flag, name in (("use_karras_sigmas", "Karras"), ("use_exponential_sigmas", "Exponential"),
+                       ("use_beta_sigmas", "Beta")):
+        if options.get(flag):
+            return name
+    if spec.cls in NATIVE_SPACING:
+        return NATIVE_SPACING[spec.cls]
+    init = _class_defaults(spec.cls)
+    if "timestep_spacing" not in init:
+        return None
+    spacing = options.get("timestep_spacing") or facts.timestep_spacing or init["timestep_spacing"]
+    if spacing == "leading":
+        return "DDIM" if (facts.steps_offset if facts.steps_offset is not None else init.get("steps_offset")) == 1 \
+            else None
+    return {"linspace": "Uniform", "trailing": "SGM Uniform"}.get(spacing)
 
 
 def _class_defaults(cls: str) -> dict[str, Any]:
@@ -270,6 +417,10 @@ def check_scheduler(value: Any, key: str) -> SchedulerSpec | None:
         return None
     if isinstance(value, str):
         name = _BY_SQUASHED.get(_squash(value))
+        missing = next((n for n in NO_EQUIVALENT if _squash(n) == _squash(value)), None)
+        if missing:
+            raise bad_value(key, value, f"a sampler diffusers builds ({NO_EQUIVALENT[missing]}): "
+                            + ", ".join(SAMPLERS))
         if name:
             cls, options = SAMPLERS[name]
             return SchedulerSpec(cls, tuple(sorted(options.items())))
@@ -410,6 +561,21 @@ def _size(value: Any, key: str, facts: Facts) -> tuple[int, int] | None:
 
 def _scheduler(value: Any, key: str, facts: Facts) -> SchedulerSpec | None:
     return check_scheduler(value, key)
+
+
+def _schedule_type(value: Any, key: str, facts: Facts) -> str | None:
+    return check_schedule_type(value, key)
+
+
+def _prompt_syntax(value: Any, key: str, facts: Facts) -> str | None:
+    from sweep.prompt_syntax import syntax_of
+
+    return syntax_of(value, key)
+
+
+def _syntax_infotext(value: str) -> list[tuple[str, Any]]:
+    """A1111 writes `Emphasis: None` when its attention syntax is off; compel's syntax is not A1111's."""
+    return [("Emphasis", "None")] if value == "none" else [("Prompt syntax", value)]
 
 
 def _replacement(value: Any, key: str, facts: Facts) -> str:
@@ -578,6 +744,13 @@ AXES: tuple[Axis, ...] = (
          record=_scheduler_record, id=_scheduler_id, infotext=lambda v: v.a1111(), info_rank=20,
          resolve=lambda facts: facts.scheduler, aliases=("sampler", "samplers", "schedulers"), help="sampler",
          allowed=SCHEDULER_HELP),
+    # A1111 1.9+'s "Schedule type", crossed with the sampler; null/Automatic = what the sampler does by itself.
+    Axis("schedule_type", _schedule_type, "scheduler", base_type=str | None, id=lambda v: slug(v, 20),
+         infotext=lambda v: [("Schedule type", v)], info_rank=21, none_label="Automatic",
+         aliases=("schedule", "schedule type", "schedule_types"), help="noise schedule", allowed=SCHEDULE_HELP),
+    # How prompt text becomes embeddings (sweep.prompt_syntax); null = a1111. Part of the prompt cache key.
+    Axis("prompt_syntax", _prompt_syntax, "encode", base_type=Any, id=lambda v: f"syntax-{v}",
+         infotext=_syntax_infotext, info_rank=80, none_label="a1111", allowed="a1111, compel or none"),
     Axis("guidance_rescale", _optional_float(0.0, 1.0, "a number from 0 to 1"), "call", base_type=float | None,
          numeric=True, ranges=True, id=lambda v: f"rescale{number_text(v)}",
          infotext=lambda v: [("Guidance rescale", v)], info_rank=75),

@@ -96,7 +96,14 @@ class Cell:
     def state(self) -> tuple[tuple[str, Any], ...]:
         """Values set on the shared pipeline rather than passed to a call (LoRA strengths): calls with different
         states never run at the same time."""
-        return tuple((n, v) for n, v in self.params if axes.get(n).enters == "state")
+        state = {n: v for n, v in self.params if axes.get(n).enters == "state"}
+        # `<lora:NAME:W>` in a prompt sets that LoRA's strength, as in A1111 (plan.py checked NAME and W).
+        from sweep.prompt_syntax import PROMPT_TEXTS, lora_tags
+
+        texts = self.texts()
+        for key in PROMPT_TEXTS:
+            state.update({f"{axes.LORA}.{name}": weight for name, weight in lora_tags(texts.get(key), key).items()})
+        return tuple(state.items())
 
     def batch_key(self) -> tuple:
         """Cells with equal keys may share one pipeline call: they differ only on axes that do not split calls

@@ -1,9 +1,10 @@
 """What each image and each row carries: PNG text chunks and the software/hardware fingerprint.
 
-Two text chunks per PNG: `parameters`, in AUTOMATIC1111's infotext format (what A1111, Forge, ComfyUI's loader,
-civitai and sd-parsers read), and `sdxl-sweep`, the image's whole results.csv row as JSON (what a resume reads
-when the table is lost). No chunk uses a key another tool reserves: ComfyUI parses `prompt` and `workflow` as
-JSON workflows.
+Text chunks per PNG: `parameters`, in AUTOMATIC1111's infotext format (what A1111, Forge, civitai, sd-parsers and
+sd-prompt-reader read); `prompt`, a ComfyUI API graph (CheckpointLoaderSimple / CLIPTextEncode / KSampler / ...)
+that ComfyUI loads on a drop before it looks at `parameters`; and `sdxl-sweep`, the image's whole results.csv
+row as JSON (what a resume reads when the table is lost). Text that is not ASCII goes into `iTXt` chunks (UTF-8
+by definition): a `tEXt` chunk is Latin-1, and ComfyUI decodes it as UTF-8.
 """
 
 from __future__ import annotations
@@ -54,18 +55,28 @@ def quote(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def sampler_fields(cell: Any, facts: axes.Facts | None) -> tuple[axes.SchedulerSpec | None, str | None]:
+    """(the sampler used, its A1111 schedule type): the cell's, else the model's own; Automatic resolved to the
+    schedule it builds, so A1111 does not read `Automatic` as its own default (Karras for DPM++ 2M)."""
+    spec = cell.get("scheduler") or (facts.scheduler if facts else None)
+    schedule = cell.get("schedule_type")
+    if schedule is None and spec is not None:
+        schedule = spec.named_schedule or axes.automatic_schedule(spec, facts or axes.Facts())
+    return spec, schedule
+
+
 def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = None) -> str:
-    """The `parameters` text: prompt, `Negative prompt: ...`, then one line of `Key: value` fields."""
+    """The `parameters` text: prompt, `Negative prompt: ...` (empty when there is none: ComfyUI's importer builds
+    nothing without the line, and A1111 reads it as empty), then one line of `Key: value` fields."""
     texts = cell.texts()
     prompt = str(texts.get("prompt") or "")
     strengths = {name.split(".", 1)[1]: value for name, value in cell.state() if name.startswith(f"{axes.LORA}.")}
-    if strengths:
+    untagged = {k: v for k, v in strengths.items() if k not in _tagged(texts)}
+    if untagged:
         from sweep.lora import prompt_tags
 
-        prompt = f"{prompt} {prompt_tags(strengths)}"  # A1111 keeps <lora:NAME:W> in the prompt it records
-    lines = [prompt]
-    if texts.get("negative_prompt"):
-        lines.append(f"Negative prompt: {texts['negative_prompt']}")
+        prompt = f"{prompt} {prompt_tags(untagged)}"  # A1111 keeps <lora:NAME:W> in the prompt it records
+    lines = [prompt, f"Negative prompt: {texts.get('negative_prompt') or ''}"]
     fields: list[tuple[int, str, Any]] = []
     facts = axes.facts_for(facts, cell)
     for name, value in cell.params:
@@ -74,17 +85,77 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
             value = axis.resolve(facts)
         if value is not None and axis.infotext is not None:
             fields += [(axis.info_rank, key, shown) for key, shown in axis.infotext(value)]
+    spec, schedule = sampler_fields(cell, facts)
+    if schedule is not None and not any(key == "Schedule type" for _, key, _ in fields):
+        fields.append((axes.BY_NAME["schedule_type"].info_rank, "Schedule type", schedule))
     fields += [(rank, key, row[column]) for rank, key, column in ROW_FIELDS if row.get(column) not in (None, "")]
+    if row.get("generator_device") == "cpu":
+        fields.append((78, "RNG", "CPU"))  # A1111 assumes GPU noise when the key is missing
     fields.append((999, "Version", f"sdxl-sweep {_version()}"))
     fields.sort(key=lambda f: f[0])  # stable: a registry entry's own fields keep their order
     lines.append(", ".join(f"{key}: {quote(value)}" for _, key, value in fields))
     return "\n".join(lines)
 
 
-def png_bytes(image: Image.Image, row: Mapping[str, Any], parameters: str) -> bytes:
+def _tagged(texts: Mapping[str, Any]) -> set[str]:
+    from sweep.prompt_syntax import PROMPT_TEXTS, lora_tags
+
+    return {name for key in PROMPT_TEXTS for name in lora_tags(texts.get(key), key)}
+
+
+def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = None) -> str | None:
+    """A ComfyUI API graph (the `prompt` chunk) that remakes the cell: sampler and scheduler in ComfyUI's names,
+    LoRAs as LoraLoader nodes, clip skip as CLIPSetLastLayer. None where ComfyUI has no equivalent (a sampler or
+    schedule it lacks, a refiner, a second pass, a prompt syntax other than A1111's, which ComfyUI's text encoder
+    follows)."""
+    from sweep.prompt_syntax import split_tags
+
+    spec, schedule = sampler_fields(cell, axes.facts_for(facts, cell))
+    sampler = axes.COMFY_SAMPLERS.get(spec.base_name) if spec else None
+    scheduler = axes.COMFY_SCHEDULERS.get(schedule or "")
+    if not sampler or not scheduler or row.get("refiner") or cell.get("prompt_syntax") is not None:
+        return None
+    if any(cell.get(a.name) is not None for a in axes.AXES if a.enters == "pass"):
+        return None  # a Hires. fix or image-to-image pass: this five-node graph would not remake it
+    if cell.get("prompt_2") or cell.get("negative_prompt_2"):
+        return None  # CLIPTextEncode feeds one text to both encoders
+    texts = cell.texts()
+    strengths = {name.split(".", 1)[1]: value for name, value in cell.state() if name.startswith(f"{axes.LORA}.")}
+    model, clip = ["4", 0], ["4", 1]
+    graph: dict[str, Any] = {"4": {"class_type": "CheckpointLoaderSimple",
+                                   "inputs": {"ckpt_name": f"{row.get('model') or 'model'}.safetensors"}}}
+    for i, (name, weight) in enumerate(strengths.items()):
+        node = str(20 + i)
+        graph[node] = {"class_type": "LoraLoader", "inputs": {
+            "lora_name": f"{name}.safetensors", "strength_model": weight, "strength_clip": weight,
+            "model": model, "clip": clip}}
+        model, clip = [node, 0], [node, 1]
+    if cell.get("clip_skip") is not None:
+        graph["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -(cell["clip_skip"] + 1),
+                                                                    "clip": clip}}
+        clip = ["10", 0]
+    width, height = cell.size or (None, None)
+    graph.update({
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": split_tags(texts.get("prompt") or "")[0].strip(),
+                                                         "clip": clip}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": texts.get("negative_prompt") or "", "clip": clip}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": cell.seed, "steps": cell.num_inference_steps, "cfg": cell.guidance_scale,
+            "sampler_name": sampler, "scheduler": scheduler, "denoise": 1.0, "model": model,
+            "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "sdxl-sweep", "images": ["8", 0]}},
+    })
+    return json.dumps(graph, ensure_ascii=False)
+
+
+def png_bytes(image: Image.Image, row: Mapping[str, Any], parameters: str, comfy: str | None = None) -> bytes:
     """The PNG file for one cell with its parameters as text chunks."""
     info = PngInfo()
-    info.add_text("parameters", parameters)
+    _add_text(info, "parameters", parameters)
+    if comfy is not None:
+        _add_text(info, "prompt", comfy)
     info.add_itxt(PNG_KEY, json.dumps({k: v for k, v in row.items() if k not in ("image", DIGEST)}, default=str,
                                       ensure_ascii=False))
     buffer = io.BytesIO()
@@ -92,6 +163,14 @@ def png_bytes(image: Image.Image, row: Mapping[str, Any], parameters: str) -> by
     # for 4 % more bytes, so one writer thread keeps up with a fast GPU. Pixels are the same (PNG is lossless).
     image.save(buffer, format="PNG", pnginfo=info, compress_level=4)
     return buffer.getvalue()
+
+
+def _add_text(info: PngInfo, key: str, text: str) -> None:
+    """ASCII as tEXt (as A1111 writes it); anything else as iTXt, which every reader decodes as UTF-8."""
+    if text.isascii():
+        info.add_text(key, text)
+    else:
+        info.add_itxt(key, text)
 
 
 def _version() -> str:

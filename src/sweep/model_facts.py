@@ -31,7 +31,12 @@ def facts_from_configs(read: Reader) -> Facts | None:
               if c and c.get("num_hidden_layers")]
     spec = spec_from_config(scheduler["_class_name"], scheduler) if scheduler.get("_class_name") else None
     return Facts(native_size=(side, side), num_train_timesteps=int(scheduler.get("num_train_timesteps") or 1000),
-                 text_layers=min(layers) if layers else None, scheduler=spec)
+                 text_layers=min(layers) if layers else None, scheduler=spec, **_spacing(scheduler))
+
+
+def _spacing(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The scheduler config's spacing: what a sampler's Automatic schedule type is for this model."""
+    return {"timestep_spacing": config.get("timestep_spacing"), "steps_offset": config.get("steps_offset")}
 
 
 def _folder_reader(folder: Path) -> Reader:
@@ -65,7 +70,8 @@ def _built_in(source: str) -> Facts:
         layers = models.SDXL_TEXT_ENCODER_CONFIG["num_hidden_layers"]
     side = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
     return Facts(native_size=(side, side), num_train_timesteps=models.SDXL_SCHEDULER_CONFIG["num_train_timesteps"],
-                 text_layers=layers, scheduler=spec_from_config("EulerDiscreteScheduler", models.SDXL_SCHEDULER_CONFIG))
+                 text_layers=layers, scheduler=spec_from_config("EulerDiscreteScheduler", models.SDXL_SCHEDULER_CONFIG),
+                 **_spacing(models.SDXL_SCHEDULER_CONFIG))
 
 
 def peek(model: Mapping[str, Any]) -> Facts | None:
@@ -94,4 +100,5 @@ def from_pipeline(pipe: Any) -> Facts:
     scheduler = pipe.scheduler
     return Facts(native_size=(side, side), num_train_timesteps=int(scheduler.config.num_train_timesteps),
                  text_layers=min(layers) if layers else None,
-                 scheduler=spec_from_config(type(scheduler).__name__, dict(scheduler.config)))
+                 scheduler=spec_from_config(type(scheduler).__name__, dict(scheduler.config)),
+                 **_spacing(dict(scheduler.config)))

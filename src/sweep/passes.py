@@ -99,7 +99,7 @@ def run(loaded: Any, pipe: Any, embeds: dict[str, Any], common: dict[str, Any], 
 
     width, height = cell.size
     steps = cell.num_inference_steps
-    second = fork(second_pass_pipeline(loaded), cell.get("scheduler"))
+    second = fork(second_pass_pipeline(loaded), cell.get("scheduler"), cell.get("schedule_type"))
     if cell.get("init_image") is not None:
         strength = cell["strength"]
         image = init_image(cell["init_image"], width, height)

@@ -359,22 +359,56 @@ def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:
         lora.set_lora_strengths(loaded.pipe, strengths)
 
 
-def fork(pipe: Any, scheduler: Any = None) -> Any:
+def fork(pipe: Any, scheduler: Any = None, schedule_type: str | None = None) -> Any:
     """A pipeline object for one call: the same models, its own scheduler (the model's own, or one built from
-    its config for a sampler axis: no reload, and no state shared between calls that run at the same time).
+    its config for a sampler or schedule type axis: no reload, and no state shared between calls that run at
+    the same time).
 
     A diffusers pipeline keeps per-call state on itself (guidance scale, ...) and in its scheduler (timesteps,
     step index), so two calls at once need two of these; the weights are shared, read-only.
     """
+    from sweep.axes import SchedulerSpec
+
     shell = copy.copy(pipe)  # a new __dict__: per-call attributes stay apart
+    if scheduler is None and schedule_type is not None:
+        scheduler = SchedulerSpec(type(pipe.scheduler).__name__, ())
     # Set through __dict__, bypassing __setattr__: the shared pipeline's config stays as it was.
     shell.__dict__["scheduler"] = (copy.deepcopy(pipe.scheduler) if scheduler is None
-                                   else build_scheduler(scheduler, pipe.scheduler.config))
+                                   else build_scheduler(scheduler, pipe.scheduler.config, schedule_type))
     return shell
 
 
-def build_scheduler(spec: Any, config: Any) -> Any:
-    """The scheduler a `sweep.axes.SchedulerSpec` names, from the loaded scheduler's config (`from_config`)."""
+def build_scheduler(spec: Any, config: Any, schedule_type: str | None = None) -> Any:
+    """The scheduler a `sweep.axes.SchedulerSpec` names, from the loaded scheduler's config (`from_config`),
+    with an A1111 schedule type as `sweep.axes.schedule_build` says diffusers builds it."""
     import diffusers
 
-    return getattr(diffusers, spec.cls).from_config(config, **dict(spec.options))
+    from sweep.axes import SIGMA_DONOR, schedule_build
+
+    cls = getattr(diffusers, spec.cls)
+    options = dict(spec.options)
+    if schedule_type is None:
+        return cls.from_config(config, **options)
+    mode, extra = schedule_build(spec.cls, schedule_type)
+    if mode == "options":
+        return cls.from_config(config, **{**options, **extra})
+    scheduler = cls.from_config(config, **options)
+    if mode == "native":
+        return scheduler
+    # Timesteps or noise levels as diffusers' Euler builds them for this schedule, handed to a class that has
+    # no option for it: the same numbers the option gives Euler.
+    donor = getattr(diffusers, SIGMA_DONOR).from_config(config, **extra)
+    original = scheduler.set_timesteps
+
+    def set_timesteps(num_inference_steps: int | None = None, device: Any = None, **kwargs: Any) -> None:
+        donor.set_timesteps(num_inference_steps, device=device)
+        if mode == "timesteps":
+            original(device=device, timesteps=[int(t) for t in donor.timesteps.round().tolist()])
+        else:
+            original(num_inference_steps, device=device)
+            scheduler.sigmas = donor.sigmas.clone()
+            scheduler.timesteps = donor.timesteps.clone()
+
+    scheduler.set_timesteps = set_timesteps
+    return scheduler
+

@@ -62,6 +62,7 @@ class Plan:
                 if cell.get(name) is not None:
                     axes.get(name).parse(cell.get(name), key, own)
             cells += with_native_size([cell], own.native_size) if own.native_size else [cell]
+        check_schedules(self.cells, facts, self.swept)
         check_unique_ids(cells)
         return cells
 
@@ -126,6 +127,8 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     cells = expand(base, swept)
     _check_prompt_sr(cells)
     _check_passes(cells, [v.axis.name for v in swept], cfg["model"])
+    _check_prompts(cells, cfg["model"], swept)
+    check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
                 generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
 
@@ -178,6 +181,39 @@ def _check_passes(cells: list[Cell], swept: list[str], model: Mapping[str, Any])
             if strength and int(steps * strength) < 1:
                 raise bad_value(key(name), strength, f"a strength that leaves at least one of the {steps} steps "
                                 f"(int({steps} x {strength}) = 0), or more steps")
+
+
+def _check_prompts(cells: list[Cell], model: Mapping[str, Any], swept: list[axes.Values]) -> None:
+    """Prompt syntax before anything loads: `<lora:NAME:W>` names a LoRA of model.lora and is not also swept
+    (one strength per LoRA and image); A1111 prompt editing is refused rather than encoded as characters."""
+    from sweep.lora import parse
+    from sweep.prompt_syntax import check_texts
+
+    names = [name for name, _ in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle")))]
+    swept_loras = {v.axis.name.split(".", 1)[1] for v in swept if v.axis.name.startswith(f"{axes.LORA}.")}
+    seen: set[tuple] = set()
+    for cell in cells:
+        key = (tuple(cell.texts().items()), cell.get("prompt_syntax"))
+        if key in seen:
+            continue
+        seen.add(key)
+        tagged = check_texts(cell.texts(), cell.get("prompt_syntax"), names)
+        both = sorted(set(tagged) & swept_loras)
+        if both:
+            raise bad_value(f"sweep.grid.{axes.LORA}.{both[0]}", "swept", f"a LoRA that no prompt tags with "
+                            f"<lora:{both[0]}:W> (one strength per image: take the tag out or the axis)")
+
+
+def check_schedules(cells: list[Cell], facts: axes.Facts | axes.PerModel | None, swept: list[axes.Values]) -> None:
+    """Each (sampler, schedule type) pair of the grid is one diffusers can build; the model's own sampler counts
+    once its config is known."""
+    key = "sweep.grid.schedule_type" if any(v.axis.name == "schedule_type" for v in swept) else "schedule_type"
+    pairs = set()
+    for cell in cells:
+        own = axes.facts_for(facts, cell) if facts is not None else None
+        pairs.add((cell.get("scheduler") or (own.scheduler if own else None), cell.get("schedule_type")))
+    for spec, schedule in pairs:
+        axes.check_schedule_pair(spec, schedule, key)
 
 
 def _check_generator_device(device: str) -> None:

@@ -20,16 +20,16 @@ class PromptCache:
 
     def embeds(self, encode_args: Mapping[str, Any], count: int, state: tuple = ()) -> dict[str, torch.Tensor]:
         """Pipeline kwargs for `count` images (CFG inputs included; unused when CFG is off). `encode_args` are
-        `encode_prompt`'s own arguments: prompt, prompt_2, negative_prompt, negative_prompt_2, clip_skip;
-        `state` (LoRA strengths, which may change a text encoder) is part of the key, not an argument."""
-        key = (tuple(sorted(encode_args.items())), state)
+        `encode_prompt`'s own arguments (prompt, prompt_2, negative_prompt, negative_prompt_2, clip_skip) plus
+        `prompt_syntax`; the key is the parsed prompts (sweep.prompt_syntax.cache_key), so `(cat:1.0)` and `cat`
+        share an entry; `state` (LoRA strengths, which may change a text encoder) is part of the key too."""
+        from sweep import prompt_syntax
+
+        key = (prompt_syntax.cache_key(encode_args), state)
         with self._lock:
             if key not in self._cache:
                 with torch.no_grad():
-                    self._cache[key] = self.pipe.encode_prompt(
-                        **encode_args, device=self.device, num_images_per_prompt=1,
-                        do_classifier_free_guidance=True,
-                    )
+                    self._cache[key] = prompt_syntax.encode(self.pipe, encode_args, self.device)
             embeds, negative, pooled, negative_pooled = self._cache[key]
         return {
             "prompt_embeds": embeds.repeat(count, 1, 1),

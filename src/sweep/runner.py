@@ -474,13 +474,13 @@ class ImageWriter:
                 self._write(*item)
 
     def _write(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> None:
-        from sweep.metadata import a1111_parameters, png_bytes
+        from sweep.metadata import a1111_parameters, comfy_prompt, png_bytes
 
         try:
             if image is not None:
                 # Image first, row second: a row always points at a complete PNG, and records its digest, so
                 # a resume keeps the image only while it is still these bytes.
-                data = png_bytes(image, row, a1111_parameters(cell, row, facts))
+                data = png_bytes(image, row, a1111_parameters(cell, row, facts), comfy_prompt(cell, row, facts))
                 atomic_write(self.run_dir / row["image"], data)
                 row = {**row, DIGEST: file_digest(data)}
         except OSError as exc:
@@ -582,7 +582,7 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
 
     first = unit[0]
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
-    pipe = fork(loaded.pipe, first.get("scheduler"))
+    pipe = fork(loaded.pipe, first.get("scheduler"), first.get("schedule_type"))
     width, height = first.size
     common = {**first.call_args(), "generator": generators if len(unit) > 1 else generators[0]}
     callback = stop.watch(first.num_inference_steps) if stop else None
@@ -603,7 +603,7 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
             switch = first.get("refiner_switch") or DEFAULT_SWITCH
             latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
                            output_type="latent", callback_on_step_end=callback).images
-            refiner = fork(loaded.refiner.pipe, first.get("scheduler"))
+            refiner = fork(loaded.refiner.pipe, first.get("scheduler"), first.get("schedule_type"))
             images = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
                              **common, image=latents, denoising_start=switch, output_type="np").images
     if getattr(pipe, "_interrupt", False):
