@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from conftest import make_cfg, run_cli
+from readers import a1111_parse
 from sweep import app, axes
 from sweep.errors import SweepError
 from sweep.report import build_report
 from sweep.runner import run_sweep
-from test_metadata import a1111_parse
 
 SMALL = ("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=3")
 

@@ -3,52 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from conftest import make_cfg
+from readers import a1111_parse, read_comfy
 from sweep.runner import run_sweep
 
 PROMPTS = ['a cat, sitting: "quiet"', "line one\nline two, with a comma", "猫の写真, 油絵: 夕方"]
 NEGATIVES = [None, "blurry, bad: hands\nworst quality"]
 HUGE_SEED = 2**64 - 1
-
-# --- a parser written from A1111's rules (modules/infotext_utils.py parse_generation_parameters) -------------
-RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
-
-
-def a1111_parse(text: str) -> dict[str, str]:
-    """Only the last line holds parameters; an earlier line starting 'Negative prompt:' starts the negative
-    prompt; a quoted value is a JSON string; a WxH value is split into KEY-1 (width) and KEY-2 (height)."""
-    result: dict[str, str] = {}
-    prompt, negative, in_negative = "", "", False
-    *lines, last = text.strip().split("\n")
-    if len(RE_PARAM.findall(last)) < 3:
-        lines.append(last)
-        last = ""
-    for line in lines:
-        line = line.strip()
-        if line.startswith("Negative prompt:"):
-            in_negative, line = True, line[16:].strip()
-        if in_negative:
-            negative += ("" if not negative else "\n") + line
-        else:
-            prompt += ("" if not prompt else "\n") + line
-    for key, value in RE_PARAM.findall(last):
-        if value[:1] == '"' and value[-1:] == '"':
-            value = json.loads(value)
-        size = RE_SIZE.match(value)
-        if size:
-            result[f"{key}-1"], result[f"{key}-2"] = size.groups()
-        else:
-            result[key] = value
-    result["Prompt"], result["Negative prompt"] = prompt, negative
-    return result
-
 
 @pytest.fixture(scope="module")
 def varied(tmp_path_factory):
@@ -70,12 +36,14 @@ def test_every_png_reads_back_through_a1111_rules(varied):
         parsed = a1111_parse(Image.open(run_dir / row["image"]).text["parameters"])
         assert parsed["Prompt"] == row["prompt"]
         assert parsed["Negative prompt"] == row["negative_prompt"]
-        sampler = {"DPM++ 2M Karras": ("DPM++ 2M", "Karras"), "Euler a": ("Euler a", None)}[row["scheduler"]]
+        # Automatic written as the schedule it builds: the tiny model's config spaces timesteps "leading" with
+        # steps_offset 1, A1111's DDIM schedule (A1111 reading "Automatic" would pick its own default instead).
+        sampler = {"DPM++ 2M Karras": ("DPM++ 2M", "Karras"), "Euler a": ("Euler a", "DDIM")}[row["scheduler"]]
         assert (parsed["Sampler"], parsed.get("Schedule type")) == sampler
         assert (parsed["Steps"], parsed["CFG scale"], parsed["Seed"]) == ("1", "5.0", str(HUGE_SEED))
         assert (parsed["Size-1"], parsed["Size-2"]) == ("64", "32")  # width first, as A1111 writes it
         assert parsed["Model"] == "tiny" and parsed["Clip skip"] == "2"  # A1111 counts the last layer as 1
-        assert parsed["Version"].startswith("sdxl-sweep")
+        assert parsed["Version"].startswith("sdxl-sweep") and parsed["RNG"] == "CPU"
 
 
 def test_every_png_reads_back_through_sd_parsers(varied):
@@ -95,9 +63,30 @@ def test_every_png_reads_back_through_sd_parsers(varied):
         assert sampler.parameters["cfg_scale"] == "5.0" and sampler.model.name == "tiny"
 
 
-def test_no_chunk_uses_a_key_other_tools_reserve(varied):
+def test_comfyui_loads_each_png_as_an_api_graph_that_remakes_it(varied):
     run_dir, table = varied
     for _, row in table.iterrows():
         text = Image.open(run_dir / row["image"]).text
-        assert set(text) == {"parameters", "sdxl-sweep"}  # ComfyUI parses `prompt` and `workflow` as JSON
+        assert set(text) == {"parameters", "prompt", "sdxl-sweep"}  # no `workflow`: ComfyUI would take that first
+        graph = json.loads(text["prompt"])
+        assert {n["class_type"] for n in graph.values()} == {
+            "CheckpointLoaderSimple", "CLIPSetLastLayer", "CLIPTextEncode", "KSampler", "EmptyLatentImage",
+            "VAEDecode", "SaveImage"}
+        read = read_comfy(run_dir / row["image"])
+        assert (read["prompt"], read["negative"]) == (row["prompt"], row["negative_prompt"])
+        assert (read["sampler"], read["schedule"]) == {"DPM++ 2M Karras": ("dpmpp_2m", "karras"),
+                                                       "Euler a": ("euler_ancestral", "ddim_uniform")}[row["scheduler"]]
+        assert (read["seed"], read["steps"], read["cfg"], read["size"]) == (str(HUGE_SEED), "1", "5.0", "64x32")
+        clip_skip = next(n for n in graph.values() if n["class_type"] == "CLIPSetLastLayer")
+        assert clip_skip["inputs"]["stop_at_clip_layer"] == -2  # clip_skip=1: A1111's "Clip skip: 2"
         assert json.loads(text["sdxl-sweep"])["cell_id"] == row["cell_id"]
+
+
+def test_non_ascii_text_is_stored_as_utf8(varied):
+    """iTXt for anything beyond ASCII: a tEXt chunk is Latin-1, and ComfyUI decodes it as UTF-8."""
+    run_dir, table = varied
+    for _, row in table.iterrows():
+        data = (run_dir / row["image"]).read_bytes()
+        ascii_only = row["prompt"].isascii() and row["negative_prompt"].isascii()
+        assert (b"iTXtparameters" in data) == (not ascii_only)
+        assert (b"tEXtparameters" in data) == ascii_only
