@@ -12,7 +12,14 @@ import pytest
 from PIL import Image
 
 from conftest import make_cfg
-from readers import read_a1111, read_comfy, read_sd_parsers, read_sd_prompt_reader, sd_prompt_reader_or_skip
+from readers import (
+    comfy_import_a1111,
+    read_a1111,
+    read_comfy,
+    read_sd_parsers,
+    read_sd_prompt_reader,
+    sd_prompt_reader_or_skip,
+)
 from sweep import prompt_syntax
 from sweep.errors import SweepError
 from sweep.models import build_tokenizer
@@ -196,3 +203,16 @@ def test_every_png_reads_back_right_in_the_four_readers(issue_sweep):
                 right[name] += 1
     assert not wrong, "\n".join(wrong[:10])
     assert right == {name: 27 for name in readers}
+
+
+def test_comfyuis_a1111_importer_builds_a_graph_from_each_png_without_its_prompt_chunk(issue_sweep):
+    """Where the `prompt` chunk is dropped (tools that keep only `parameters`): the empty `Negative prompt:` line
+    lets ComfyUI's importer build, and nothing it reads is cut at a comma. It knows no Schedule type and has no
+    name for Euler a or DPM++ 2S a (it keeps KSampler's euler / normal there)."""
+    run_dir, table = issue_sweep
+    for _, row in table.iterrows():
+        got = comfy_import_a1111(Image.open(run_dir / row["image"]).text["parameters"])
+        want = expected(row)
+        assert {f: got.get(f) for f in ("prompt", "negative", "steps", "cfg", "seed", "size", "model")} == {
+            f: want[f] for f in ("prompt", "negative", "steps", "cfg", "seed", "size", "model")}
+        assert got["sampler"] == {"DPM++ 2M": "dpmpp_2m"}.get(row["scheduler"], "euler")
