@@ -134,6 +134,24 @@ def test_resume_after_a_stop_mid_checkpoint_is_exact(grid_run, files, tmp_path, 
         assert np.array_equal(pixels(run_dir, row["image"]), pixels(reference_dir, row["image"]))
 
 
+def test_a_lora_axis_crossed_with_checkpoints_applies_the_lora_to_each(grid_run, files, tmp_path):
+    from model_files import write_lora
+
+    reference_dir, reference, _, _ = grid_run
+    lora = write_lora(build_tiny_layout_pipeline(seed=44).unet, tmp_path / "style.safetensors")
+    run_dir = tmp_path / "lora"
+    _, table = run(run_dir, *checkpoint_grid(files, f"model.lora={lora}", "sweep.grid.lora={style:[0,1]}"))
+    assert len(table) == 8 and set(table["lora_hashes"]) == {table["lora_hashes"].iloc[0]} != {""}
+    for name in ("alpha", "beta"):
+        for steps in (1, 2):
+            same = (table.checkpoint == name) & (table.num_inference_steps == steps)
+            off, on = (table[same & (table["lora.style"] == s)].iloc[0]["image"] for s in (0, 1))
+            plain = reference[(reference.checkpoint == name) & (reference.num_inference_steps == steps)]
+            assert np.array_equal(pixels(run_dir, off), pixels(reference_dir, plain.iloc[0]["image"]))
+            assert not np.array_equal(pixels(run_dir, on), pixels(run_dir, off))  # the LoRA acts on this one
+            assert "<lora:style:1>" in Image.open(run_dir / on).text["parameters"]
+
+
 def test_vae_axis_swaps_the_vae_without_reloading_the_checkpoint(grid_run, files, tmp_path):
     reference_dir, reference, _, _ = grid_run
     pipeline.release()
