@@ -23,6 +23,7 @@ from sweep.errors import RunDirError
 MANIFEST, RESULTS, STATUS, IMAGES = "sweep.json", "results.csv", "status.json", "images"
 LOCK = ".sweep.lock"
 HYDRA = ".hydra"
+_BUSY = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)  # flock: another open file holds the lock
 PREVIOUS = "previous"  # restart=true moves an earlier experiment into previous/<date>_<time>/
 # What a run of the tool consists of; report outputs come from sweep.report.OUTPUTS.
 EXPERIMENT = (IMAGES, RESULTS, MANIFEST, STATUS)
@@ -109,29 +110,36 @@ class RunLock:
     def acquire(self) -> RunLock:
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
-        busy = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:  # a directory you may write but not list: lock the file instead
+            fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.handle = fd
+                return self
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in _BUSY:
+                    raise self._in_use() from None
+            # The directory cannot be locked here (some network file systems): lock the file instead.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
-            if exc.errno not in busy:  # the directory cannot be locked here: lock the file instead
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as again:
-                    os.close(fd)
-                    if again.errno not in busy:
-                        raise
-                    exc = again
-            if exc.errno in busy:
-                holder = _holder(self.path)
-                who = f" ({holder})" if holder else ""
-                raise RunDirError(f"{KEY}: '{folder}' is in use by another sdxl-sweep process{who}; allowed: "
-                                 "one process per run directory: wait for it to finish, or pick another "
-                                 "hydra.run.dir") from None
+            if exc.errno in _BUSY:
+                raise self._in_use() from None
+            raise
         self.handle = fd
         return self
+
+    def _in_use(self) -> RunDirError:
+        holder = _holder(self.path)
+        who = f" ({holder})" if holder else ""
+        return RunDirError(f"{KEY}: '{self.path.parent}' is in use by another sdxl-sweep process{who}; allowed: one "
+                           "process per run directory: wait for it to finish, or pick another hydra.run.dir")
 
     def record_holder(self) -> None:
         """Write who holds the lock into `.sweep.lock` (best effort: the lock itself is on the directory)."""
