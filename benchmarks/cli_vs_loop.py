@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = list(range(10, 100, 10))  # sweeps/steps_10_to_90.yaml
 
 HAND_LOOP = """
-import sys, time, torch
+import sys, torch
 from sweep import models
 from sweep.devices import resolve_device, resolve_dtype
 model, out, prompt = sys.argv[1], sys.argv[2], sys.argv[4]
@@ -40,11 +40,11 @@ if model == "tiny":
 else:
     pipe = models.build_sdxl_arch_pipeline(device=device, dtype=dtype)
 pipe.set_progress_bar_config(disable=True)
-for n in STEPS:
+for n in [int(s) for s in sys.argv[7].split(",")]:
     image = pipe(prompt=prompt, num_inference_steps=n, guidance_scale=guidance, height=size, width=size,
                  generator=torch.Generator("cpu").manual_seed(seed)).images[0]
     image.save(f"{out}/steps{n}.png")
-""".replace("STEPS", repr(STEPS))
+"""
 
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -74,6 +74,8 @@ def main() -> int:
     parser.add_argument("--model", default="sdxl_arch", choices=("sdxl_arch", "tiny"))
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--steps", default=",".join(map(str, STEPS)),
+                        help="num_inference_steps of the sweep (default: the seed's 10..90; fewer for a dry run)")
     args = parser.parse_args()
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
@@ -86,9 +88,10 @@ def main() -> int:
             loop_dir = Path(tmp) / f"loop{pair}"
             loop_dir.mkdir()
             tool = [sys.executable, "-m", "sweep", "sweep=steps_10_to_90", f"model={args.model}",
-                    f"height={args.size}", f"width={args.size}", f"hydra.run.dir={run_dir}"]
+                    f"height={args.size}", f"width={args.size}", f"hydra.run.dir={run_dir}",
+                    f"sweep.grid.num_inference_steps=[{args.steps}]"]
             loop = [sys.executable, "-c", HAND_LOOP, args.model, str(loop_dir), str(args.size), prompt, str(seed),
-                    str(guidance)]
+                    str(guidance), args.steps]
             order = [("tool", tool), ("loop", loop)] if pair % 2 == 0 else [("loop", loop), ("tool", tool)]
             for name, command in order:
                 wall, rss = run(command, env)

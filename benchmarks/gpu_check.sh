@@ -43,11 +43,13 @@ if [ "$DRY" = 1 ]; then
     MODEL=(--model tiny --size 64)
     RVP=(--model tiny --size 64 --seeds 2 --steps 2 --runs 1)
     GPU=(--allow-cpu --model tiny --size 64 --images 2 --steps 2)
+    STEPS=(--steps 1,2)
     for part in "${!LIMIT[@]}"; do LIMIT[$part]=900; done  # a busy 2-core CPU compiles for minutes
 else
     MODEL=(--model sdxl_arch --size 1024)
     RVP=(--model sdxl_arch --size 1024 --seeds 4 --steps 20 --runs 1)
     GPU=(--model sdxl_arch --size 1024 --images 2 --steps 30)
+    STEPS=()  # the seed's own sweep: 10..90 steps
 fi
 for part in "${!LIMIT[@]}"; do
     override="GPU_CHECK_LIMIT_${part^^}"
@@ -118,7 +120,7 @@ part compile_stop "SIGTERM in the middle of a compile (compile_stop.py)" \
 part runner_vs_plain "Runner vs the plain loop, one process (runner_vs_plain.py)" \
     "$PYTHON" benchmarks/runner_vs_plain.py "${RVP[@]}"
 part cli_vs_loop "The seed's sweep through the CLI vs a hand-loop script, whole processes (cli_vs_loop.py)" \
-    "$PYTHON" benchmarks/cli_vs_loop.py "${MODEL[@]}" --pairs 1
+    "$PYTHON" benchmarks/cli_vs_loop.py "${MODEL[@]}" ${STEPS[@]+"${STEPS[@]}"} --pairs 1
 # The per-image overhead harness (benchmarks/overhead.py: the real runner and writer around a stand-in
 # pipeline), with its images on the GPU where it can put them there.
 if [ -f benchmarks/overhead.py ]; then
