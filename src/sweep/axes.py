@@ -474,6 +474,7 @@ class Axis:
     short: str = ""  # short name in file names ('steps'); default: the name
     aliases: tuple[str, ...] = ()  # other names a report layout accepts ('steps', 'cfg', 'sampler')
     help: str = ""  # what the axis is, in a few words (plot axis labels)
+    title: str = ""  # how people name it (A1111's words: 'CFG scale', 'Sampler'); default: the name
     sort_values: bool | None = None  # order values ascending in sheets (default: when numeric; seeds keep theirs)
     allowed: str = ""
     # What "not set" turns out to be for a given model, for the record (the model's own scheduler); the cell id
@@ -493,6 +494,10 @@ class Axis:
     @property
     def cols(self) -> tuple[str, ...]:
         return self.columns or (self.name,)
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.name
 
     @property
     def token(self) -> str:
@@ -712,9 +717,11 @@ def _init_record(value: str | None) -> dict[str, Any]:
 
 
 AXES: tuple[Axis, ...] = (
-    Axis("prompt", _text(False), "encode", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
+    Axis("prompt", _text(False), "encode",
+         title="Prompt", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
          id=lambda v: text_id("", v, 24), none_label="(none)", allowed="non-empty prompt text"),
-    Axis("negative_prompt", _text(True), "encode", base_type=str | None, none_label="(none)", short="neg",
+    Axis("negative_prompt", _text(True), "encode",
+         title="Negative prompt", base_type=str | None, none_label="(none)", short="neg",
          aliases=("negative", "neg"), id=lambda v: text_id("neg", v, 12), allowed="text, or null/'' for none"),
     Axis("prompt_2", _text(True), "encode", base_type=str | None, none_label="same as prompt",
          id=lambda v: text_id("ptwo", v, 12), infotext=lambda v: [("Prompt 2", v)], info_rank=90,
@@ -727,25 +734,31 @@ AXES: tuple[Axis, ...] = (
          derives=("prompt", "negative_prompt", "prompt_2", "negative_prompt_2"),
          id=lambda v: text_id("sr", v[1], 16), none_label="(original)",
          allowed="a list whose first value is text found in the prompt"),
-    Axis("seed", _seed, "seed", base_type=int, base_default=1234, numeric=True, ranges=True, splits_calls=False,
+    Axis("seed", _seed, "seed",
+         title="Seed", base_type=int, base_default=1234, numeric=True, ranges=True, splits_calls=False,
          sort_values=False, aliases=("seeds",), id=lambda v: f"seed{v}", infotext=lambda v: [("Seed", v)],
          info_rank=40),
-    Axis("num_inference_steps", _steps, "call", base_type=int, base_default=50, numeric=True, ranges=True,
+    Axis("num_inference_steps", _steps, "call",
+         title="Steps", base_type=int, base_default=50, numeric=True, ranges=True,
          model_bound=True, short="steps", aliases=("steps", "step"), help="denoising steps", id=lambda v: f"steps{v}",
          infotext=lambda v: [("Steps", v)], info_rank=10),
-    Axis("guidance_scale", _guidance, "call", base_type=float, base_default=5.0, numeric=True, ranges=True,
+    Axis("guidance_scale", _guidance, "call",
+         title="CFG scale", base_type=float, base_default=5.0, numeric=True, ranges=True,
          short="cfg", aliases=("cfg", "guidance", "cfg_scale", "cfg scale"), help="CFG scale; <= 1 turns CFG off",
          id=lambda v: f"cfg{number_text(v)}", infotext=lambda v: [("CFG scale", v)], info_rank=30),
-    Axis("resolution", _size, "size", columns=("height", "width"), record=_size_record, numeric=True,
+    Axis("resolution", _size, "size",
+         title="Size", columns=("height", "width"), record=_size_record, numeric=True,
          id=lambda v: f"{v[0]}x{v[1]}", infotext=lambda v: [("Size", f"{v[0]}x{v[1]}")], info_rank=50,
          none_label="native", aliases=("size", "res", "wxh"), help="megapixels; labels WIDTHxHEIGHT",
          allowed=SIZE_HELP),
-    Axis("scheduler", _scheduler, "scheduler", base_type=Any, columns=("scheduler", "scheduler_class"),
+    Axis("scheduler", _scheduler, "scheduler",
+         title="Sampler", base_type=Any, columns=("scheduler", "scheduler_class"),
          record=_scheduler_record, id=_scheduler_id, infotext=lambda v: v.a1111(), info_rank=20,
          resolve=lambda facts: facts.scheduler, aliases=("sampler", "samplers", "schedulers"), help="sampler",
          allowed=SCHEDULER_HELP),
     # A1111 1.9+'s "Schedule type", crossed with the sampler; null/Automatic = what the sampler does by itself.
-    Axis("schedule_type", _schedule_type, "scheduler", base_type=str | None, id=lambda v: slug(v, 20),
+    Axis("schedule_type", _schedule_type, "scheduler",
+         title="Schedule type", base_type=str | None, id=lambda v: slug(v, 20),
          infotext=lambda v: [("Schedule type", v)], info_rank=21, none_label="Automatic",
          aliases=("schedule", "schedule type", "schedule_types"), help="noise schedule", allowed=SCHEDULE_HELP),
     # How prompt text becomes embeddings (sweep.prompt_syntax); null = a1111. Part of the prompt cache key.
@@ -754,7 +767,8 @@ AXES: tuple[Axis, ...] = (
     Axis("guidance_rescale", _optional_float(0.0, 1.0, "a number from 0 to 1"), "call", base_type=float | None,
          numeric=True, ranges=True, id=lambda v: f"rescale{number_text(v)}",
          infotext=lambda v: [("Guidance rescale", v)], info_rank=75),
-    Axis("clip_skip", _clip_skip, "encode", base_type=int | None, numeric=True, ranges=True, model_bound=True,
+    Axis("clip_skip", _clip_skip, "encode",
+         title="Clip skip", base_type=int | None, numeric=True, ranges=True, model_bound=True,
          id=lambda v: f"clipskip{v}", infotext=lambda v: [("Clip skip", v + 1)], info_rank=70),
     Axis("eta", _optional_float(0.0, 1.0, "a number from 0 to 1 (DDIM and ancestral noise)"), "call",
          base_type=float | None, numeric=True, ranges=True, id=lambda v: f"eta{number_text(v)}",
