@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -233,7 +234,7 @@ def test_controls_switch_axes_pick_values_and_hide_values(page, ssg):
     assert shown(page) == expected
     page.click("button[data-axis=guidance_scale][data-role=sx]")  # a grid of grids, one per guidance scale
     assert page.eval_on_selector_all("#cells .superhead", "els => els.map(e => e.textContent)") == [
-        "guidance_scale = 3", "guidance_scale = 7"]
+        "CFG scale = 3", "CFG scale = 7"]  # the axis registry's title
     assert sorted(shown(page)) == sorted(expected)
 
 
@@ -335,9 +336,124 @@ def test_multirun_sweep_dir_gets_a_page_over_the_jobs(page, multirun):
 
 def test_hostile_prompt_renders_as_text(page, hostile):
     open_page(page, hostile)
-    labels = page.eval_on_selector_all("#cells .rowhead, #cells .colhead", "els => els.map(e => e.textContent)")
-    assert HOSTILE in labels
+    labels = page.eval_on_selector_all("#cells .rowhead, #cells .colhead", "els => els.map(e => e.title)")
+    assert HOSTILE in labels  # shortened in the head, whole in its title
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src=x]").count() == 0
     page.click("#cells img >> nth=0")
     assert HOSTILE in page.input_value("#large-params") or "plain" in page.input_value("#large-params")
+
+
+# --- layout, links and keys at window sizes a user has ---------------------------------------------------
+
+LONG = ["a very long prompt about a lighthouse on a cliff at dusk, oil painting, dramatic clouds, detailed",
+        "a second long prompt: a red fox in deep snow under pine trees, morning light, 35mm photograph"]
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """200 fabricated 64x64 images over 4 axes (two long prompts x 5 seeds x 4 steps x 5 guidance): one prompt
+    with guidance as super X is a 100-image view of 20 columns."""
+    cells = [cell(prompt=text, seed=seed, num_inference_steps=steps, guidance_scale=guidance, height=64, width=64,
+                  cell_id=f"p{p}_seed{seed}_steps{steps}_cfg{guidance}")
+             for p, text in enumerate(LONG) for seed in range(1, 6) for steps in (1, 2, 3, 4)
+             for guidance in (3.0, 4.0, 5.0, 6.0, 7.0)]
+    run_dir = make_run(tmp_path_factory.mktemp("viewer") / "wide", cells)
+    build_report(run_dir)
+    return run_dir
+
+
+HUNDRED = "#x=num_inference_steps&y=seed&sx=guidance_scale"
+
+
+def header_boxes(page) -> list[dict]:
+    """Bounding boxes of the first cell of each sticky header row (axis names, super X, X) and the first row head."""
+    return page.evaluate("""() => ['.axisrow', '.superhead', '.colhead', '.rowhead'].map(s => {
+        const r = document.querySelector('#cells ' + s).getBoundingClientRect();
+        return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; })""")
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1440, 900)])
+def test_fit_shows_the_whole_view_and_sticky_heads_stack(browser, wide, size):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    open_page(page, wide, HUNDRED)
+    assert page.locator("#cells [data-cell]").count() == 100
+    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    assert page.is_hidden("#fit-note")
+    # Scrolled down past the first rows: the header rows stay on screen, one under the other, none overlapping,
+    # and the row labels stay beside the images without covering a column.
+    page.evaluate("window.scrollTo(0, document.querySelector('#cells').getBoundingClientRect().top + scrollY + 60)")
+    names, superx, xhead, rowhead = header_boxes(page)
+    assert names["top"] >= -0.5 and names["bottom"] <= superx["top"] + 0.5 and superx["bottom"] <= xhead["top"] + 0.5
+    first = page.eval_on_selector("#cells [data-cell]", "e => e.getBoundingClientRect().left")
+    assert rowhead["right"] <= first + 0.5
+    assert rowhead["right"] - rowhead["left"] < 60  # seeds 1..5: the label column is as wide as they need
+    # Collapsing the controls gives the grid their room; the slider sets a size by hand.
+    before = page.eval_on_selector("#cells img", "e => e.width")
+    page.click("#controls-box > summary")
+    assert page.is_hidden("#axes") and page.eval_on_selector("#cells img", "e => e.width") >= before
+    page.click("#controls-box > summary")
+    page.fill("#size-slider", "40")
+    assert page.eval_on_selector("#cells img", "e => e.width") == 40
+    assert page.get_attribute("#size-fit", "aria-pressed") == "false"
+    context.close()
+
+
+def test_long_values_are_shortened_with_the_full_text_on_hover_and_in_the_current_view(page, wide):
+    open_page(page, wide, HUNDRED)
+    button = page.locator(f"button[data-axis=prompt][data-value='{LONG[0]}']")
+    assert button.get_attribute("title") == LONG[0] and button.text_content().endswith("…")
+    assert len(button.text_content()) < len(LONG[0])
+    current = page.text_content("#current")
+    assert f"Prompt = {LONG[0]}" in current and "X Steps" in current and "super X CFG scale" in current
+    assert page.text_content("#axes tr[data-axis=guidance_scale] th") == "CFG scale"
+
+
+@pytest.mark.parametrize(("hash_", "said", "shown_x", "pick"), [
+    ("#x=seed&y=seed", ["y=seed: seed is already X"], "seed", None),
+    ("#x=num_inference_steps&y=seed&guidance_scale=6.5&sampler=Heun",
+     ['guidance_scale=6.5: guidance_scale has no value "6.5"', 'sampler=Heun: no axis "sampler"'],
+     "num_inference_steps", "3"),
+])
+def test_a_link_asking_for_what_the_run_lacks_says_so(page, wide, hash_, said, shown_x, pick):
+    open_page(page, wide, hash_)
+    alert = page.locator("[role=alert]")
+    assert alert.is_visible()
+    for text in said:
+        assert text in alert.text_content()
+    assert view(page).startswith(f"#x={shown_x}&y=")
+    assert "y=seed" not in view(page) or shown_x != "seed"  # one axis is never on X and Y at once
+    if pick is not None:
+        assert f"guidance_scale={pick}" in view(page) and "showing 3 instead" in alert.text_content()
+    page.click("#notice-close")
+    assert alert.is_hidden()
+    open_page(page, wide, "#x=seed&y=num_inference_steps")
+    assert page.locator("[role=alert]").is_hidden()
+
+
+def test_keyboard_alone_opens_moves_and_closes_the_large_view(page, wide):
+    open_page(page, wide, "#x=num_inference_steps&y=seed&guidance_scale=3")
+    assert page.eval_on_selector_all("#cells [data-cell]", "els => els.every(e => e.tabIndex === 0)")
+    first = page.get_attribute("#cells [data-cell] >> nth=0", "data-cell")
+    page.focus(f"[data-cell='{first}']")
+    page.keyboard.press("ArrowRight")  # focus moves along X in the grid
+    second = page.evaluate("document.activeElement.dataset.cell")
+    assert second == "p0_seed1_steps2_cfg3.0"
+    page.keyboard.press("Enter")
+    large = page.locator("#large")
+    assert large.is_visible() and large.get_attribute("data-cell") == second
+    page.keyboard.press("Alt+ArrowLeft")  # steps the first picked axis (the prompt) -- stays: it is the first
+    page.keyboard.press("Alt+ArrowRight")
+    assert large.get_attribute("data-cell") == "p1_seed1_steps2_cfg3.0"
+    assert "&prompt=" + quote(LONG[1], safe="") + "&" in view(page)
+    page.keyboard.press("ArrowDown")
+    assert large.get_attribute("data-cell") == "p1_seed2_steps2_cfg3.0"
+    for _ in range(8):  # Tab never leaves the dialog
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('large').contains(document.activeElement)")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.getElementById('large').contains(document.activeElement)")
+    page.keyboard.press("Escape")
+    assert large.is_hidden()
+    assert page.evaluate("document.activeElement.dataset.cell") == "p1_seed2_steps2_cfg3.0"  # focus back in the grid

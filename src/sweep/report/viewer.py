@@ -7,7 +7,8 @@ skeleton, CSS, JS) are package data in `viewer_assets/`.
 
 Page data (`<script id="sweep-data" type="application/json">`), version 1:
     title, prompt (when one), fixed [[axis, value], ...], counts {ok, failed, missing},
-    axes [{name, values [label, ...] in sweep order, shown [label with dependent values, ...]}],
+    axes [{name, title (the registry's words: 'CFG scale'), values [label, ...] in sweep order,
+           shown [label with dependent values, ...]}],
     default {x, y} (axis names or null), aliases {alias: axis}, thumb_edge,
     columns [results.csv column, ...], strings [text, ...],
     cells [{id, job, k [value index per axis], st ok|failed|missing, i image, t thumbnail, w, h (native pixels),
@@ -26,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from sweep.atomic import atomic_write
+from sweep.axes import axis_of_column
 from sweep.report.data import RunData
 from sweep.report.layout import ALIASES, dependents, labels, order_values, varying
 from sweep.report.result import Layout
@@ -118,8 +120,8 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
         "prompt": _single(cells, "prompt") if "prompt" not in moving else None,
         "fixed": fixed,
         "counts": {s: int(status.get(s, 0)) for s in ("ok", "failed", "missing")},
-        "axes": [{"name": a, "values": values[a], "shown": [_shown(cells, a, v, deps) for v in values[a]]}
-                 for a in axes],
+        "axes": [{"name": a, "title": _title(a), "values": values[a],
+                  "shown": [_shown(cells, a, v, deps) for v in values[a]]} for a in axes],
         "default": {"x": x, "y": y},
         "aliases": {k: v for k, v in ALIASES.items() if v in axes and k not in axes},
         "thumb_edge": MAX_EDGE,
@@ -147,6 +149,12 @@ def script_json(data: Any) -> str:
     """JSON that is safe as the text of a <script> element (`</script>` in a prompt cannot end it)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return re.sub("[<>&\u2028\u2029]", lambda m: _UNSAFE_JSON[m.group(0)], text)
+
+
+def _title(column: str) -> str:
+    """How people name an axis ('CFG scale'), from its registry entry; the column name for other columns."""
+    axis = axis_of_column(column)
+    return axis.heading if axis is not None and column in (axis.name, axis.cols[0]) else column
 
 
 def _shown(cells: pd.DataFrame, axis: str, value: str, deps: dict[str, str]) -> str:

@@ -11,14 +11,15 @@
   };
   const RESERVED = new Set([...ROLES, 'hide']);
   const FIT_FLOOR = 160; // fit-to-height never shrinks the largest image below this (css px); scroll instead
-  const FIT_MIN = 24;
+  const FIT_MIN = 24; // the smallest cell fit goes to (css px, longest side); past it fit says so and scrolls
+  const SHORT = 40; // characters of a value shown in a button or a head; the full text is in its title
   const byKey = new Map(D.cells.map((c, i) => [c.k.join(','), i]));
   const maxEdge = Math.max(1, ...D.cells.map((c) => Math.max(c.w || 0, c.h || 0)));
   const S = {
     role: { x: -1, y: -1, sx: -1, sy: -1 },
     pick: A.map(() => 0),
     hidden: A.map(() => new Set()),
-    fit: true,
+    size: 'fit', // 'fit', 'native' or a number: the longest image side in css px (the size slider)
     seconds: true,
     cycleAxis: -1,
     cycleSecs: 2,
@@ -27,7 +28,10 @@
   };
   const $ = (id) => document.getElementById(id);
   let sized = []; // [node, w, h] of every image-sized element, rescaled without a rebuild
+  let nodes = new Map(); // posKey -> the focusable node of that grid position
+  const posKey = (pos) => ROLES.map((r) => pos[r]).join(',');
   let scale = 1;
+  let problems = []; // what the link asked for and did not get (shown in #notice)
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -45,7 +49,9 @@
   // --- state helpers ------------------------------------------------------------------------------------
   const roleOf = (a) => ROLES.find((r) => S.role[r] === a) || 'pick';
   const axisName = (a) => (a >= 0 ? A[a].name : '');
+  const title = (a) => A[a].title || A[a].name;
   const shown = (a, v) => A[a].shown[v];
+  const short = (text) => (text.length > SHORT ? `${text.slice(0, SHORT - 1)}…` : text);
   const visible = (a) => (a < 0 ? [-1] : A[a].values.map((_, i) => i).filter((i) => !S.hidden[a].has(i)));
   const pickAxes = () => A.map((_, a) => a).filter((a) => roleOf(a) === 'pick');
 
@@ -128,6 +134,8 @@
     }
   }
 
+  // A link that asks for what this run does not have is shown as near as possible and says so: `problems`
+  // collects one line per thing ignored, finished with what is shown instead once the view is settled.
   function readHash() {
     const pairs = location.hash.replace(/^#/, '').split('&').filter(Boolean).map((part) => {
       const at = part.indexOf('=');
@@ -136,36 +144,74 @@
     S.role = { x: axisIndex(D.default.x), y: axisIndex(D.default.y), sx: -1, sy: -1 };
     S.pick = A.map(() => 0); // axes left out take their first value
     S.hidden = A.map(() => new Set());
-    const given = new Map(pairs.filter(([k]) => ROLES.includes(k)));
+    const found = [];
+    const names = A.map((axis) => axis.name).join(', ') || 'none';
+    const given = new Map();
+    for (const [k, v] of pairs) {
+      if (!ROLES.includes(k)) continue;
+      if (given.has(k)) found.push(() => `${k}=${v}: ${k} is given twice, the first (${given.get(k)}) is used`);
+      else given.set(k, v);
+    }
+    const taken = new Map(); // axis -> the role that claimed it first in the link
     for (const r of ROLES) {
       if (!given.has(r)) continue;
-      const a = axisIndex(given.get(r));
-      if (a >= 0 || given.get(r) === '') {
-        for (const other of ROLES) if (other !== r && S.role[other] === a && a >= 0) S.role[other] = -1;
-        S.role[r] = a;
+      const text = given.get(r);
+      const a = axisIndex(text);
+      if (a < 0 && text !== '') {
+        found.push(() => `${r}=${text}: no axis "${text}" in this run (axes: ${names}); ${ROLE_TEXT[r]} shows ${
+          S.role[r] >= 0 ? title(S.role[r]) : 'nothing'} instead`);
+        continue;
       }
+      if (a >= 0 && taken.has(a)) {
+        found.push(() => `${r}=${text}: ${A[a].name} is already ${ROLE_TEXT[taken.get(a)]}; ${ROLE_TEXT[r]} shows ${
+          S.role[r] >= 0 ? title(S.role[r]) : 'nothing'} instead`);
+        if (S.role[r] === a) S.role[r] = -1;
+        continue;
+      }
+      if (a >= 0) taken.set(a, r);
+      for (const other of ROLES) if (other !== r && S.role[other] === a && a >= 0) S.role[other] = -1;
+      S.role[r] = a;
     }
-    // y left out but x took the default y: y takes the first free axis.
-    if (!given.has('y') && S.role.y < 0) {
+    // A direction left out or refused (while other axes are free) takes the first free axis; `x=` means none.
+    for (const r of ['y', 'x']) {
       const free = A.findIndex((_, a) => roleOf(a) === 'pick');
-      if (free >= 0 && A.length > 1) S.role.y = free;
+      if (S.role[r] < 0 && given.get(r) !== '' && free >= 0 && (r === 'x' || A.length > 1)) S.role[r] = free;
     }
     for (const [key, value] of pairs) {
       if (key === 'hide') {
         const at = value.indexOf(':');
-        const a = axisIndex(value.slice(0, at));
+        const a = at < 0 ? -1 : axisIndex(value.slice(0, at));
         const v = a >= 0 ? valueIndex(a, value.slice(at + 1)) : -1;
         if (v >= 0) S.hidden[a].add(v);
+        else found.push(() => `hide=${value}: no such axis value, nothing hidden for it`);
       } else if (!RESERVED.has(key)) {
         const a = axisIndex(key);
-        const v = a >= 0 ? valueIndex(a, value) : -1;
-        if (v >= 0) S.pick[a] = v;
+        if (a < 0) {
+          found.push(() => `${key}=${value}: no axis "${key}" in this run (axes: ${names}), ignored`);
+          continue;
+        }
+        const v = valueIndex(a, value);
+        if (v < 0) {
+          found.push(() => `${key}=${value}: ${A[a].name} has no value "${value}" (${A[a].values.map(
+            (x, i) => short(shown(a, i))).join(', ')}); ${roleOf(a) === 'pick'
+            ? `showing ${short(shown(a, S.pick[a]))} instead` : `${A[a].name} is ${ROLE_TEXT[roleOf(a)]}, all its values shown`}`);
+        } else {
+          S.pick[a] = v;
+        }
       }
     }
     for (const r of ROLES) {
       const a = S.role[r];
       if (a >= 0 && visible(a).length === 0) S.hidden[a].clear();
     }
+    fixPicks(-1);
+    problems = found.map((text) => text());
+  }
+
+  function drawNotice() {
+    $('notice').hidden = problems.length === 0;
+    $('notice-text').textContent = problems.length
+      ? `This link asks for what this run does not have: ${problems.join('; ')}.` : '';
   }
 
   function hashText() {
@@ -200,8 +246,23 @@
     }
     if (D.fixed.length) {
       $('fixed').hidden = false;
-      $('fixed').replaceChildren(el('b', { text: 'fixed ' }), D.fixed.map(([k, v]) => `${k} ${v}`).join(' · '));
+      $('fixed').replaceChildren(el('b', { text: 'same in every image ' }), D.fixed.map(([k, v]) => `${k} ${v}`).join(' · '));
     }
+  }
+
+  // One line that names the view: what each direction shows, and every picked axis with its full value.
+  function drawCurrent() {
+    const box = $('current');
+    box.replaceChildren(el('b', { text: 'current view ' }));
+    const parts = [];
+    for (const r of ['x', 'y', 'sx', 'sy']) {
+      if (S.role[r] >= 0) parts.push([`${ROLE_TEXT[r]} `, title(S.role[r])]);
+    }
+    for (const a of pickAxes()) parts.push([`${title(a)} = `, shown(a, S.pick[a])]);
+    parts.forEach(([k, v], n) => {
+      if (n) box.append(' · ');
+      box.append(el('span', { class: 'k', text: k }), el('span', { class: 'v', 'data-axis': null, text: v }));
+    });
   }
 
   function drawAxes() {
@@ -224,11 +285,12 @@
       }
       const list = el('div', { class: 'list' });
       axis.values.forEach((value, v) => {
-        const label = shown(a, v);
+        const full = shown(a, v);
+        const label = short(full);
         if (role === 'pick') {
           list.append(el('button', {
             type: 'button', 'data-axis': axis.name, 'data-value': value, 'aria-pressed': String(S.pick[a] === v),
-            class: ok[a].has(v) ? null : 'empty', title: label, text: label,
+            class: ok[a].has(v) ? null : 'empty', title: full, text: label,
             onclick: () => { S.pick[a] = v; fixPicks(a); changed(); },
           }));
         } else {
@@ -242,11 +304,11 @@
               changed();
             },
           });
-          list.append(el('label', { class: on ? null : 'off', title: `${label} (untick to hide)` }, box, label));
+          list.append(el('label', { class: on ? null : 'off', title: `${full} (untick to hide)` }, box, label));
         }
       });
       table.append(el('tr', { 'data-axis': axis.name },
-        el('th', { text: axis.name }), el('td', {}, seg), el('td', { class: 'vals' }, list)));
+        el('th', { text: title(a), title: axis.name === title(a) ? null : axis.name }), el('td', {}, seg), el('td', { class: 'vals' }, list)));
     });
   }
 
@@ -254,14 +316,28 @@
     const box = $('options');
     box.replaceChildren();
     const size = el('div', { class: 'seg', role: 'group', 'aria-label': 'image size' });
-    for (const [fit, text, tip] of [[true, 'fit to window', 'scale the grid to the window'],
-      [false, 'native size', 'one image pixel per screen pixel (loads the full PNGs)']]) {
+    for (const [mode, text, tip] of [['fit', 'fit to window', 'scale the grid to the window'],
+      ['native', 'native size', 'one image pixel per screen pixel (loads the full PNGs)']]) {
       size.append(el('button', {
-        type: 'button', id: fit ? 'size-fit' : 'size-native', 'aria-pressed': String(S.fit === fit), title: tip, text,
-        onclick: () => { S.fit = fit; draw(); },
+        type: 'button', id: `size-${mode}`, 'aria-pressed': String(S.size === mode), title: tip, text,
+        onclick: () => { S.size = mode; draw(); },
       }));
     }
-    box.append(el('div', { class: 'row' }, el('span', { class: 'name', text: 'size' }), size,
+    const slider = el('input', {
+      type: 'range', id: 'size-slider', min: String(FIT_MIN), max: String(Math.round(capScale() * maxEdge)), step: '1',
+      value: String(Math.round(scale * maxEdge)), 'aria-label': 'image size (longest side, px)',
+      title: 'longest image side in px',
+      oninput: (event) => {
+        const before = source(D.cells[0] || {});
+        S.size = Number(event.target.value);
+        $('size-fit').setAttribute('aria-pressed', 'false');
+        $('size-native').setAttribute('aria-pressed', 'false');
+        if (source(D.cells[0] || {}) !== before) drawGrid(); // thumbnails <-> PNGs
+        else { applyScale(S.size / maxEdge); stick(); }
+        $('fit-note').hidden = true;
+      },
+    });
+    box.append(el('div', { class: 'row' }, el('span', { class: 'name', text: 'size' }), size, slider,
       el('label', {}, el('input', {
         type: 'checkbox', id: 'show-seconds', checked: S.seconds,
         onchange: (event) => { S.seconds = event.target.checked; draw(); },
@@ -289,7 +365,8 @@
       onclick: () => { if (S.timer) stopCycle(); else startCycle(); drawOptions(); },
     });
     box.append(el('div', { class: 'row' }, el('span', { class: 'name', text: 'cycle' }), choice, 'every', secs, 's', go));
-    box.append(el('div', { class: 'row hint', text: 'Click an image for its parameters; arrow keys move, Esc closes.' }));
+    box.append(el('div', { class: 'row hint', text: 'Click an image (or Tab to it, Enter) for its parameters; arrows '
+      + 'move along X/Y, Shift+arrows along super X/Y, Alt+arrows step the first two picked axes; Esc closes.' }));
   }
 
   function startCycle() {
@@ -325,12 +402,14 @@
 
   function source(c) {
     // Native size shows the real pixels (the PNG, loaded as it scrolls into view); fit shows thumbnails.
-    return S.fit ? c.t || c.i : c.i || c.t;
+    // A slider size above the thumbnails' edge shows the PNGs too.
+    const big = S.size === 'native' || (typeof S.size === 'number' && S.size > D.thumb_edge);
+    return big ? c.i || c.t : c.t || c.i;
   }
 
   function cellNode(i, pos) {
     const fig = el('figure', { class: 'cell' });
-    const open = () => openLarge(pos);
+    const open = (event) => openLarge(pos, event.currentTarget);
     if (i === null) {
       const none = el('div', { class: 'mark none', title: 'no image with these values', text: '—' });
       sized.push([none, maxEdge, maxEdge]);
@@ -343,8 +422,9 @@
     if (src) {
       const img = el('img', {
         'data-cell': c.id, 'data-job': c.job || null, 'data-status': 'ok', loading: 'lazy', decoding: 'async',
-        alt: c.id, title: 'click for the full image and its parameters', onclick: open,
+        alt: c.id, title: 'click (or Enter) for the full image and its parameters', onclick: open, tabindex: '0',
       });
+      nodes.set(posKey(pos), img);
       img.src = encodePath(src);
       sized.push([img, w, h]);
       fig.append(img);
@@ -353,8 +433,9 @@
       const word = c.st === 'ok' ? 'no image' : c.st;
       const mark = el('div', {
         class: `mark ${kind}`, 'data-cell': c.id, 'data-job': c.job || null, 'data-status': c.st === 'ok' ? 'noimage' : c.st,
-        title: c.e || word, onclick: open,
+        title: c.e || word, onclick: open, tabindex: '0',
       }, el('b', { text: word }), c.e ? el('span', { class: 'err', text: c.e }) : null);
+      nodes.set(posKey(pos), mark);
       sized.push([mark, w, h]);
       fig.append(mark);
     }
@@ -366,6 +447,7 @@
     const grid = $('cells');
     grid.replaceChildren();
     sized = [];
+    nodes = new Map();
     const [x, y, sx, sy] = ROLES.map((r) => S.role[r]);
     const xs = visible(x);
     const ys = visible(y);
@@ -373,33 +455,39 @@
     const sys = visible(sy);
     grid.style.gridTemplateColumns = ['max-content', ...sxs.flatMap(() => xs.map(() => 'max-content'))].join(' ');
     const spanX = `span ${xs.length}`;
-    if (x >= 0) {
-      // The X axis's name above its values; the corner holds the Y axis's name, so it stays narrow.
-      grid.append(el('div', { class: 'corner' }),
-        el('div', { class: 'axisname', style: 'grid-column: 2 / -1', text: `${A[x].name} →` }));
+    // Header rows (class hdr, data-row n): the axis names, then super X values, then X values. Each sticks
+    // below the rows above it (stick()); the axis names sit on a row of their own so the label column stays
+    // as narrow as the Y values.
+    const names = [];
+    for (const [r, arrow] of [['x', ' →'], ['y', ' ↓'], ['sx', ' ⇉'], ['sy', ' ⇊']]) {
+      const a = S.role[r];
+      if (a >= 0) names.push(el('span', { class: 'k', text: `${ROLE_TEXT[r]} ` }), el('b', { text: title(a) + arrow }), '   ');
     }
+    if (names.length) grid.append(el('div', { class: 'hdr axisrow', 'data-row': '0' }, el('span', {}, ...names)));
     if (sx >= 0) {
-      grid.append(el('div', { class: 'corner' }));
+      grid.append(el('div', { class: 'hdr corner', 'data-row': '1' }));
       for (const v of sxs) {
-        grid.append(el('div', { class: 'superhead', style: `grid-column: ${spanX}`, title: `${A[sx].name} = ${shown(sx, v)}` },
-          el('span', { text: `${A[sx].name} = ${shown(sx, v)}` })));
+        const full = `${title(sx)} = ${shown(sx, v)}`;
+        grid.append(el('div', { class: 'hdr superhead', 'data-row': '1', style: `grid-column: ${spanX}`, title: full },
+          el('span', { text: `${title(sx)} = ${short(shown(sx, v))}` })));
       }
     }
     if (x >= 0) {
-      grid.append(el('div', { class: 'corner', text: y >= 0 ? `${A[y].name} ↓` : '' }));
+      grid.append(el('div', { class: 'hdr corner', 'data-row': '2' }));
       sxs.forEach((_, b) => xs.forEach((v, j) => {
-        grid.append(el('div', { class: `colhead${b > 0 && j === 0 ? ' bstart' : ''}`, title: shown(x, v) },
-          el('span', { text: shown(x, v) })));
+        grid.append(el('div', { class: `hdr colhead${b > 0 && j === 0 ? ' bstart' : ''}`, 'data-row': '2',
+          title: shown(x, v) }, el('span', { text: short(shown(x, v)) })));
       }));
-    } else if (y >= 0) {
-      grid.append(el('div', { class: 'corner', text: `${A[y].name} ↓` }));
-      sxs.forEach(() => grid.append(el('div')));
     }
     let count = 0;
     for (const bv of sys) {
-      if (sy >= 0) grid.append(el('div', { class: 'band', text: `${A[sy].name} = ${shown(sy, bv)}` }));
+      if (sy >= 0) {
+        const full = `${title(sy)} = ${shown(sy, bv)}`;
+        grid.append(el('div', { class: 'band', title: full }, el('span', { text: `${title(sy)} = ${short(shown(sy, bv))}` })));
+      }
       for (const yv of ys) {
-        grid.append(el('div', { class: 'rowhead', title: y >= 0 ? shown(y, yv) : '', text: y >= 0 ? shown(y, yv) : '' }));
+        grid.append(el('div', { class: 'rowhead', title: y >= 0 ? shown(y, yv) : '' },
+          el('span', { text: y >= 0 ? short(shown(y, yv)) : '' })));
         sxs.forEach((sv, b) => xs.forEach((xv, j) => {
           const pos = { x: xv, y: yv, sx: sv, sy: bv };
           const i = cellAt(pos);
@@ -412,7 +500,46 @@
     }
     $('nothing').hidden = count > 0;
     grid.hidden = count === 0;
-    applyScale(S.fit ? fitScale() : 1);
+    resize();
+  }
+
+  // The size the controls ask for: fit (with a note when even the smallest cells do not fit), native or the
+  // slider's; then the sticky offsets, which depend on how the heads wrap at that size.
+  function resize() {
+    let note = '';
+    if (S.size === 'fit') {
+      const [k, fits] = fitScale();
+      applyScale(k);
+      if (!fits) {
+        note = `Fit: ${nodes.size} images do not fit the window's width even at ${FIT_MIN} px a cell; scroll sideways, `
+          + 'or hide values / pick an axis instead of super X.';
+      }
+    } else {
+      applyScale(S.size === 'native' ? 1 : S.size / maxEdge);
+    }
+    $('fit-note').hidden = !note;
+    $('fit-note').textContent = note;
+    const slider = $('size-slider');
+    if (slider) slider.value = String(Math.round(scale * maxEdge));
+    stick();
+  }
+
+  // Each header row's `top` is the height of the rows above it, measured after layout, so stuck rows stack;
+  // super-Y bands stick under the lot.
+  function stick() {
+    const grid = $('cells');
+    let top = 0;
+    for (const row of ['0', '1', '2']) {
+      const cells = grid.querySelectorAll(`.hdr[data-row="${row}"]`);
+      if (!cells.length) continue;
+      let height = 0;
+      for (const node of cells) {
+        node.style.top = `${top}px`;
+        height = Math.max(height, node.getBoundingClientRect().height);
+      }
+      top += height;
+    }
+    for (const band of grid.querySelectorAll('.band')) band.style.top = `${top}px`;
   }
 
   function applyScale(k) {
@@ -427,15 +554,19 @@
     }
   }
 
+  const capScale = () => Math.max(2 * Math.min(D.thumb_edge, maxEdge), 256) / maxEdge; // <= 2x a thumbnail
+
   // One factor for every image (relative sizes stay true): the largest that fits the grid to the window's
   // width, and to the height left below the controls when that keeps the largest image >= FIT_FLOOR px;
-  // never more than twice a thumbnail. Labels and captions keep their size, so the layout's own minimum is
-  // measured once with the images shrunk to nothing, then sizes are solved for without more layouts.
+  // never more than twice a thumbnail, never less than FIT_MIN px a cell (then [k, false]: it does not fit).
+  // Labels and captions keep their size, so the layout's own minimum is measured once with the images shrunk
+  // to nothing, sizes are solved for, and the result is checked against the page's real width (a scrollbar
+  // that appears, a head that wraps) and solved again for what is left over.
   function fitScale() {
     const grid = $('cells');
-    if (!sized.length || grid.hidden) return 1;
+    if (!sized.length || grid.hidden) return [1, true];
     const kMin = FIT_MIN / maxEdge;
-    const cap = Math.max(2 * Math.min(D.thumb_edge, maxEdge), 256) / maxEdge;
+    const cap = capScale();
     applyScale(1 / maxEdge);
     const cols = new Map();
     const rows = new Map();
@@ -466,38 +597,95 @@
       }
       return lo;
     };
+    const page = document.documentElement;
+    const pad = 28 + 2; // #wrap's padding, and a little slack for rounding
     const top = grid.getBoundingClientRect().top + window.scrollY;
-    const kW = largest(width, $('wrap').clientWidth - 28 - 4);
-    const kH = largest(height, window.innerHeight - top - 24);
-    let k = kW;
-    if (kH < k) k = Math.max(kH, Math.min(kW, FIT_FLOOR / maxEdge));
-    // More columns than the window holds: images fill the slots their labels need anyway (the grid scrolls).
-    const fill = Math.min(...[...cols.values()].map((c) => c.min / c.img));
-    return Math.min(cap, Math.max(k, kW === kMin ? fill : kMin));
+    let room = page.clientWidth - pad;
+    const choose = () => {
+      const kW = largest(width, room);
+      const kH = largest(height, window.innerHeight - top - 24);
+      let k = kW;
+      if (kH < k) k = Math.max(kH, Math.min(kW, FIT_FLOOR / maxEdge));
+      return k;
+    };
+    let k = choose();
+    for (let pass = 0; pass < 3; pass += 1) {
+      applyScale(k);
+      const over = page.scrollWidth - page.clientWidth;
+      if (over <= 0 || k <= kMin) break;
+      room -= over + 1;
+      k = choose();
+    }
+    return [k, page.scrollWidth <= page.clientWidth];
   }
 
   // --- the large view -----------------------------------------------------------------------------------
-  function openLarge(pos) {
+  let opener = null; // the grid node the large view was opened from (focus goes back to it)
+
+  function openLarge(pos, from) {
     S.large = { ...pos };
+    opener = from || nodes.get(posKey(pos)) || null;
     $('large').hidden = false;
     drawLarge();
+    $('large-close').focus();
   }
 
   function closeLarge() {
+    const at = S.large ? nodes.get(posKey(S.large)) : null;
     S.large = null;
     $('large').hidden = true;
     $('large-img').removeAttribute('src');
+    // Back to the image now shown large (the arrows may have moved), else to the one it was opened from.
+    const back = at || (opener && opener.isConnected ? opener : null);
+    opener = null;
+    if (back) back.focus();
   }
 
-  function moveLarge(role, step) {
+  // An arrow key from `pos`: plain moves along X/Y, Shift along super X/Y (within the visible values), Alt
+  // steps the first (←/→) or second (↑/↓) picked axis. Returns the new position, `redraw` when a pick
+  // changed (the grid shows other cells), or null for keys that are not ours.
+  function arrow(event, pos) {
+    const dirs = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [-1, 1], ArrowDown: [1, 1] };
+    if (!dirs[event.key] || event.ctrlKey || event.metaKey) return null;
+    const [d, vertical] = dirs[event.key];
+    if (event.altKey) {
+      const a = pickAxes()[vertical];
+      if (a === undefined) return { pos, redraw: false };
+      const next = S.pick[a] + d;
+      if (next >= 0 && next < A[a].values.length) {
+        S.pick[a] = next;
+        fixPicks(a);
+        return { pos, redraw: true };
+      }
+      return { pos, redraw: false };
+    }
+    const role = event.shiftKey ? ['sx', 'sy'][vertical] : ['x', 'y'][vertical];
     const a = S.role[role];
-    if (!S.large || a < 0) return;
+    if (a < 0) return { pos, redraw: false };
     const values = visible(a);
-    const at = values.indexOf(S.large[role]);
-    const next = at < 0 ? 0 : at + step;
-    if (next < 0 || next >= values.length) return;
-    S.large[role] = values[next];
-    drawLarge();
+    const at = values.indexOf(pos[role]);
+    const next = at < 0 ? 0 : at + d;
+    if (next < 0 || next >= values.length) return { pos, redraw: false };
+    return { pos: { ...pos, [role]: values[next] }, redraw: false };
+  }
+
+  function moveLarge(event) {
+    const step = arrow(event, S.large);
+    if (!step) return false;
+    S.large = { ...step.pos };
+    if (step.redraw) changed();
+    else drawLarge();
+    return true;
+  }
+
+  // Tab and Shift+Tab cycle inside the large view (it is modal): focus never reaches the page behind it.
+  function trapTab(event) {
+    const inside = [...$('large').querySelectorAll('button, a[href], textarea, [tabindex="0"]')]
+      .filter((node) => !node.hidden && !node.disabled && node.getClientRects().length);
+    if (!inside.length) return;
+    const at = inside.indexOf(document.activeElement);
+    const next = event.shiftKey ? (at <= 0 ? inside.length - 1 : at - 1) : (at + 1) % inside.length;
+    inside[next].focus();
   }
 
   function drawLarge() {
@@ -557,6 +745,7 @@
 
   // --- wiring -------------------------------------------------------------------------------------------
   function draw() {
+    drawCurrent();
     drawAxes();
     drawOptions();
     drawGrid();
@@ -564,26 +753,48 @@
   }
 
   document.addEventListener('keydown', (event) => {
-    if (!S.large || event.altKey || event.ctrlKey || event.metaKey) return;
-    if (event.target === $('large-params') && event.key !== 'Escape') return; // let the text area have its keys
-    const moves = { ArrowLeft: ['x', -1], ArrowRight: ['x', 1], ArrowUp: ['y', -1], ArrowDown: ['y', 1] };
-    if (event.key === 'Escape') closeLarge();
-    else if (moves[event.key]) moveLarge(...moves[event.key]);
-    else return;
+    if (S.large) {
+      if (event.key === 'Escape') closeLarge();
+      else if (event.key === 'Tab') trapTab(event);
+      else if (event.target === $('large-params')) return; // let the text area have its keys
+      else if (!moveLarge(event)) return;
+      event.preventDefault();
+      return;
+    }
+    const node = event.target;
+    const pos = node && node.closest && node.closest('#cells') ? [...nodes].find(([, n]) => n === node) : null;
+    if (!pos) return;
+    const here = Object.fromEntries(ROLES.map((r, n) => [r, Number(pos[0].split(',')[n])]));
+    if (event.key === 'Enter' || event.key === ' ') {
+      openLarge(here, node);
+    } else {
+      const step = arrow(event, here);
+      if (!step) return;
+      if (step.redraw) changed();
+      const target = nodes.get(posKey(step.pos));
+      if (target) target.focus();
+    }
     event.preventDefault();
   });
+  // Focus that gets behind the large view (a click on the page, a screen reader) is brought back into it.
+  document.addEventListener('focusin', (event) => {
+    if (S.large && !$('large').contains(event.target)) $('large-close').focus();
+  });
+  $('notice-close').addEventListener('click', () => { problems = []; drawNotice(); });
+  $('controls-box').addEventListener('toggle', () => { if (S.size === 'fit') resize(); });
   $('large').addEventListener('click', (event) => { if (event.target === $('large') || event.target === $('large-view') || event.target === $('large-img')) closeLarge(); });
   $('large-close').addEventListener('click', closeLarge);
   $('large-copy').addEventListener('click', copyParams);
-  window.addEventListener('hashchange', () => { readHash(); changed(); });
+  window.addEventListener('hashchange', () => { readHash(); drawNotice(); changed(); });
   let pending = 0;
   window.addEventListener('resize', () => {
-    if (!S.fit || pending) return;
-    pending = requestAnimationFrame(() => { pending = 0; applyScale(fitScale()); });
+    if (pending) return;
+    pending = requestAnimationFrame(() => { pending = 0; if (S.size === 'fit') resize(); else stick(); });
   });
 
   drawHeader();
   readHash();
+  drawNotice();
   changed();
   performance.mark('sweep-viewer-drawn');
   document.documentElement.dataset.ready = '1';
