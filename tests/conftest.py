@@ -7,6 +7,14 @@ import os
 # Before anything imports huggingface_hub: these tests never reach the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+if not os.environ.get("OMP_NUM_THREADS"):
+    import torch
+
+    # Pixels depend on torch's thread count, and a run on a busy CPU uses fewer threads (sweep.cpu_threads)
+    # unless OMP_NUM_THREADS names the count. Tests compare images made at different moments and in other
+    # processes: pinned to torch's own count (this process's and every subprocess's), a busy machine makes the
+    # same pixels. tests/test_cpu_threads.py unsets it to test the choice itself.
+    os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402

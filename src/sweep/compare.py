@@ -26,7 +26,7 @@ from typing import Any
 USAGE = "python -m sweep.compare DIR_A DIR_B [out=DIR] [tolerance=N]"
 OPTIONS = ("out", "tolerance")
 # Columns that say how a run was made, not what a cell is: every difference is named.
-MADE_WITH = ("sweep", "model", "device", "dtype", "scheduler", "options", "batch_size", "torch", "diffusers",
+MADE_WITH = ("sweep", "model", "device", "dtype", "scheduler", "options", "batch_size", "threads", "torch", "diffusers",
              "transformers", "gpu")
 COLUMNS = ["cell_id", "job", "in_a", "in_b", "max_abs_diff", "mean_abs_diff", "ssim", "psnr", "within", "note",
            "image_a", "image_b"]

@@ -23,7 +23,7 @@ from sweep.distributed import Ranks, ranks_for, scheduler_job
 from sweep.errors import SweepError
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
-from sweep.results import DIGEST, IMAGES, ResultsTable, atomic_write, columns_for, file_digest, uniform
+from sweep.results import DIGEST, IMAGES, ResultsTable, atomic_write, columns_for, file_digest
 from sweep.signals import Interrupted, Stop, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -368,7 +368,8 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         size = plan.batch_size or grid.auto_batch_size(width, height, device)
         units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
-    writer = ImageWriter(run_dir, table)
+    threads = _threads(device, run_dir, done)
+    writer = ImageWriter(run_dir, table, yield_cpu=device == "cpu")
     bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
     started = time.perf_counter()
     mine = ranks.mine(units)
@@ -382,7 +383,7 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
                     loaded = prompts = None  # let the previous model go before the next one loads
                     loaded = _load_model(cfg["model"], key, device)
                 prompts = PromptCache(loaded.pipe, loaded.device)  # per model: its own text encoders
-                fixed = _fixed(plan, loaded)
+                fixed = {**_fixed(plan, loaded), "threads": threads}
                 for outcome in _execute(loaded, prompts, group, cfg, plan.generator_device, stop):
                     for cell, image, error in outcome.results:
                         if cell.cell_id in done:
@@ -435,6 +436,20 @@ def _load_model(model: Mapping[str, Any], key: tuple, device: str) -> Any:
     return pipeline.load({**model_config(model, dict(key)), "device": device})
 
 
+def _threads(device: str, run_dir: Path, done: set[str]) -> int:
+    """torch's thread count for this run (sweep.cpu_threads on a CPU: fewer on cores other processes keep busy;
+    a resume keeps the count its images were made with)."""
+    import torch
+
+    if device != "cpu":
+        return torch.get_num_threads()
+    from sweep.cpu_threads import settle
+    from sweep.results import RESULTS, read_rows
+
+    return settle(row.get("threads") or "" for row in read_rows(run_dir / RESULTS)
+                  if row.get("status") == "ok" and row.get("cell_id") in done)
+
+
 def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
     groups: dict[tuple[int, int] | None, list[Cell]] = {}
     for cell in cells:
@@ -446,51 +461,79 @@ def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
 
 
 class ImageWriter:
-    """PNG encoding and writing on a thread, off the denoising loop; bounded so memory stays flat.
+    """PNG encoding and writing on threads, off the generation loop; bounded so memory stays flat.
 
-    A cell whose image cannot be encoded or written becomes a failed row with the error, and the other cells
-    still land; a full or read-only disk stops the run (StorageError on the next submit).
+    `threads` writers take images from one queue (Pillow's PNG encoder releases the GIL while it filters and
+    deflates, so two encode on two cores): a fast GPU is not held up by a writer that falls behind, and the
+    images waiting at the end of the sweep are written sooner. Rows are appended in the order images were
+    submitted (a rerun's results.csv lists its rows in the same order), each as soon as its image and those
+    before it are on disk. A cell whose image cannot be encoded or written becomes a failed row with the error,
+    and the other cells still land; a full or read-only disk stops the run (StorageError on the next submit).
     """
 
-    def __init__(self, run_dir: Path, table: ResultsTable, pending: int = 8) -> None:
+    def __init__(self, run_dir: Path, table: ResultsTable, pending: int = 8, threads: int | None = None,
+                 yield_cpu: bool = True) -> None:
         self.run_dir = run_dir
+        self.yield_cpu = yield_cpu  # the pipeline computes on the CPU: write at a lower priority
         self.table = table
         self.queue: queue.Queue = queue.Queue(maxsize=pending)
         self.fatal: BaseException | None = None
         self.ok = 0
         self.failed = 0
-        self.thread = threading.Thread(target=self._loop, name="png-writer", daemon=True)
-        self.thread.start()
+        self._submitted = 0
+        self._next_row = 0  # the submission number whose row is appended next
+        self._turn = threading.Condition()
+        self.threads = [threading.Thread(target=self._loop, name=f"png-writer-{i}", daemon=True)
+                        for i in range(threads or writer_threads())]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> None:
         if self.fatal is not None:
             raise self.fatal
-        self.queue.put((row, image, cell, facts))
+        self.queue.put((self._submitted, row, image, cell, facts))
+        self._submitted += 1
 
     def _loop(self) -> None:
-        _yield_to_pipeline()
+        if self.yield_cpu:
+            _yield_to_pipeline()
         while (item := self.queue.get()) is not None:
-            if self.fatal is None:
-                self._write(*item)
+            number, *work = item
+            row = self._write(*work) if self.fatal is None else None
+            with self._turn:
+                self._turn.wait_for(lambda n=number: self._next_row == n)
+                try:
+                    if row is not None and self.fatal is None:
+                        self._append(row)
+                finally:
+                    self._next_row += 1
+                    self._turn.notify_all()
 
-    def _write(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> None:
+    def _write(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> dict | None:
+        """Write the cell's PNG; returns its row (failed if the image could not be made), None on a disk error."""
         from sweep.metadata import a1111_parameters, comfy_prompt, png_bytes
 
         try:
-            if image is not None:
+            picture, why = image.to_image() if image is not None else (None, None)
+            if why:
+                return _failed(row, why)
+            if picture is not None:
                 # Image first, row second: a row always points at a complete PNG, and records its digest, so
                 # a resume keeps the image only while it is still these bytes.
-                data = png_bytes(image, row, a1111_parameters(cell, row, facts), comfy_prompt(cell, row, facts))
+                data = png_bytes(picture, row, a1111_parameters(cell, row, facts), comfy_prompt(cell, row, facts))
                 atomic_write(self.run_dir / row["image"], data)
                 row = {**row, DIGEST: file_digest(data)}
+            return row
         except OSError as exc:
             if exc.errno in DISK_ERRORS:
                 self.fatal = StorageError(f"{self.run_dir / row['image']}: could not write ({exc.strerror}); "
                                           "free space or fix the disk, then run the same command to resume")
-                return
-            row = _failed(row, f"could not write the image: {exc}")
+                return None
+            return _failed(row, f"could not write the image: {exc}")
         except Exception as exc:  # encoding failed (bad metadata): this cell fails, the others go on
-            row = _failed(row, f"could not write the image: {type(exc).__name__}: {exc}")
+            return _failed(row, f"could not write the image: {type(exc).__name__}: {exc}")
+
+    def _append(self, row: dict[str, Any]) -> None:
         try:
             self.table.append(row)
         except OSError as exc:
@@ -503,10 +546,23 @@ class ImageWriter:
             self.failed += 1
 
     def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
         if self.fatal is not None:
             raise self.fatal
+
+
+def writer_threads() -> int:
+    """Two PNG writers where two cores are ours, else one."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
 
 
 def _failed(row: dict[str, Any], error: str) -> dict[str, Any]:
@@ -519,6 +575,9 @@ def _yield_to_pipeline() -> None:
     torch's OpenMP threads wait for each other at every op, so a writer that takes a core from one of them for a
     moment stalls all of them for longer than it runs; at a lower priority it runs when a core is free instead.
     The bounded queue keeps it from falling behind for long: a full queue makes the pipeline wait for it.
+    Only for CPU pipelines: on a GPU the pipeline's thread mostly waits for the device, and a writer at nice +10
+    on a machine busy with other work was starved until the sweep waited seconds per image for its last PNGs
+    (benchmarks/overhead.py on a loaded 2-core machine).
     """
     import os
     import sys
@@ -568,17 +627,18 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
              stop: Stop | None = None) -> list[tuple[Any, str | None]]:
     """One pipeline call for cells that differ only by seed: one fresh generator per image.
 
-    The caller has set the cells' pipeline state (LoRA strengths). Returns (image, None) or (None, error) per
-    cell: an image with NaN (SDXL's fp16 VAE overflows on GPUs) is an error, not a black picture marked ok. A
-    call a stop interrupted returns nothing. With a refiner, the base hands its latents over at the cell's
-    refiner switch (SDXL's "ensemble of experts").
+    The caller has set the cells' pipeline state (LoRA strengths). Returns (pixels, None) or (None, error) per
+    cell (`sweep.pixels.Pixels`: the writer thread makes the PNG; an image with NaN, as SDXL's fp16 VAE makes on
+    GPUs when it overflows, or of one colour all over becomes a failed cell there, not a picture marked ok). A
+    call a stop
+    interrupted returns nothing. With a refiner, the base hands its latents over at the cell's refiner switch
+    (SDXL's "ensemble of experts").
     """
-    import numpy as np
     import torch
-    from diffusers.image_processor import VaeImageProcessor
 
     from sweep import passes
     from sweep.pipeline import fork
+    from sweep.pixels import from_numpy, from_output, raw_output
 
     first = unit[0]
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
@@ -593,10 +653,13 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
                                 lambda steps: stop.watch(steps) if stop else None)
             if images is None:  # a stop interrupted one of the passes
                 return []
-        elif loaded.refiner is None:
-            # Float pixels, so NaN stays visible; the PIL conversion below is diffusers' own ("pil" does the same).
-            images = pipe(**embeds, **common, height=height, width=width, output_type="np",
-                          callback_on_step_end=callback).images
+            return [(pixels, None) for pixels in from_numpy(images)]
+        raw_output(pipe)  # not before the passes: they decode through the fork's own image processor
+        if loaded.refiner is None:
+            # "pt" after raw_output: the decode as it is, on the device; sweep.pixels converts it exactly as "pil"
+            # would, off this thread on the CPU, on the GPU itself there.
+            output = pipe(**embeds, **common, height=height, width=width, output_type="pt",
+                          callback_on_step_end=callback)
         else:
             from sweep.refiner import DEFAULT_SWITCH
 
@@ -604,26 +667,12 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
             latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
                            output_type="latent", callback_on_step_end=callback).images
             refiner = fork(loaded.refiner.pipe, first.get("scheduler"), first.get("schedule_type"))
-            images = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
-                             **common, image=latents, denoising_start=switch, output_type="np").images
-    if getattr(pipe, "_interrupt", False):
-        return []
-    results: list[tuple[Any, str | None]] = []
-    for array in images:
-        if not np.isfinite(array).all():
-            results.append((None, "the image came out NaN (numeric overflow: an fp16 VAE is the usual cause; try "
-                                  "model.dtype=float32 or an fp16-fix VAE)"))
-            continue
-        image = VaeImageProcessor.numpy_to_pil(array[None])[0]
-        # diffusers clamps the VAE's output to [0, 1]: +inf comes out all white, a dead VAE all black.
-        pixels = np.asarray(image)
-        if uniform(pixels):
-            colour = "black" if not pixels.any() else "white" if (pixels == 255).all() else "one colour"
-            results.append((None, f"the image came out all {colour} (the VAE's output was infinite or constant: "
-                                  "an overflowing or broken VAE is the usual cause)"))
-        else:
-            results.append((image, None))
-    return results
+            raw_output(refiner)
+            output = refiner(**loaded.refiner.prompts.embeds(first.encode_args(), len(unit), first.state()),
+                             **common, image=latents, denoising_start=switch, output_type="pt")
+        if getattr(pipe, "_interrupt", False):
+            return []
+        return [(pixels, None) for pixels in from_output(output.images)]
 
 
 def _execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,

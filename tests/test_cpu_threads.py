@@ -1,0 +1,68 @@
+"""A CPU run on cores other processes keep busy uses fewer torch threads (no OpenMP collapse), and says so."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import make_cfg
+from sweep import cpu_threads
+from sweep.runner import run_sweep
+
+
+@pytest.mark.parametrize(("default", "cores", "busy", "expected"), [
+    (2, 2, 0.0, 2),    # quiet: torch's own count
+    (2, 2, 0.2, 2),    # a little background work does not cost a thread
+    (2, 2, 1.0, 1),    # one CPU-bound process: one core left
+    (2, 2, 2.0, 1),    # two of them (the 37x collapse): one thread
+    (2, 2, 7.5, 1),    # never fewer than one
+    (8, 8, 3.0, 5),
+    (8, 8, 3.5, 4),    # a half-used core does not count as free
+    (4, 16, 0.0, 4),   # never more than torch's (or the user's) own count
+])
+def test_threads_are_capped_at_the_cores_left_free(default, cores, busy, expected):
+    assert cpu_threads.choose_threads(default, cores, busy) == expected
+
+
+@pytest.fixture
+def busy_machine(monkeypatch):
+    """No OMP_NUM_THREADS, 2 usable cores, other processes using `load[0]` of them; torch's count restored."""
+    load = [2.0]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cpu_threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cpu_threads, "busy_elsewhere", lambda: load[0])
+    monkeypatch.setattr(cpu_threads, "_decided", None)
+    monkeypatch.setattr(cpu_threads, "_default", 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield load
+    torch.set_num_threads(before)
+
+
+def test_a_busy_cpu_gets_one_thread_decided_once_per_process(busy_machine):
+    assert cpu_threads.settle() == 1 and torch.get_num_threads() == 1
+    busy_machine[0] = 0.0
+    assert cpu_threads.settle() == 1  # every job of a multirun in this process makes images the same way
+
+
+def test_omp_num_threads_is_the_users_choice(busy_machine, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads.settle() == 2 and torch.get_num_threads() == 2
+
+
+def test_the_count_is_recorded_and_a_resume_keeps_it_whatever_the_load(tmp_path, busy_machine):
+    cfg = make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[1,2]")
+    run_dir = tmp_path / "run"
+    run_sweep(cfg, run_dir, progress=False, echo=lambda _: None)
+    table = pd.read_csv(run_dir / "results.csv")
+    assert list(table["threads"]) == [1, 1]
+    # Quiet now, and a new process would take 2 threads; the resumed run makes its missing image as the
+    # first one made the others.
+    busy_machine[0] = 0.0
+    cpu_threads._decided = None
+    torch.set_num_threads(2)
+    (run_dir / table.iloc[0]["image"]).unlink()
+    summary = run_sweep(cfg, run_dir, progress=False, echo=lambda _: None)
+    assert summary.made == 1
+    assert list(pd.read_csv(run_dir / "results.csv")["threads"]) == [1, 1]
