@@ -333,7 +333,7 @@
         $('size-fit').setAttribute('aria-pressed', 'false');
         $('size-native').setAttribute('aria-pressed', 'false');
         if (source(D.cells[0] || {}) !== before) drawGrid(); // thumbnails <-> PNGs
-        else { applyScale(S.size / maxEdge); stick(); }
+        else resize();
         $('fit-note').hidden = true;
       },
     });
@@ -517,6 +517,8 @@
     } else {
       applyScale(S.size === 'native' ? 1 : S.size / maxEdge);
     }
+    // Small cells: smaller heads (a 3-digit value still fits 24 px) and no time captions (clipped, they misread).
+    $('cells').classList.toggle('small', scale * maxEdge < 40);
     $('fit-note').hidden = !note;
     $('fit-note').textContent = note;
     const slider = $('size-slider');
@@ -528,17 +530,14 @@
   // super-Y bands stick under the lot.
   function stick() {
     const grid = $('cells');
+    // All reads, then all writes: one layout, not one per head (a sticky offset does not change a height).
+    const rows = ['0', '1', '2'].map((row) => [...grid.querySelectorAll(`.hdr[data-row="${row}"]`)]);
+    const heights = rows.map((cells) => Math.max(0, ...cells.map((node) => node.getBoundingClientRect().height)));
     let top = 0;
-    for (const row of ['0', '1', '2']) {
-      const cells = grid.querySelectorAll(`.hdr[data-row="${row}"]`);
-      if (!cells.length) continue;
-      let height = 0;
-      for (const node of cells) {
-        node.style.top = `${top}px`;
-        height = Math.max(height, node.getBoundingClientRect().height);
-      }
-      top += height;
-    }
+    rows.forEach((cells, n) => {
+      for (const node of cells) node.style.top = `${top}px`;
+      top += heights[n];
+    });
     for (const band of grid.querySelectorAll('.band')) band.style.top = `${top}px`;
   }
 
