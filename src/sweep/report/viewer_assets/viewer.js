@@ -693,12 +693,12 @@
     const c = i === null ? null : D.cells[i];
     box.dataset.cell = c ? c.id : '';
     box.dataset.job = c ? c.job : '';
-    const where = ROLES.filter((r) => S.role[r] >= 0).map((r) => `${A[S.role[r]].name} ${shown(S.role[r], S.large[r])}`);
+    const where = ROLES.filter((r) => S.role[r] >= 0).map((r) => `${title(S.role[r])} ${shown(S.role[r], S.large[r])}`);
     $('large-pos').textContent = where.join(' · ');
     const img = $('large-img');
     const mark = $('large-mark');
-    const title = c ? A.map((axis, a) => `${axis.name} ${shown(a, c.k[a])}`).join(' · ') : where.join(' · ');
-    $('large-title').textContent = title || (c ? c.id : '');
+    const heading = c ? A.map((_, a) => `${title(a)} ${shown(a, c.k[a])}`).join(' · ') : where.join(' · ');
+    $('large-title').textContent = heading || (c ? c.id : '');
     const status = $('large-status');
     status.className = c && c.st === 'failed' ? 'failed' : '';
     if (!c) status.textContent = 'no image with these values';
