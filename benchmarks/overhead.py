@@ -26,7 +26,10 @@ The wait (--stand-in):
   and holding the GIL like a launch-bound call (small models, compiled graphs without CUDA graphs). A writer
   thread that holds the GIL slows it down, which shows as overhead; its calibration drifts on a busy machine.
 
-Each run goes into a fresh directory under the system temp dir; --runs runs, the median is the figure.
+Each run goes into a fresh directory under the system temp dir; --runs runs, the median is the figure. With
+--device cpu the runner treats the pipeline as a CPU one and writes PNGs at a lower priority: on a machine busy
+with other work the figure is then mostly the wait for starved writers (seconds per image on a 2-core machine
+at load average 20); measure on a quiet machine, or on a GPU with --device cuda.
 """
 
 from __future__ import annotations
