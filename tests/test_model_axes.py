@@ -19,11 +19,11 @@ from PIL import Image
 
 from conftest import make_cfg
 from model_files import write_single_file, write_vae_file
+from readers import a1111_parse
 from sweep import pipeline
 from sweep.errors import SweepError
 from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline
 from sweep.runner import run_sweep
-from test_metadata import a1111_parse
 
 STEPS = "sweep.grid.num_inference_steps=[1,2]"
 FIXED = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null")  # one image per cell

@@ -105,11 +105,13 @@ def test_png_carries_its_parameters(tmp_path):
     text = Image.open(run_dir / row["image"]).text
     assert text["parameters"] == (
         "a photo of an astronaut riding a horse on mars\nNegative prompt: low quality\n"
-        "Steps: 3, Sampler: Euler, CFG scale: 5.0, Seed: 1234, Size: 64x64, Model: tiny, "
-        "Version: sdxl-sweep 0.1.0"
+        "Steps: 3, Sampler: Euler, Schedule type: DDIM, CFG scale: 5.0, Seed: 1234, Size: 64x64, Model: tiny, "
+        "RNG: CPU, Version: sdxl-sweep 0.1.0"
     )
-    # The machine-readable copy is our own chunk: ComfyUI reads a `prompt` chunk as a JSON workflow.
-    assert "prompt" not in text and "workflow" not in text
+    # `prompt` is a ComfyUI API graph (ComfyUI loads it on a drop); the machine-readable row is our own chunk.
+    graph = json.loads(text["prompt"])
+    assert {n["class_type"] for n in graph.values()} >= {"CheckpointLoaderSimple", "KSampler", "SaveImage"}
+    assert "workflow" not in text
     embedded = json.loads(text["sdxl-sweep"])
     assert (embedded["seed"], embedded["num_inference_steps"], embedded["guidance_scale"]) == (1234, 3, 5.0)
 
