@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -14,12 +15,14 @@ import sweep.schema  # noqa: F401  registers the structured-config schema and th
 from sweep.app import EXIT, run_job
 from sweep.cli_errors import install as install_compact_errors
 from sweep.config_dirs import add_config_dirs
+from sweep.errors import EXIT_DISK, disk_error, survive_closed_output
 from sweep.hydra_flags import flags_first
 from sweep.paths import CONF_DIR
-from sweep.signals import Interrupted, install_entry_handlers
+from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
 
 HYDRA_SUBDIR = ".hydra"
 SCRIPT = "sdxl-sweep"  # the console script of pyproject.toml's [project.scripts]
+RESUME_HINT = "every image already written is kept: run the same command to resume"
 
 
 def save_hydra_files(cfg: DictConfig, run_dir: Path) -> None:
@@ -77,16 +80,23 @@ def entry() -> None:
         # Hydra writes the script for the command in argv[0]; under `python -m` that is `python` plus a
         # script path the completion function then fails to find. The console script can be completed.
         sys.argv[0] = SCRIPT
+    survive_closed_output()  # `... | head -1`: the run goes on when its reader goes away; sweep.log keeps it all
     add_config_dirs(args)
     install_compact_errors()
     install_entry_handlers()
     try:
-        main()
+        with guard(RESUME_HINT):
+            main()
     except (KeyboardInterrupt, Interrupted) as exc:
-        code = exc.code if isinstance(exc, Interrupted) else 130
-        print("interrupted; every image already written is kept: run the same command to resume", file=sys.stderr,
-              flush=True)
-        _exit_now(code)
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(interrupted_line(signum, RESUME_HINT), file=sys.stderr, flush=True)
+        _exit_now(128 + signum)
+    except OSError as exc:  # a full or read-only disk before the run's own handling (Hydra's log file)
+        line = disk_error(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        _exit_now(EXIT_DISK)
     except SystemExit as exc:
         if exc.code in (130, 143):  # a stop the job already reported (sweep.app): out now, without the teardown
             _exit_now(exc.code)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.distributed import Ranks, ranks_for, remove_hydra_only_dir, shared_run_dir
-from sweep.errors import SweepError
+from sweep.errors import SweepError, disk_error
 from sweep.results import atomic_write
 from sweep.signals import Interrupted
 
@@ -69,6 +69,18 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
                   flush=True)
             remove_hydra_only_dir(run_dir)
         sys.exit(exc.code)  # a multirun stops too: its other jobs resume with the same command
+    except OSError as exc:
+        line = disk_error(exc)
+        if line is None and not multirun:
+            raise
+        if line is None:
+            log.exception("job failed")
+        elif ranks.is_main:
+            print(f"error: {line}", file=sys.stderr, flush=True)
+        if multirun and ranks.is_main:
+            _record_job_error_quietly(run_dir, sweep_dir, job or {}, line or f"{type(exc).__name__}: {exc}",
+                                      EXIT_FAILED_CELLS, save_hydra)
+        return _fail(EXIT_FAILED_CELLS, multirun)
     except Exception as exc:
         if not multirun:
             raise
@@ -103,6 +115,14 @@ def _writable_by_this_job(run_dir: Path) -> bool:
             return True
     except SweepError:
         return False
+
+
+def _record_job_error_quietly(*args: Any) -> None:
+    """The job's error into its status file, unless the disk refuses that too (it is already said)."""
+    try:
+        _record_job_error(*args)
+    except OSError:
+        pass
 
 
 def _record_job_error(run_dir: Path, sweep_dir: Path | None, job: dict[str, Any], message: str, code: int,

@@ -60,8 +60,10 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            exc.filename = str(path)  # name the file the user knows, not the hidden temp file
         raise
     fsync_dir(path.parent)
     return path

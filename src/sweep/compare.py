@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         return result.exit_code
 
-    return run_command(argv, __doc__, run)
+    return run_command(argv, __doc__, run, hint="the runs compared are untouched: run the same command again")
 
 
 if __name__ == "__main__":

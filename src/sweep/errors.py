@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+# Errors of the disk or the file system, not of the input: one line and exit code 1, never a traceback.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM)
+EXIT_DISK = 1
 
 
 class SweepError(Exception):
@@ -38,17 +46,104 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {found[0]}?)" if found else ""
 
 
-def run_command(argv: list[str] | None, doc: str | None, run: Callable[[list[str]], int]) -> int:
-    """The small commands' shared frame (sweep.report, sweep.compare): `-h` prints the module's doc; bad input
-    raised as SweepError is one `error:` line on stderr and exit code 2."""
-    import sys
+def disk_error(exc: BaseException | None) -> str | None:
+    """One line for a full, read-only or forbidden file system (`PATH: No space left on device; ...`), None for
+    any other error."""
+    seen = 0
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno in DISK_ERRORS) and seen < 10:
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # a disk error under a later one it caused
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRORS:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "use a writable place",
+           errno.EACCES: "fix its permissions or use another place", errno.EPERM: "fix its permissions or flags "
+           "(chattr -i) or use another place"}.get(exc.errno, "check the disk")
+    return " ".join(f"{where}: {exc.strerror or os.strerror(exc.errno)}; {fix}, then run the same command "
+                    "again".split())
 
+
+class _DropOnBrokenPipe:
+    """stdout/stderr that outlive their reader (`... | head -1`): after a broken pipe the stream's file
+    descriptor points at /dev/null, so the command finishes its work (the run's log keeps every line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _drop(self) -> None:
+        try:
+            fd = self._stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, fd)
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+            try:
+                self._stream.flush()  # what was buffered now goes to /dev/null
+            except OSError:
+                pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def survive_closed_output() -> None:
+    """Make sys.stdout and sys.stderr drop output once their pipe is closed (idempotent)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _DropOnBrokenPipe):
+            setattr(sys, name, _DropOnBrokenPipe(stream))
+
+
+def run_command(argv: list[str] | None, doc: str | None, run: Callable[[list[str]], int],
+                hint: str = "nothing it had written is lost: run the same command again") -> int:
+    """The small commands' shared frame (sweep.report, sweep.compare, sweep.multirun): `-h` prints the module's
+    doc; bad input raised as SweepError is one `error:` line on stderr and exit code 2; Ctrl-C and SIGTERM are one
+    line and 130 / 143 (a second one, or a first one the command cannot act on for a while, stops it at once); a
+    full, read-only or forbidden disk is one line and exit code 1; output to a closed pipe is dropped."""
+    from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
+
+    survive_closed_output()
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print((doc or "").strip())
         return 0
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install_entry_handlers()
     try:
-        return run(args)
+        with guard(hint):
+            return run(args)
     except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except (KeyboardInterrupt, Interrupted) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(interrupted_line(signum, hint), file=sys.stderr, flush=True)
+        return 128 + signum
+    except OSError as exc:
+        line = disk_error(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        return EXIT_DISK
+    finally:
+        if previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)

@@ -458,17 +458,20 @@ def _remove_if_empty(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sweep.multirun SWEEP_DIR`: merge a finished (or partly finished) multirun again."""
-    from sweep.errors import SweepError
+    from sweep.errors import run_command
 
-    args = sys.argv[1:] if argv is None else argv
+    return run_command(argv, MAIN_DOC, _merge_command, hint="the jobs' results are kept: run the same command "
+                       "to merge again")
+
+
+MAIN_DOC = "python -m sweep.multirun SWEEP_DIR: merge a finished (or partly finished) multirun again"
+
+
+def _merge_command(args: list[str]) -> int:
     if len(args) != 1 or args[0].startswith("-"):
         print("usage: python -m sweep.multirun SWEEP_DIR  (the multirun's hydra.sweep.dir)", file=sys.stderr)
         return 2
-    try:
-        check_sweep_dir(Path(args[0]))
-    except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    check_sweep_dir(Path(args[0]))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     merged = merge(Path(args[0]).resolve())
     for line in merged.lines():

@@ -20,7 +20,7 @@ from typing import Any
 
 from sweep import axes, grid
 from sweep.distributed import Ranks, ranks_for, scheduler_job
-from sweep.errors import SweepError
+from sweep.errors import SweepError, disk_error
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
 from sweep.results import DIGEST, IMAGES, ResultsTable, atomic_write, columns_for, file_digest
@@ -841,8 +841,12 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
         summary.sheets, summary.plots = list(result.sheets), list(result.plots)
         summary.extra += result.lines()
     except Exception as exc:
-        log.exception("report failed")
-        summary.errors.append(f"report: {type(exc).__name__}: {exc}")
+        line = disk_error(exc)
+        if line is None:
+            log.exception("report failed")
+        else:  # the disk, not a bug: one line, no traceback (the images are all kept)
+            log.error("report failed: %s", line)
+        summary.errors.append(f"report: {line or f'{type(exc).__name__}: {exc}'}")
     status = {"name": summary.name, "total": summary.total, "made": summary.made, "skipped": summary.skipped,
               "failed": summary.failed, "seconds": round(summary.seconds, 3), "errors": summary.errors,
               # A multirun's jobs in one process share one pipeline: the same pid, loads stays at 1.

@@ -33,6 +33,29 @@ def _check_int(key: str, value: object, minimum: int) -> int:
     return number
 
 
+def remove_stale_report_files(run_dir: Path) -> int:
+    """The hidden `.NAME.*.tmp` files a killed report (or run) left, removed before this report writes; not while
+    a run holds the directory's lock (its temp files are live)."""
+    import fcntl
+
+    from sweep.atomic import remove_stale_temp_files
+    from sweep.report import OUTPUTS
+    from sweep.rundir import LOCK
+
+    lock = run_dir / LOCK
+    handle = None
+    try:
+        if lock.is_file():
+            handle = open(lock, encoding="utf-8")  # noqa: SIM115  closed below; read-only: never creates it
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return remove_stale_temp_files([run_dir, *(run_dir / name for name in OUTPUTS)])
+    except OSError:
+        return 0  # a run holds the directory (or it cannot be locked or cleaned): leave its files alone
+    finally:
+        if handle is not None:
+            handle.close()
+
+
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
                  sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
                  captions: bool = True, reference: str | None = None) -> ReportResult:
@@ -44,6 +67,7 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     cell_max = _check_int("cell_max", cell_max, MIN_CELL)
     max_cells = _check_int("max_cells", max_cells, 1)
     run = load_run(run_dir)
+    remove_stale_report_files(run.run_dir)
     cells = run.cells
     if cells.empty:
         raise ReportError("DIR", str(run.run_dir), "a run whose results.csv has rows or whose sweep.json "

@@ -1,0 +1,177 @@
+"""Issue 21, cases 12-25: hostile input is refused early with one line, signals and broken disks or pipes are one
+line with an exit code, and a run outlives its terminal. `S` in the comments is `python -m sweep model=tiny`."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_cfg
+from sweep.runner import run_sweep
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+SMALL = ("sweep=seed_fixed", "height=64", "width=64", "num_inference_steps=2")
+
+
+def quiet(cfg, run_dir, **kwargs):
+    return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None, **kwargs)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    assert quiet(make_cfg(*SMALL), run_dir).made == 3
+    return run_dir
+
+
+@pytest.fixture
+def copy(finished, tmp_path):
+    return Path(shutil.copytree(finished, tmp_path / "run"))
+
+
+def one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+# --- 12: signals during one long C call --------------------------------------------------------------------
+
+LONG_CALL = """
+import sys, torch
+torch.set_num_threads(1)
+import sweep.signals
+from sweep.errors import run_command
+sweep.signals.GRACE_SECONDS = float(sys.argv[1])
+a = torch.ones(12000, 12000, dtype=torch.float64)
+def run(args):
+    print("ready", flush=True)
+    return int(torch.mm(a, a)[0, 0])  # minutes on one thread, and Python's handlers cannot run meanwhile
+sys.exit(run_command([], "", run))
+"""
+
+
+@pytest.mark.parametrize(("signum", "count", "grace", "says"), [
+    (signal.SIGINT, 2, "600", "a second signal, stopped at once"),
+    (signal.SIGTERM, 1, "0.5", "not stopped within 0.5 s, stopped at once"),
+])
+def test_a_signal_stops_a_command_stuck_in_one_long_call(signum, count, grace, says):
+    """Case 12: two SIGINTs and a SIGTERM were ignored for minutes while one denoising step ran."""
+    proc = subprocess.Popen([sys.executable, "-c", LONG_CALL, grace], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env())
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(1)  # into the call
+        for _ in range(count):
+            proc.send_signal(signum)
+            time.sleep(0.5)  # two signals sent at once would merge into one pending signal
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum
+    assert says in one_line(err) and signal.Signals(signum).name in err
+
+
+# --- 15, 16: full and read-only disks -------------------------------------------------------------------------
+
+
+def refuse_writes(monkeypatch, code: int) -> None:
+    """Every durable write (atomic files, results rows) fails as on a full or read-only file system."""
+    def fsync(fd):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_report_and_compare_on_a_full_or_read_only_disk_say_one_line(copy, finished, monkeypatch, capsys, code):
+    """Cases 15, 16: `sweep.report DIR`, `sweep.compare A DIR` gave ENOSPC / EROFS tracebacks."""
+    from sweep.compare import main as compare
+    from sweep.report.__main__ import main as report
+
+    images = sorted(p.name for p in (copy / "images").iterdir())
+    refuse_writes(monkeypatch, code)
+    assert report([str(copy)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {copy}") and os.strerror(code) in line and ".tmp" not in line
+    assert compare([str(finished), str(copy)]) == 1
+    assert os.strerror(code) in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in (copy / "images").iterdir()) == images  # images kept
+
+
+def test_resume_and_the_report_phase_on_a_full_disk_say_one_line(copy, monkeypatch, caplog, capsys):
+    """Case 15: resume and the run's report phase on a full disk (three chained tracebacks)."""
+    import sweep.runner
+    from sweep.app import run_job
+
+    (copy / "images" / sorted(os.listdir(copy / "images"))[0]).unlink()
+    original = sweep.runner.write_report
+
+    def report_on_a_full_disk(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            refuse_writes(patch, errno.ENOSPC)
+            return original(*args, **kwargs)
+
+    monkeypatch.setattr(sweep.runner, "write_report", report_on_a_full_disk)
+    summary = quiet(make_cfg(*SMALL), copy)
+    assert summary.made == 1 and summary.errors == [f"report: {copy / 'summary.csv'}: No space left on device; "
+                                                    "free some space, then run the same command again"]
+    assert "Traceback" not in caplog.text
+    (copy / "images" / sorted(os.listdir(copy / "images"))[0]).unlink()
+    capsys.readouterr()
+    refuse_writes(monkeypatch, errno.ENOSPC)
+    with pytest.raises(SystemExit) as stop:
+        run_job(make_cfg(*SMALL), copy)
+    assert stop.value.code == 1
+    assert "No space left on device" in one_line(capsys.readouterr().err)
+
+
+# --- 18: Ctrl-C in the small commands ----------------------------------------------------------------------
+
+
+def test_ctrl_c_in_report_compare_and_multirun_is_one_line_exit_130(copy, finished, monkeypatch, capsys):
+    """Case 18: Ctrl-C during `sweep.report`, `sweep.compare`, `sweep.multirun`: a 40-line traceback."""
+    import sweep.compare
+    import sweep.multirun
+    import sweep.report
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep.report, "build_report", ctrl_c)
+    monkeypatch.setattr(sweep.compare, "compare", ctrl_c)
+    monkeypatch.setattr(sweep.multirun, "merge", ctrl_c)
+    monkeypatch.setattr(sweep.multirun, "check_sweep_dir", lambda _: None)
+    from sweep.report.__main__ import main as report
+
+    for command, args in ((report, [str(copy)]), (sweep.compare.main, [str(finished), str(copy)]),
+                          (sweep.multirun.main, [str(copy)])):
+        assert command(args) == 130
+        assert one_line(capsys.readouterr().err).startswith("interrupted (SIGINT): ")
+
+
+# --- 23: a terminal that goes away -------------------------------------------------------------------------
+
+
+def test_a_run_whose_reader_goes_away_finishes_and_logs_everything(tmp_path):
+    """Case 23: `S ... 2>&1 | head -1` died silently when the pipe closed: rc 1, 0 images, nothing logged."""
+    run_dir = tmp_path / "run"
+    command = (f"{sys.executable} -m sweep model=tiny {' '.join(SMALL)} hydra.run.dir={run_dir} 2>&1 | head -1; "
+               "exit ${PIPESTATUS[0]}")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=env(), timeout=300)
+    assert done.returncode == 0, done.stdout
+    assert len(done.stdout.splitlines()) == 1
+    assert len(list((run_dir / "images").glob("*.png"))) == 3
+    log = (run_dir / "sweep.log").read_text()
+    assert "3 made, 0 skipped" in log and "sheet:" in log
