@@ -175,3 +175,52 @@ def test_a_run_whose_reader_goes_away_finishes_and_logs_everything(tmp_path):
     assert len(list((run_dir / "images").glob("*.png"))) == 3
     log = (run_dir / "sweep.log").read_text()
     assert "3 made, 0 skipped" in log and "sheet:" in log
+
+
+# --- 21, 22: refused before the first image ---------------------------------------------------------------
+
+
+def test_a_reference_along_an_axis_the_sweep_does_not_vary_is_refused_first(tmp_path):
+    """Case 21: `report.reference=guidance_scale:99` with guidance not varied ran the whole sweep."""
+    from sweep.errors import SweepError
+
+    with pytest.raises(SweepError, match=r"^report.reference: got 'guidance_scale:99'; allowed: an axis this "
+                       r"sweep varies \(repeat\)"):
+        quiet(make_cfg(*SMALL, "report.reference=guidance_scale:99"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("sampler", ["DDIM", "PLMS", "DPM++ 2M", "UniPC"])
+def test_steps_a_sampler_cannot_take_are_refused_before_the_load(tmp_path, sampler, monkeypatch):
+    """Case 22: `num_inference_steps=1000` with DDIM or PLMS failed in every cell with IndexError."""
+    import sweep.pipeline
+    from sweep.errors import SweepError
+
+    monkeypatch.setattr(sweep.pipeline, "load", lambda *a: pytest.fail("loaded"))
+    with pytest.raises(SweepError, match=rf"^num_inference_steps: got 1000; allowed: an integer from 1 to 999 with "
+                       rf"{sampler.replace('+', '.')} "):
+        quiet(make_cfg(*SMALL, "num_inference_steps=1000", f"scheduler={sampler}"), tmp_path / "run")
+
+
+def test_the_step_bound_is_each_schedulers_real_limit():
+    """999 steps run through DDIM's and PLMS's whole schedule on SDXL's scheduler config; Euler takes 1000."""
+    import diffusers
+    import torch
+
+    from sweep import axes, model_facts, models
+
+    facts = model_facts.peek({"source": "tiny"})
+    for name in ("DDIM", "PLMS", "Euler"):
+        spec = axes.check_scheduler(name, "scheduler")
+        steps = axes.max_steps(spec, facts)
+        assert steps == (1000 if name == "Euler" else 999)
+        scheduler = getattr(diffusers, spec.cls).from_config({**models.SDXL_SCHEDULER_CONFIG, **dict(spec.options)})
+        scheduler.set_timesteps(steps)
+        sample = torch.zeros(1, 4, 2, 2)
+        for t in scheduler.timesteps:
+            sample = scheduler.step(torch.zeros_like(sample), t, sample).prev_sample
+        if steps < 1000:
+            scheduler.set_timesteps(steps + 1)
+            with pytest.raises(IndexError):
+                for t in scheduler.timesteps:
+                    sample = scheduler.step(torch.zeros_like(sample), t, sample).prev_sample

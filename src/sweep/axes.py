@@ -52,6 +52,10 @@ class Facts:
     vae: str | None = None  # A1111's `VAE` name of model.vae, what an unset `vae` axis means (None: the model's own)
     timestep_spacing: str | None = None  # the model's scheduler config (what Automatic means for a schedule type)
     steps_offset: int | None = None
+    # Feature widths at full resolution in the VAE decoder and first width of the UNet (the memory bound,
+    # sweep.memory); SDXL's where the configs are not read.
+    vae_channels: int = 128
+    unet_channels: int = 320
 
 
 class PerModel(dict):
@@ -518,6 +522,47 @@ class Axis:
 def _steps(value: Any, key: str, facts: Facts) -> int:
     limit = facts.num_train_timesteps
     return _int(value, key, f"an integer from 1 to {limit} (the scheduler's num_train_timesteps)", 1, limit)
+
+
+# Schedulers that look their tables up by timestep (alphas_cumprod[t], or t's index in a table of T + 1 sigmas):
+# with timestep_spacing "leading" and steps_offset k, N steps end at timestep (N - 1) * (T // N) + k, past the
+# table when N is near T (DDIM and PLMS at 1000 steps: IndexError in every cell). The sigma-interpolating ones
+# (Euler, Heun, LMS, DPM2, DPM++ SDE) take any N up to T. Measured on diffusers 0.3x with SDXL's config.
+TIMESTEP_INDEXED = frozenset({"DDIMScheduler", "DDPMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler",
+                              "DEISMultistepScheduler", "UniPCMultistepScheduler"})
+
+
+SIGMA_SCHEDULES = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+
+
+def max_steps(spec: SchedulerSpec | None, facts: Facts) -> int:
+    """The most denoising steps this scheduler (None: the model's own) can take with the model's config."""
+    total = facts.num_train_timesteps
+    spec = spec or facts.scheduler
+    if spec is None or spec.cls not in TIMESTEP_INDEXED:
+        return total
+    options = dict(spec.options)
+    spacing = options.get("timestep_spacing", facts.timestep_spacing)
+    offset = int(options.get("steps_offset", facts.steps_offset) or 0)
+    if spacing != "leading" or offset <= 0 or any(options.get(k) for k in SIGMA_SCHEDULES):
+        return total  # Karras (or other) sigmas: timesteps come from interpolated sigmas, never past the table
+    steps = total
+    while steps > 1 and (steps - 1) * (total // steps) + offset > total - 1:
+        steps -= 1
+    return steps
+
+
+def check_steps_for_schedulers(cells: Iterable[Any], facts: Facts, key: str) -> None:
+    """Every cell's steps within what its scheduler can take (a cross-axis bound: steps x scheduler)."""
+    for steps, spec in {(c.get("num_inference_steps"), c.get("scheduler")) for c in cells}:
+        if steps is None:
+            continue
+        limit = max_steps(spec, facts)
+        if steps > limit:
+            name = (spec or facts.scheduler).name
+            raise bad_value(key, steps, f"an integer from 1 to {limit} with {name} (timestep_spacing 'leading' "
+                            f"plus steps_offset {facts.steps_offset} run past its {facts.num_train_timesteps} "
+                            "timesteps), or another sampler such as Euler")
 
 
 def _guidance(value: Any, key: str, facts: Facts) -> float:

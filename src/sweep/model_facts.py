@@ -31,12 +31,23 @@ def facts_from_configs(read: Reader) -> Facts | None:
               if c and c.get("num_hidden_layers")]
     spec = spec_from_config(scheduler["_class_name"], scheduler) if scheduler.get("_class_name") else None
     return Facts(native_size=(side, side), num_train_timesteps=int(scheduler.get("num_train_timesteps") or 1000),
-                 text_layers=min(layers) if layers else None, scheduler=spec, **_spacing(scheduler))
+                 text_layers=min(layers) if layers else None, scheduler=spec, **_spacing(scheduler),
+                 **_widths(unet, vae))
 
 
 def _spacing(config: Mapping[str, Any]) -> dict[str, Any]:
     """The scheduler config's spacing: what a sampler's Automatic schedule type is for this model."""
     return {"timestep_spacing": config.get("timestep_spacing"), "steps_offset": config.get("steps_offset")}
+
+
+def _widths(unet: Mapping[str, Any], vae: Mapping[str, Any]) -> dict[str, Any]:
+    """The feature widths the memory bound needs (sweep.memory), where the configs give them."""
+    found: dict[str, Any] = {}
+    if vae.get("block_out_channels"):
+        found["vae_channels"] = int(vae["block_out_channels"][0])
+    if unet.get("block_out_channels"):
+        found["unet_channels"] = int(unet["block_out_channels"][0])
+    return found
 
 
 def _folder_reader(folder: Path) -> Reader:
@@ -71,7 +82,7 @@ def _built_in(source: str) -> Facts:
     side = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
     return Facts(native_size=(side, side), num_train_timesteps=models.SDXL_SCHEDULER_CONFIG["num_train_timesteps"],
                  text_layers=layers, scheduler=spec_from_config("EulerDiscreteScheduler", models.SDXL_SCHEDULER_CONFIG),
-                 **_spacing(models.SDXL_SCHEDULER_CONFIG))
+                 **_spacing(models.SDXL_SCHEDULER_CONFIG), **_widths(unet, vae))
 
 
 def peek(model: Mapping[str, Any]) -> Facts | None:
@@ -101,4 +112,4 @@ def from_pipeline(pipe: Any) -> Facts:
     return Facts(native_size=(side, side), num_train_timesteps=int(scheduler.config.num_train_timesteps),
                  text_layers=min(layers) if layers else None,
                  scheduler=spec_from_config(type(scheduler).__name__, dict(scheduler.config)),
-                 **_spacing(dict(scheduler.config)))
+                 **_spacing(dict(scheduler.config)), **_widths(dict(pipe.unet.config), dict(pipe.vae.config)))

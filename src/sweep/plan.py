@@ -63,6 +63,11 @@ class Plan:
                     axes.get(name).parse(cell.get(name), key, own)
             cells += with_native_size([cell], own.native_size) if own.native_size else [cell]
         check_schedules(self.cells, facts, self.swept)
+        for cell in cells:
+            if cell.get("schedule_type") is None:  # another schedule type than Automatic sets its own spacing
+                axes.check_steps_for_schedulers([cell], axes.facts_for(facts, cell), "sweep.grid.num_inference_steps"
+                                                if any(v.axis.name in ("num_inference_steps", "scheduler")
+                                                       for v in self.swept) else "num_inference_steps")
         check_unique_ids(cells)
         return cells
 
@@ -118,7 +123,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
                         f"at most max_images={max_images} (raise it with max_images=N if you mean it)")
     layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
-    _check_report(cfg.get("report") or {}, swept)
+    _check_report(cfg.get("report") or {}, swept, multirun)
     from sweep import model_checks  # imports torch: after the cheap checks
 
     _check_model_axes(cfg["model"], model_checks.check(cfg["model"]), base, swept)
@@ -247,7 +252,7 @@ def _check_layout(layout: Mapping[str, Any], swept: list[str], multirun: bool) -
         raise bad_value("sweep.layout", dict(layout), "a different axis for rows, cols and sheets")
 
 
-def _check_report(report: Mapping[str, Any], swept: list[axes.Values]) -> None:
+def _check_report(report: Mapping[str, Any], swept: list[axes.Values], multirun: bool = False) -> None:
     from sweep.report.reference import check as check_reference
 
     if not isinstance(report.get("cell_max", 512), int) or int(report.get("cell_max", 512)) < 64:
@@ -255,7 +260,8 @@ def _check_report(report: Mapping[str, Any], swept: list[axes.Values]) -> None:
     if not isinstance(report.get("max_cells", 64), int) or int(report.get("max_cells", 64)) < 1:
         raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
     # The similarity reference's value must be one the grid has (aliases too: steps:30).
-    check_reference(report.get("reference"), {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)})
+    check_reference(report.get("reference"), {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)},
+                    strict=not multirun)
 
 
 def _check_prompt_sr(cells: list[Cell]) -> None:

@@ -46,13 +46,21 @@ def parse(text: Any, key: str = "report.reference") -> ReferenceSpec:
     return ReferenceSpec(axis, value if sep else None)
 
 
-def check(text: Any, axes: Mapping[str, Any], key: str = "report.reference") -> ReferenceSpec:
+def check(text: Any, axes: Mapping[str, Any], key: str = "report.reference", *, strict: bool = False) -> ReferenceSpec:
     """Parse, and when the axis is one this sweep's grid varies, check the value is one of its values, so a
-    typo fails before the first image instead of after the last. Axes that vary only across the jobs of a
-    multirun (or results columns such as model) are checked when the report is built."""
+    typo fails before the first image instead of after the last. `strict` (a single run, not a multirun job):
+    the axis must be one the grid varies, too. Axes that vary only across the jobs of a multirun (or results
+    columns such as model) are checked when the report is built."""
     spec = parse(text, key)
     values = axes.get(spec.axis) if spec.axis else None
-    if spec.value is None or not isinstance(values, list | tuple) or len(values) < 2:
+    varied = isinstance(values, list | tuple) and len(values) >= 2
+    if strict and spec.axis and not varied:
+        # The first name of each axis (its own, before its aliases).
+        names = list({id(v): name for name, v in reversed(axes.items()) if isinstance(v, list | tuple)
+                      and len(v) >= 2}.values())[::-1]
+        raise bad_value(key, str(text), "an axis this sweep varies (" + (", ".join(names) or "none varies")
+                        + ") as AXIS or AXIS:VALUE, auto, or none")
+    if spec.value is None or not varied:
         return spec
     if not all(isinstance(v, int | float | str) and not isinstance(v, bool) for v in values):
         return spec  # composite values (a resolution pair): left to the report, which knows their labels
