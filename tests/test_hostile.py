@@ -224,3 +224,15 @@ def test_the_step_bound_is_each_schedulers_real_limit():
             with pytest.raises(IndexError):
                 for t in scheduler.timesteps:
                     sample = scheduler.step(torch.zeros_like(sample), t, sample).prev_sample
+
+
+def test_a_garbage_expected_cells_is_one_line_naming_the_file(copy):
+    """Case 17: `sweep.json` with `expected_cells: "garbage"`: AttributeError, rc 1."""
+    import json
+
+    from sweep.errors import RunDirError
+
+    manifest = json.loads((copy / "sweep.json").read_text())
+    (copy / "sweep.json").write_text(json.dumps({**manifest, "expected_cells": "garbage"}))
+    with pytest.raises(RunDirError, match=r"sweep.json: expected_cells: got \"garbage\"; allowed: a list of cells"):
+        quiet(make_cfg(*SMALL), copy)

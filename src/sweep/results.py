@@ -413,7 +413,18 @@ def read_manifest(run_dir: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and "sdxl_sweep" in data else None
+    if not (isinstance(data, dict) and "sdxl_sweep" in data):
+        return None
+    for key, kind, what in (("expected_cells", list, "a list of cells"), ("made_with", dict, "a mapping"),
+                            ("model", dict, "a mapping"), ("random_seeds", list, "a list of seeds")):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is list and key == "expected_cells"
+                                                                  and not all(isinstance(c, dict) for c in value))):
+            shown = json.dumps(value, default=str)
+            raise RunDirError(f"{path}: {key}: got {shown[:60] + '...' if len(shown) > 60 else shown}; allowed: "
+                              f"{what}, as sdxl-sweep wrote it (put the file back, or move sweep.json away: the "
+                              "run then rebuilds it from results.csv and the images)")
+    return data
 
 
 def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
