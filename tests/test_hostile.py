@@ -236,3 +236,32 @@ def test_a_garbage_expected_cells_is_one_line_naming_the_file(copy):
     (copy / "sweep.json").write_text(json.dumps({**manifest, "expected_cells": "garbage"}))
     with pytest.raises(RunDirError, match=r"sweep.json: expected_cells: got \"garbage\"; allowed: a list of cells"):
         quiet(make_cfg(*SMALL), copy)
+
+
+# --- 12, 13: sizes bounded before the load -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    (("height=16384", "width=16384"), "height/width: got 16384x16384; allowed: a size whose image fits"),
+    (("sweep.grid.resolution=[9999999992x8]",), "sweep.grid.resolution: got 9999999992x8; allowed: a size"),
+])
+def test_a_size_no_memory_holds_is_refused_before_the_load(tmp_path, monkeypatch, overrides, says):
+    """Cases 12, 13: `S sweep=seed_fixed height=16384 width=16384` ran for 15 min; 9999999992x8 was OOM-killed."""
+    import sweep.pipeline
+    from sweep import memory
+    from sweep.errors import SweepError
+
+    monkeypatch.setattr(memory, "device_bytes", lambda device: 16 * 2**30)  # a 16 GB machine or card
+    monkeypatch.setattr(sweep.pipeline, "load", lambda *a: pytest.fail("loaded"))
+    with pytest.raises(SweepError, match=says):
+        quiet(make_cfg("sweep=seed_fixed", "num_inference_steps=2", *overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_memory_bound_counts_the_decoders_full_resolution_maps_unless_tiled():
+    """Three full-resolution maps of the decoder's last block (input, normalised, activated); tiled: the images."""
+    from sweep import memory, model_facts
+
+    facts = model_facts.peek({"source": "tiny"})
+    assert memory.cell_bytes(512, 512, 1, facts, 4, tiling=False) == 512 * 512 * 3 * 8 * 4
+    assert memory.cell_bytes(512, 512, 1, facts, 4, tiling=True) == 512 * 512 * 3 * 4  # the float32 images

@@ -263,8 +263,13 @@ def _run_sweep(
 
         plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
     facts = _model_facts(plan, model_cfg)
-    from sweep import pipeline  # torch: only once the input is known to be good
-    from sweep.devices import resolve_device
+    from sweep import memory, pipeline  # torch: only once the input is known to be good
+    from sweep.devices import resolve_device, resolve_dtype
+
+    # Before the directory is touched or the model loads: a size whose image no device memory holds.
+    target = resolve_device(str(model_cfg.get("device", "auto")))
+    memory.check(plan, facts, target, model_cfg,
+                 str(resolve_dtype(str(model_cfg.get("dtype", "auto")), target)).removeprefix("torch."))
 
     lock = rundir.RunLock(run_dir)
 
