@@ -99,7 +99,8 @@ class RunLock:
     file, a new inode, and its flock does not conflict), while the directory stays the same inode as long as
     anything is in it. flock locks belong to the open file, so the OS drops the lock when the process dies
     (kill -9 included) and a resume can take it again at once. `.sweep.lock` only tells who holds it: the
-    holder's pid, host and start time, written once the run is accepted (a refused run changes nothing).
+    holder's pid, host and start time, written once the run is accepted (a refused run leaves its content as it
+    was; it only creates the file, empty, where it is missing).
     Where a directory cannot be locked (some network file systems), the lock falls back to `.sweep.lock`.
     """
 
@@ -110,6 +111,11 @@ class RunLock:
     def acquire(self) -> RunLock:
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
+        try:  # the file exists before anyone holds the lock: a refused process's clean-up of a folder that
+            # holds only Hydra's files (distributed.remove_hydra_only_dir) never removes the holder's new dir
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666))
+        except OSError:
+            pass  # .sweep.lock a directory or read-only: the lock is on the directory anyway
         try:
             fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError:  # a directory you may write but not list: lock the file instead
