@@ -265,3 +265,41 @@ def test_the_memory_bound_counts_the_decoders_full_resolution_maps_unless_tiled(
     facts = model_facts.peek({"source": "tiny"})
     assert memory.cell_bytes(512, 512, 1, facts, 4, tiling=False) == 512 * 512 * 3 * 8 * 4
     assert memory.cell_bytes(512, 512, 1, facts, 4, tiling=True) == 512 * 512 * 3 * 4  # the float32 images
+
+
+# --- 25: messages -------------------------------------------------------------------------------------------
+
+
+def test_experiment_differences_are_shown_whole_and_unset_reads_unset():
+    """Case 25: "model was {...d..., now {...d..." cut the difference off; "eta was , now [0, 1]"."""
+    from sweep.results import experiment_diff
+
+    long = "/a/very/long/folder/name/that/goes/on/and/on/for/quite/a/while/before/the/model/" + "x" * 40
+    old = {"model": {"source": "path", "path": long + "1", "dtype": "float32"},
+           "expected_cells": [{"eta": None, "seed": 1}]}
+    new = {"model": {"source": "path", "path": long + "2", "dtype": "float32"},
+           "expected_cells": [{"eta": 0.5, "seed": 1}]}
+    phrases = experiment_diff(old, new)
+    assert f"model.path was {long}1, now {long}2" in phrases
+    assert "eta was unset, now 0.5" in phrases
+
+
+def test_an_axis_without_its_model_file_names_its_value(tmp_path):
+    """Case 25: "refiner_switch: got 'set'"."""
+    from sweep.errors import SweepError
+
+    with pytest.raises(SweepError, match=r"^sweep.grid.refiner_switch: got \[0.5, 0.7\]; allowed: null unless "
+                       r"model.refiner is set"):
+        quiet(make_cfg(*SMALL, "+sweep.grid.refiner_switch=[0.5,0.7]"), tmp_path / "run")
+
+
+def test_a_nan_image_in_a_float32_run_does_not_suggest_float32(tmp_path, monkeypatch):
+    """Case 25: the NaN hint suggested float32 in a float32 run."""
+    import pandas as pd
+
+    from sweep import pixels
+
+    monkeypatch.setattr(pixels.Pixels, "to_pil", lambda self: None)  # every decode came out NaN
+    quiet(make_cfg(*SMALL), tmp_path / "run")
+    errors = set(pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)["error"])
+    assert errors == {pixels.NAN_ERROR_FP32} and "model.dtype=float32" not in pixels.NAN_ERROR_FP32

@@ -196,7 +196,7 @@ def _bad_files(root, files):
         ("model.refiner=./no/such/refiner", "model.refiner: got '", "(no such folder)"),
         (f"model.refiner={files / 'base-folder'}", "model.refiner: got '", "(an SDXL base folder"),
         ("model.refiner=tiny refiner_switch=1.5", "refiner_switch: got 1.5", "strictly between 0 and 1"),
-        ("refiner_switch=0.5", "refiner_switch: got 'set'", "allowed: a model.refiner to go with it"),
+        ("refiner_switch=0.5", "refiner_switch: got 0.5", "allowed: null unless model.refiner is set"),
         ("sweep.grid.lora={nope:[0,1]}", "sweep.grid.lora.nope: got 'nope'", "a LoRA named in model.lora"),
     ]
 

@@ -239,7 +239,7 @@ def test_failed_cells_are_retried_on_resume(tmp_path, monkeypatch):
         ("sweep.grid.seed=[7,8]", "seed was [1, 2, 3], now [7, 8]"),
         ("negative_prompt=blurry", "negative_prompt was"),
         ("sweep.grid.num_inference_steps=[3,4]", "num_inference_steps was [1, 2], now [3, 4]"),
-        ("model.dtype=bfloat16", "model was"),
+        ("model.dtype=bfloat16", "model.dtype was float32, now bfloat16"),
     ],
 )
 def test_resume_into_another_experiment_is_refused_and_changes_nothing(tmp_path, finished, change, needle):

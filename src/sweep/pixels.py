@@ -24,6 +24,9 @@ import numpy as np
 
 NAN_ERROR = ("the image came out NaN (numeric overflow: an fp16 VAE is the usual cause; try model.dtype=float32 "
              "or an fp16-fix VAE)")
+# In a float32 run the usual cause is ruled out: the weights or the settings overflow.
+NAN_ERROR_FP32 = ("the image came out NaN in float32 (the model's or the VAE's weights hold NaN or overflow, or a "
+                  "setting does, such as an extreme guidance_scale or eta: check model.vae and the swept values)")
 
 
 @dataclass

@@ -151,7 +151,11 @@ def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str
                             + (", ".join(names) or "none is set (model.lora=FILE.safetensors)"))
     for axis in (a for a in axes.AXES if a.requires and not model.get(a.requires)):
         if base.get(axis.name) is not None or any(v.axis.name == axis.name for v in swept):
-            raise bad_value(axis.name, "set", f"a model.{axis.requires} to go with it: model.{axis.requires}=...")
+            given = base.get(axis.name)
+            if given is None:
+                given = next(v.values for v in swept if v.axis.name == axis.name)
+            key = axis.name if base.get(axis.name) is not None else f"sweep.grid.{axis.name}"
+            raise bad_value(key, given, f"null unless model.{axis.requires} is set: add model.{axis.requires}=...")
     from sweep import model_axes
 
     model_axes.check(model, swept)

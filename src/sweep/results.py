@@ -489,8 +489,13 @@ def experiment_diff(recorded: Mapping[str, Any], current: Mapping[str, Any], gro
         phrases.append(f"sweep was {_short(old_name)}, now {_short(new_name)}")
     rebuilt = recorded.get("rebuilt")
     old_made, new_made = recorded.get("made_with") or {}, current.get("made_with") or {}
-    if not rebuilt and recorded.get("model") != current.get("model"):
-        phrases.append(f"model was {_short(recorded.get('model'))}, now {_short(current.get('model'))}")
+    old_model, new_model = recorded.get("model"), current.get("model")
+    if not rebuilt and old_model != new_model:
+        if isinstance(old_model, dict) and isinstance(new_model, dict):  # only what differs, whole
+            phrases += [f"model.{k} was {_short(old_model.get(k), None)}, now {_short(new_model.get(k), None)}"
+                        for k in dict.fromkeys([*old_model, *new_model]) if old_model.get(k) != new_model.get(k)]
+        else:
+            phrases.append(f"model was {_short(old_model)}, now {_short(new_model)}")
     old_weights, new_weights = recorded.get("weights") or {}, current.get("weights") or {}
     if rebuilt and new_weights.get("model.path"):  # the rows' model_hash: A1111's first 10 digits of a file's
         old_weights = {"model.path": old_made.get("model_hash")} if old_made.get("model_hash") else {}
@@ -510,12 +515,14 @@ def experiment_diff(recorded: Mapping[str, Any], current: Mapping[str, Any], gro
     return phrases
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, limit: int | None = 70) -> str:
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
+    if value is None or value == "":
+        return "unset"  # not an empty gap ("eta was , now 0.5")
     text = json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else value
     text = text.replace('"', "")
-    return text if len(text) <= 70 else text[:67] + "..."
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
 
 
 def check_same_experiment(run_dir: Path, current: Mapping[str, Any], grow: bool = False) -> None:

@@ -517,9 +517,12 @@ class ImageWriter:
     def _write(self, row: dict[str, Any], image: Any | None, cell: Cell, facts: axes.Facts) -> dict | None:
         """Write the cell's PNG; returns its row (failed if the image could not be made), None on a disk error."""
         from sweep.metadata import a1111_parameters, comfy_prompt, png_bytes
+        from sweep.pixels import NAN_ERROR, NAN_ERROR_FP32
 
         try:
             picture, why = image.to_image() if image is not None else (None, None)
+            if why == NAN_ERROR and row.get("dtype") == "float32":
+                why = NAN_ERROR_FP32  # "try float32" would send a float32 run round in a circle
             if why:
                 return _failed(row, why)
             if picture is not None:
