@@ -229,8 +229,13 @@ def test_report_sheets_none_makes_one_sheet(tmp_path):
     assert len(one.sheets) == 1 and one.layouts[0].sheets == ()
     assert one.layouts[0].rows == ("seed", "guidance_scale")  # the left axis joins the open slot
     assert sorted(one.pages[0].boxes) == sorted(c["cell_id"] for c in cells)
-    with pytest.raises(ReportError, match=r"^sheets: got 'none'; allowed: a sheet axis for guidance_scale"):
-        build_report(run, rows="seed", cols="num_inference_steps", sheets="none")
+    # rows and cols given: what still varies joins the rows after them, still one sheet (issue 23).
+    both = build_report(run, rows="seed", cols="num_inference_steps", sheets="none")
+    assert len(both.sheets) == 1 and both.layouts[0].rows == ("seed", "guidance_scale")
+    assert both.layouts[0].cols == ("num_inference_steps",)
+    assert sorted(both.pages[0].boxes) == sorted(c["cell_id"] for c in cells)
+    with pytest.raises(ReportError, match=r"^rows: got 'sede'"):
+        build_report(run, rows="sede", sheets="none")
 
 
 def test_report_cli_passes_every_option_and_suggests(tmp_path, monkeypatch, capsys):

@@ -241,7 +241,7 @@ def test_single_image_long_prompt_and_nan_fields(tmp_path):
     assert sheet.width < 2000  # the prompt wraps instead of widening the sheet
 
 
-def test_long_prompts_as_rows_wrap_in_the_header(tmp_path):
+def test_long_prompts_as_rows_go_by_id_with_the_full_text_in_the_title(tmp_path):
     prompts = [PROMPT + ", " + "very detailed, " * 30, "a cat"]
     cells = grid(prompt=prompts, seed=[1, 2])
     for i, c in enumerate(cells):
@@ -250,9 +250,11 @@ def test_long_prompts_as_rows_wrap_in_the_header(tmp_path):
     result = build_report(make_run(tmp_path / "run", cells))
     assert result.layouts[0].rows == ("prompt",)
     page = result.pages[0]
-    # The long header made its row taller than the cell instead of being cut off.
+    # A header is the prompt's id and first words, not a paragraph; the title lists each prompt in full.
+    assert page.rows == ("prompt = P1 “a photo of an astronaut riding a horse…”", "prompt = P2 “a cat”")
+    assert page.legend == (f"P1: {prompts[0]}", "P2: a cat")
     first, second = (page.boxes[c["cell_id"]][1] for c in (cells[0], cells[2]))
-    assert second - first > 128 + 100
+    assert second - first < 128 + 100  # the row is as tall as its cell, not its prompt
 
 
 def test_cjk_prompts_build_sheets_and_plots_without_warnings(tmp_path):

@@ -494,6 +494,12 @@ class Axis:
     # (A1111's default) where that pass is on and it is unset.
     part_of: str = ""
     fill: Any = None
+    # One value as users say it with its axis ("CFG 7", "30 steps"); default "TITLE VALUE".
+    phrase: Callable[[str], str] | None = None
+    # How it moves an image's seconds (the report's timing model): None: it does not (seed, prompt); "linear":
+    # a fixed cost plus a cost per unit (steps); else a function naming a value's cost class (each size its
+    # own; guidance: CFG on or off, which halves the UNet batch).
+    timing: Callable[[str], str] | str | None = None
 
     @property
     def cols(self) -> tuple[str, ...]:
@@ -502,6 +508,11 @@ class Axis:
     @property
     def heading(self) -> str:
         return self.title or self.name
+
+    def says(self, text: str) -> str:
+        """A results.csv value as users say it with its axis: 'CFG 7', '30 steps', 'DPM++ 2M Karras'."""
+        shown = label(self.name, text)
+        return self.phrase(shown) if self.phrase and text != "" else f"{self.heading} {shown}"
 
     @property
     def token(self) -> str:
@@ -517,6 +528,13 @@ class Axis:
         if self.record is not None:
             return self.record(value)
         return {self.name: value}
+
+
+def _number_or(text: str, default: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return default
 
 
 def _steps(value: Any, key: str, facts: Facts) -> int:
@@ -782,30 +800,36 @@ AXES: tuple[Axis, ...] = (
     Axis("seed", _seed, "seed",
          title="Seed", base_type=int, base_default=1234, numeric=True, ranges=True, splits_calls=False,
          sort_values=False, aliases=("seeds",), id=lambda v: f"seed{v}", infotext=lambda v: [("Seed", v)],
-         info_rank=40),
+         info_rank=40,
+         phrase=lambda v: f"seed {v}"),
     Axis("num_inference_steps", _steps, "call",
          title="Steps", base_type=int, base_default=50, numeric=True, ranges=True,
          model_bound=True, short="steps", aliases=("steps", "step"), help="denoising steps", id=lambda v: f"steps{v}",
-         infotext=lambda v: [("Steps", v)], info_rank=10),
+         infotext=lambda v: [("Steps", v)], info_rank=10,
+         phrase=lambda v: f"{v} steps", timing="linear"),
     Axis("guidance_scale", _guidance, "call",
          title="CFG scale", base_type=float, base_default=5.0, numeric=True, ranges=True,
          short="cfg", aliases=("cfg", "guidance", "cfg_scale", "cfg scale"), help="CFG scale; <= 1 turns CFG off",
-         id=lambda v: f"cfg{number_text(v)}", infotext=lambda v: [("CFG scale", v)], info_rank=30),
+         id=lambda v: f"cfg{number_text(v)}", infotext=lambda v: [("CFG scale", v)], info_rank=30,
+         phrase=lambda v: f"CFG {v}", timing=lambda v: "CFG off" if _number_or(v, 2.0) <= 1 else "CFG on"),
     Axis("resolution", _size, "size",
          title="Size", columns=("height", "width"), record=_size_record, numeric=True,
          id=lambda v: f"{v[0]}x{v[1]}", infotext=lambda v: [("Size", f"{v[0]}x{v[1]}")], info_rank=50,
          none_label="native", aliases=("size", "res", "wxh"), help="megapixels; labels WIDTHxHEIGHT",
-         allowed=SIZE_HELP),
+         allowed=SIZE_HELP,
+         phrase=str, timing=str),
     Axis("scheduler", _scheduler, "scheduler",
          title="Sampler", base_type=Any, columns=("scheduler", "scheduler_class"),
          record=_scheduler_record, id=_scheduler_id, infotext=lambda v: v.a1111(), info_rank=20,
          resolve=lambda facts: facts.scheduler, aliases=("sampler", "samplers", "schedulers"), help="sampler",
-         allowed=SCHEDULER_HELP),
+         allowed=SCHEDULER_HELP,
+         phrase=str, timing=str),
     # A1111 1.9+'s "Schedule type", crossed with the sampler; null/Automatic = what the sampler does by itself.
     Axis("schedule_type", _schedule_type, "scheduler",
          title="Schedule type", base_type=str | None, id=lambda v: slug(v, 20),
          infotext=lambda v: [("Schedule type", v)], info_rank=21, none_label="Automatic",
-         aliases=("schedule", "schedule type", "schedule_types"), help="noise schedule", allowed=SCHEDULE_HELP),
+         aliases=("schedule", "schedule type", "schedule_types"), help="noise schedule", allowed=SCHEDULE_HELP,
+         timing=str),
     # How prompt text becomes embeddings (sweep.prompt_syntax); null = a1111. Part of the prompt cache key.
     Axis("prompt_syntax", _prompt_syntax, "encode", base_type=Any, id=lambda v: f"syntax-{v}",
          infotext=_syntax_infotext, info_rank=80, none_label="a1111", allowed="a1111, compel or none"),
@@ -820,13 +844,15 @@ AXES: tuple[Axis, ...] = (
          infotext=lambda v: [("Eta", v)], info_rank=76),
     Axis("denoising_end", _optional_float(0.0, 1.0, "a fraction in (0, 1]", open_low=True), "call",
          base_type=float | None, numeric=True, ranges=True, id=lambda v: f"dend{number_text(v)}",
-         infotext=lambda v: [("Denoising end", v)], info_rank=77),
+         infotext=lambda v: [("Denoising end", v)], info_rank=77,
+         timing=str),
     # SDXL's base + refiner "ensemble of experts": the base runs denoising_end=F, the refiner denoising_start=F.
     Axis("refiner_switch", _switch, "refiner", base_type=float | None, numeric=True, ranges=True, requires="refiner",
          short="switch", aliases=("switch", "refiner switch at", "high_noise_frac"),
          help="fraction of the steps the base runs before the refiner", id=lambda v: f"refsw{number_text(v)}",
          infotext=lambda v: [("Refiner switch at", v)], info_rank=65, resolve=lambda facts: facts.refiner_switch,
-         none_label="no refiner"),
+         none_label="no refiner",
+         timing=str),
     Axis("repeat", lambda v, k, f: v, "repeat", numeric=True, id=lambda v: f"r{v}",
          allowed="an integer >= 1 (how many times each cell is made)"),
     # What is loaded. A1111's `Model`, `Model hash`, `VAE` and `VAE hash` come from the loaded files (results
@@ -835,39 +861,47 @@ AXES: tuple[Axis, ...] = (
                                   "model.models_dir, or a built-in model (" + ", ".join(BUILT_IN_CHECKPOINTS) + ")"),
          "model", record=lambda v: {"checkpoint": file_label(v) if v else None}, derives=("model",),
          id=lambda v: f"ckpt-{slug(file_label(v), 40)}", none_label="model config", cost=1.0,
-         aliases=("checkpoints", "checkpoint name", "model_path"), help="checkpoint"),
+         aliases=("checkpoints", "checkpoint name", "model_path"), help="checkpoint",
+         timing=str),
     Axis("vae", _model_ref("a VAE: a .safetensors file, a diffusers VAE folder, a hub id or a name under "
                            "model.models_dir"),
          "model", record=lambda v: {"vae": file_label(v, keep_suffix=True) if v else None},
          resolve=lambda facts: facts.vae, id=lambda v: f"vae-{slug(file_label(v), 40)}", none_label="model's own",
-         cost=0.7, aliases=("vaes", "sd_vae"), help="VAE"),
+         cost=0.7, aliases=("vaes", "sd_vae"), help="VAE",
+         timing=str),
     # Hires. fix as A1111 does it: first pass at the cell's size, upscale, second pass at hires_denoise.
     Axis("hires_scale", _optional_float(1.0, MAX_HIRES_SCALE, f"a factor from 1 to {MAX_HIRES_SCALE:g} (null: no "
                                         "Hires. fix)"), "pass", base_type=float | None, numeric=True, ranges=True,
          id=lambda v: f"hires{number_text(v)}", infotext=lambda v: [("Hires upscale", v)], info_rank=67,
-         none_label="no hires", aliases=("hires", "hr_scale", "hires upscale"), help="Hires. fix upscale factor"),
+         none_label="no hires", aliases=("hires", "hr_scale", "hires upscale"), help="Hires. fix upscale factor",
+         timing=str),
     Axis("hires_steps", lambda v, k, f: None if v is None else _int(v, k, "an integer >= 1, or null for the "
                                                                      "first pass's steps", 1, 10000),
          "pass", base_type=int | None, numeric=True, ranges=True, part_of="hires_scale",
          id=lambda v: f"hsteps{v}", infotext=lambda v: [("Hires steps", v)], info_rank=68,
-         none_label="as first pass", aliases=("hr_steps",), help="Hires. fix steps"),
+         none_label="as first pass", aliases=("hr_steps",), help="Hires. fix steps",
+         timing=str),
     Axis("hires_denoise", _optional_float(0.0, 1.0, "a denoising strength from 0 to 1 (0: the upscaled first "
                                           "pass as is)"), "pass", base_type=float | None, numeric=True,
          ranges=True, part_of="hires_scale", fill=0.7, id=lambda v: f"hden{number_text(v)}",
          infotext=lambda v: [("Denoising strength", v)], info_rank=66,
-         aliases=("denoising", "denoising strength", "hr_denoise"), help="Hires. fix denoising strength"),
+         aliases=("denoising", "denoising strength", "hr_denoise"), help="Hires. fix denoising strength",
+         timing=str),
     Axis("hires_upscaler", _upscaler, "pass", base_type=str | None, part_of="hires_scale", fill="Latent",
          id=lambda v: f"hup-{slug(v, 24)}", infotext=lambda v: [("Hires upscaler", v)], info_rank=69,
          aliases=("hr_upscaler", "hires upscaler", "upscaler"), help="Hires. fix upscaler",
-         allowed="an upscaler: " + ", ".join((*HIRES_LATENT, *HIRES_PIXEL))),
+         allowed="an upscaler: " + ", ".join((*HIRES_LATENT, *HIRES_PIXEL)),
+         timing=str),
     # Image-to-image: the first pass starts from this image (resized to the cell's size) at `strength`.
     Axis("init_image", _init_image, "pass", base_type=str | None, columns=("init_image", "init_image_hash"),
          record=_init_record, id=lambda v: text_id("init", file_label(v, keep_suffix=True), 16),
-         none_label="(text to image)", aliases=("init_images",), help="init image"),
+         none_label="(text to image)", aliases=("init_images",), help="init image",
+         timing=str),
     Axis("strength", _optional_float(0.0, 1.0, "a denoising strength in (0, 1]", open_low=True), "pass",
          base_type=float | None, numeric=True, ranges=True, part_of="init_image", fill=0.3,
          id=lambda v: f"str{number_text(v)}", infotext=lambda v: [("Denoising strength", v)], info_rank=66,
-         aliases=("img2img strength",), help="image-to-image strength"),
+         aliases=("img2img strength",), help="image-to-image strength",
+         timing=str),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 # Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.
@@ -952,7 +986,7 @@ def _pipeline_argument(name: str) -> Axis | None:
         return check_text(value, key, optional=True)
 
     numeric = kind in ("int", "float")
-    return Axis(name, parse, "call", numeric=numeric, ranges=numeric,
+    return Axis(name, parse, "call", numeric=numeric, ranges=numeric, timing=str,  # unknown cost: its own class
                 id=lambda v: f"{slug(name, 12)}{number_text(v) if numeric else text_id('', str(v), 12)}",
                 infotext=lambda v: [(name, v)], info_rank=95)
 
@@ -1093,6 +1127,25 @@ def label(axis_name: str, text: str) -> str:
         return text
     axis = BY_NAME.get(axis_name)
     return axis.none_label if axis else "(none)"
+
+
+def known(name: str) -> Axis | None:
+    """The registry entry of a results.csv axis column (a LoRA's strength included), or None (model, job)."""
+    if name.startswith(f"{LORA}."):
+        return lora_axis(name.split(".", 1)[1])
+    return BY_NAME.get(name)
+
+
+def title(name: str) -> str:
+    """How users name an axis: 'CFG scale', 'Sampler'; a column outside the registry by its own name."""
+    axis = known(name)
+    return axis.heading if axis else name
+
+
+def says(name: str, text: str) -> str:
+    """One value with its axis as users say it: 'CFG 7', '30 steps', 'DPM++ 2M Karras', 'model tiny'."""
+    axis = known(name)
+    return axis.says(text) if axis else f"{name} {label(name, text)}"
 
 
 __all__ = ["AXES", "Axis", "Facts", "SchedulerSpec", "SweepError", "Values", "get", "grid_values", "label"]

@@ -32,6 +32,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from sweep.report.result import sheet_lines
+
 log = logging.getLogger("sweep")
 
 JOBS = "jobs.csv"
@@ -72,6 +74,7 @@ class Merged:
     viewer: Path | None = None
     errors: list[str] = field(default_factory=list)
     insights: list[str] = field(default_factory=list)  # the merged report's knee / seed-spread sentences
+    sheet_note: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -81,7 +84,7 @@ class Merged:
         bad = [j for j in self.jobs if j.status != "ok"]
         out = [f"multirun: {len(self.jobs)} jobs ({len(bad)} not ok), {self.rows} images merged "
                f"-> {self.sweep_dir / 'results.csv'}"]
-        out += [f"sheet:   {path}" for path in self.sheets]
+        out += sheet_lines(self.sheets, None, self.sheet_note)  # the viewer has its own line
         out += [f"viewer:  {self.viewer}"] if self.viewer else []
         out += self.insights
         out += [f"FAILED {j.name} ({' '.join(j.overrides)}): {j.status}: {j.error}" for j in bad]
@@ -406,6 +409,7 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
         return
     merged.layouts = [layout_.describe() for layout_ in result.layouts]
     merged.sheets = list(result.sheets)
+    merged.sheet_note = result.sheet_note
     merged.viewer = result.viewer
     merged.insights = list(result.insights)
 

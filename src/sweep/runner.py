@@ -23,6 +23,7 @@ from sweep.distributed import Ranks, ranks_for, scheduler_job
 from sweep.errors import SweepError, disk_error
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
+from sweep.report.result import sheet_lines
 from sweep.results import DIGEST, IMAGES, ResultsTable, atomic_write, columns_for, file_digest
 from sweep.signals import Interrupted, Stop, stop_on_signals
 
@@ -49,6 +50,7 @@ class RunSummary:
     sheets: list[Path] = field(default_factory=list)
     plots: list[Path] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # further report lines (the page, insights)
+    sheet_note: str = ""  # which sheets a large sweep got (the viewer has every image)
     errors: list[str] = field(default_factory=list)
     moved_aside: Path | None = None
 
@@ -64,7 +66,7 @@ class RunSummary:
             f"of {self.total} images in {self.seconds:.1f} s{per_image}",
             f"results: {self.run_dir / 'results.csv'}",
         ]
-        out += [f"sheet:   {path}" for path in self.sheets]
+        out += sheet_lines(self.sheets, None, self.sheet_note)  # the viewer is among the report's lines
         out += [f"plot:    {path}" for path in self.plots]
         out += self.extra
         out += [f"error:   {error}" for error in self.errors]
@@ -816,7 +818,20 @@ def _row(cell: Cell, facts: axes.Facts, fixed: Mapping[str, Any], outcome: Outco
         "error": error or "",
         "image": "" if error else f"{IMAGES}/{cell.cell_id}.png",
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **machine_load(),
     }
+
+
+def machine_load() -> dict[str, Any]:
+    """The 1-minute load average as the row lands, and the cores: the report judges its timings by them (a
+    machine busy with other work makes seconds noisy). Empty where the OS has no load average."""
+    import os
+
+    try:
+        load: Any = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        load = ""
+    return {"load_avg": load, "cpus": os.cpu_count() or ""}
 
 
 def _progress_bar(total: int, done: int, enabled: bool) -> Any:
@@ -847,6 +862,7 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     try:
         result = write_report(run_dir, cfg)
         summary.sheets, summary.plots = list(result.sheets), list(result.plots)
+        summary.sheet_note = result.sheet_note
         summary.extra += result.lines()
     except Exception as exc:
         line = disk_error(exc)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import suggest
-from sweep.report.result import ReportError
+from sweep.report.result import LISTED_SHEETS, ReportError
 
 USAGE = " ".join(__doc__.strip().split("\n\n")[0].split())
 OPTIONS = ("rows", "cols", "sheets", "cell_max", "max_cells", "captions", "reference")
@@ -63,8 +63,11 @@ def _report(args: list[str]) -> int:
     root = Path(run_dir)
     print(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "
           f"({'; '.join(layout.describe() for layout in result.layouts)})")
-    for path in result.sheets:
-        print(f"  {path}")
+    if len(result.sheets) <= LISTED_SHEETS:
+        for path in result.sheets:
+            print(f"  {path}")
+    if result.sheet_note:
+        print(f"  ({result.sheet_note}; every image in the viewer)")
     print(f"summary: {result.summary}")
     print(f"viewer:  {result.viewer}")
     for path in result.plots:

@@ -6,21 +6,60 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
+
+from sweep.axes import title as axis_title
 from sweep.errors import SweepError
 from sweep.report import metrics as mx
+from sweep.report import names as nm
 from sweep.report import reference as ref
+from sweep.report import timing as tm
 from sweep.report.atomic import ImageSaver
 from sweep.report.convergence import write_convergence
 from sweep.report.data import load_run
 from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
 from sweep.report.plots import write_plots
-from sweep.report.result import ReportError, ReportResult
+from sweep.report.result import Layout, ReportError, ReportResult
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
 from sweep.report.viewer import write_viewer
 
 SHEETS_DIR, PLOTS_DIR = "sheets", "plots"
 MIN_CELL = 64
+MAX_SHEETS = 8  # inferred sheets beyond this: one per value of the slowest-changing sheet axis
+
+
+def _changes(cells: pd.DataFrame, axis: str) -> int:
+    """How often the axis's value changes along the sweep's order (the outermost loop changes least)."""
+    values = labels(cells.sort_values("_order", kind="stable"), axis)
+    return int((values != values.shift()).sum())
+
+
+def few_sheets(cells: pd.DataFrame, layout: Layout) -> tuple[pd.DataFrame, str]:
+    """A large sweep's sheets: when the sheet axes make more than MAX_SHEETS sheets, one sheet per value of the
+    slowest-changing of them (up to MAX_SHEETS), the other sheet axes at their first value; the viewer has all.
+    Returns the cells to draw and a note saying what was drawn ('' when everything was)."""
+    if not layout.sheets:
+        return cells, ""
+    counts = [labels(cells, a).nunique() for a in layout.sheets]
+    total = math.prod(counts)
+    if total <= MAX_SHEETS:
+        return cells, ""
+    slowest = min(layout.sheets, key=lambda a: (_changes(cells, a), layout.sheets.index(a)))
+    keep = pd.Series(True, index=cells.index)
+    fixed = []
+    for axis in layout.sheets:
+        values = order_values(cells, axis)
+        if axis == slowest:
+            keep &= labels(cells, axis).isin(values[:MAX_SHEETS])
+        else:
+            keep &= labels(cells, axis) == values[0]
+            fixed.append(nm.name(cells, axis, values[0]))
+    shown = min(MAX_SHEETS, labels(cells, slowest).nunique())
+    note = f"{shown} of {total} sheet combinations: one per {axis_title(slowest)}"
+    if fixed:
+        note += f" at {', '.join(fixed)}"
+    return cells[keep], note
 
 
 def _check_int(key: str, value: object, minimum: int) -> int:
@@ -96,6 +135,11 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     scale = min(1.0, cell_max / edge)
     style = style_for(math.floor(edge * scale))
 
+    # The timing model before the sheets: their captions show each image's fitted seconds, not one noisy call.
+    timing = tm.build(cells, run.candidates)
+    fitted = timing.predict(cells)
+    cells["_fitted"] = fitted
+
     # A merged table of several sweeps (multirun sweep=a,b): each sweep gets its own sheets and layout.
     groups = [(None, cells)]
     if "sweep" in cells and labels(cells, "sweep").nunique() > 1 and "sweep" not in named:
@@ -106,16 +150,22 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         for group, sub in groups:
             sub = sub.copy()
             layout, deps = choose_layout(run, sub, explicit, group)
+            if explicit.get("sheets") is None:
+                sub, note = few_sheets(sub, layout)
+                result.sheet_note = note or result.sheet_note
             pages = write_sheets(run, sub, layout, deps, scale=scale, style=style, max_cells=max_cells,
                                  captions=captions, out_dir=run.run_dir / SHEETS_DIR, save=saver.save)
             result.layouts.append(layout)
             result.pages += pages
         result.summary = write_summary(cells, moving, run.run_dir)
-        result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR)
+        written = tm.write(timing, cells, run.run_dir)
+        result.metrics += [written] if written else []
+        result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR, timing)
         # Thumbnails are made here, while the last sheets are still being encoded on the saver's thread.
         result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None)
-        convergence, sentences = write_convergence(run, cells, metrics, run.run_dir / PLOTS_DIR)
-        result.plots += convergence
+        convergence, sentences = write_convergence(run, cells, metrics, timing, run.run_dir / PLOTS_DIR)
+        result.metrics += [p for p in convergence if p.suffix == ".csv"]
+        result.plots += [p for p in convergence if p.suffix != ".csv"]
         result.insights += sentences
     result.sheets = [p.path for p in result.pages]
     return result

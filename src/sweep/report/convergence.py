@@ -1,129 +1,441 @@
-"""Convergence: how close each value of an axis gets to the reference image, and at what cost in seconds.
+"""Convergence: how close each value of an axis gets to the reference image, per group, and at what cost.
+
+Groups: every combination of the other varying axes that can change the answer (sampler, CFG, prompt, model,
+...); seeds are averaged, never groups. Nothing is averaged across groups: each has its own curve and knee. An
+axis whose curves are the same for all its values (every mean SSIM within TOLERANCE) makes no difference and is
+merged; within a panel, lines that are the same are merged into one ("CFG 3, 5, 7").
 
 The knee (numeric axes): walking from the value farthest from the reference towards it (from the fewest steps
 up to the most, when the reference is the largest value), the first value from which the mean SSIM over seeds,
-and that of every value between it and the reference, is >= THRESHOLD. "30 steps reach SSIM >= 0.95 to the
-90-step image in 35 % of its time" then means: 30 steps and every step count above it are within SSIM 0.95 of
-the 90-step image, and a 30-step image takes 35 % of a 90-step image's seconds. A categorical axis (a sampler)
-has no order to walk: the sentence names the value closest to the reference instead.
+and that of every value between it and the reference, is >= THRESHOLD. A categorical axis (a sampler) has no
+order to walk: the value closest to the reference is named instead.
 
-plots/convergence_<axis>.png: mean SSIM against the axis (left) and against mean seconds per image (right),
-one line per value of another varying axis, seeds (and any further axes) averaged, band = min..max.
+Time: "in 35 % of the time" comes from the timing model (sweep.report.timing: a robust per-step fit per shape
+and sampler), and only when the difference is larger than the noise; otherwise the summary says why not.
+
+convergence.csv: one row per group and axis value: the group's columns, the axis, `mean_ssim`, `min_ssim`,
+`max_ssim`, `seeds` (images averaged), `seconds` (fitted seconds per image), `measured_seconds` (median),
+`reaches` (mean SSIM >= THRESHOLD), `knee` (this value is the group's knee) and `line` (the line it is drawn in).
+plots/convergence_<axis>.png: one panel per value of the axis that changes the answer most when the lines are
+many (small multiples), else one panel; bands = min..max over seeds.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sweep.report.atomic import save_figure
+from sweep import axes
+from sweep.report import names as nm
+from sweep.report.atomic import save_csv, save_figure
 from sweep.report.data import RunData
-from sweep.report.layout import labels, order_values
-from sweep.report.metrics import SEED, Metrics, Reference, is_numeric, pairing_axes
+from sweep.report.layout import dependents, labels, order_values
+from sweep.report.metrics import NOT_AUTOMATIC, Metrics, Reference, is_numeric, pairing_axes
 from sweep.report.sheets import safe
+from sweep.report.timing import TimingModel
 
 THRESHOLD = 0.95
-MAX_LINES = 8
+TOLERANCE = 0.01  # curves whose mean SSIMs all differ by at most this are the same curve
+MAX_LINES = 6  # more lines than this in one panel: small multiples
+MAX_PANELS = 12
 PREFIX = "convergence_"
+CSV = "convergence.csv"
 
 
 @dataclass(frozen=True)
 class Knee:
-    line: str | None  # the line's value ("guidance_scale 5"), None for a single line
     value: str | None  # the knee value, None when no value reaches the threshold
     ssim: float
-    time_share: float | None  # knee seconds / reference seconds
-    sentence: str
+    nearest: str | None = None  # when none reaches: the value closest to the reference
+
+
+@dataclass
+class Line:
+    """One drawn line: the groups it merges (their keys on `axes`), its curve and its knee."""
+
+    keys: list[tuple[str, ...]]
+    label: str
+    curve: pd.DataFrame  # value, mean, low, high, n
+    knee: Knee | None
+    time: str = ""  # ' in 35 % of the time' when the timing model backs it
+    noisy: bool = False
+
+
+@dataclass
+class Panel:
+    value: str | None  # the panel axis's value (None: one panel)
+    lines: list[Line] = field(default_factory=list)
 
 
 def phrase(axis: str, value: str) -> str:
-    """'30 steps' / 'guidance_scale 7'."""
-    return f"{value} steps" if axis == "num_inference_steps" else f"{axis} {value}"
+    """'30 steps' / 'CFG 7'."""
+    return axes.says(axis, value)
 
 
 def image_of(axis: str, value: str) -> str:
-    """'the 90-step image' / 'the guidance_scale 7 image'."""
-    return f"the {value}-step image" if axis == "num_inference_steps" else f"the {axis} {value} image"
+    """'the 90-step image' / 'the CFG 7 image'."""
+    return f"the {value}-step image" if axis == "num_inference_steps" else f"the {axes.says(axis, value)} image"
 
 
-def line_axis(run: RunData, cells: pd.DataFrame, reference: Reference) -> str | None:
-    """The other varying axis that splits the data into lines (seeds are averaged, never lines)."""
-    for axis in pairing_axes(run, cells, reference.axis):
-        if axis != SEED and 2 <= labels(cells, axis).nunique() <= MAX_LINES:
-            return axis
-    return None
+def group_axes(run: RunData, cells: pd.DataFrame, reference: Reference) -> list[str]:
+    """The axes that can change the answer: the other varying ones, less seeds and copies and axes that follow
+    another (dtype follows model)."""
+    found = [a for a in pairing_axes(run, cells, reference.axis) if a not in NOT_AUTOMATIC]
+    follow = dependents(cells, found)
+    return [a for a in found if a not in follow]
 
 
-def curves(cells: pd.DataFrame, reference: Reference, line: str | None) -> pd.DataFrame:
-    """Per (line value, axis value): mean/min/max SSIM, count and mean seconds, in reading order."""
-    scored = cells[cells["_ssim"].notna()]
-    order = {v: i for i, v in enumerate(order_values(cells, reference.axis))}
-    frame = pd.DataFrame({
-        "line": labels(scored, line) if line else "",
-        "value": labels(scored, reference.axis),
-        "ssim": scored["_ssim"].astype(float),
-        "seconds": scored["_seconds"].astype(float),
-    })
-    stats = frame.groupby(["line", "value"], sort=False).agg(
+def _stats(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.groupby([*keys, "value"], sort=False).agg(
         mean=("ssim", "mean"), low=("ssim", "min"), high=("ssim", "max"), n=("ssim", "size"),
-        seconds=("seconds", "mean")).reset_index()
-    line_order = {v: i for i, v in enumerate(order_values(cells, line))} if line else {"": 0}
-    stats["_o"] = [(line_order.get(a, 0), order[b]) for a, b in zip(stats["line"], stats["value"], strict=True)]
-    return stats.sort_values("_o").drop(columns="_o").reset_index(drop=True)
+        seconds=("fitted", "mean"), measured=("seconds", "median")).reset_index()
 
 
-def find_knee(stats: pd.DataFrame, reference: Reference, numeric: bool, line: str | None,
-              line_value: str) -> Knee | None:
-    """The knee of one line (see the module doc) and its sentence; None when the line lacks the reference."""
-    values = list(stats["value"])
+def _same(stats: pd.DataFrame, keys: list[str], axis: str) -> bool:
+    """Whether `axis` leaves every curve as it is: for each combination of the other keys and each value, the
+    mean SSIMs of its values lie within TOLERANCE."""
+    others = [k for k in keys if k != axis]
+    spread = stats.groupby([*others, "value"], sort=False)["mean"].agg(lambda s: s.max() - s.min())
+    return bool((spread <= TOLERANCE).all())
+
+
+def find_knee(curve: pd.DataFrame, reference: Reference, numeric: bool) -> Knee | None:
+    """The knee of one curve (see the module doc); None when it lacks the reference."""
+    values = list(curve["value"])
     if reference.value not in values or len(values) < 2:
         return None
-    by = stats.set_index("value")
-    ref_seconds = by.at[reference.value, "seconds"]
-
-    def share(value: str) -> float | None:
-        seconds = by.at[value, "seconds"]
-        ok = ref_seconds == ref_seconds and ref_seconds > 0 and seconds == seconds
-        return float(seconds / ref_seconds) if ok else None
-
-    def cost(value: str) -> str:
-        found = share(value)
-        if found is None:
-            return ""
-        # Seconds need not fall with the axis (guidance costs the same; CPU timings are noisy): say it as is.
-        return f" in {found * 100:.0f} % of the time" if found <= 1 else f", but takes {found:.1f}x the time"
-
-    head = f"{line} {line_value}: " if line else ""
-    target = image_of(reference.axis, reference.value)
+    mean = dict(zip(curve["value"], curve["mean"], strict=True))
     others = [v for v in values if v != reference.value]
     if not numeric:
-        best = max(others, key=lambda v: by.at[v, "mean"])
-        ssim = float(by.at[best, "mean"])
-        text = f"{head}closest to {target}: {phrase(reference.axis, best)} (SSIM {ssim:.3f}{cost(best)})"
-        return Knee(line_value if line else None, best, ssim, share(best), text)
+        best = max(others, key=lambda v: mean[v])
+        return Knee(best, float(mean[best]))
     r = values.index(reference.value)
     side = values[:r] if r > 0 else values[r + 1:][::-1]  # farthest from the reference first
-    word = "below" if r > 0 else "above"
     for i, value in enumerate(side):
-        if all(by.at[v, "mean"] >= THRESHOLD for v in side[i:]):
-            ssim = float(by.at[value, "mean"])
-            verb = "reach" if reference.axis == "num_inference_steps" else "reaches"
-            text = (f"{head}{phrase(reference.axis, value)} {verb} SSIM {ssim:.3f} (>= {THRESHOLD}) to {target}"
-                    f"{cost(value)}")
-            return Knee(line_value if line else None, value, ssim, share(value), text)
+        if all(mean[v] >= THRESHOLD for v in side[i:]):
+            return Knee(value, float(mean[value]))
     best = side[-1] if side else others[0]
-    ssim = float(by.at[best, "mean"])
-    text = (f"{head}no {reference.axis} {word} {reference.value} reaches SSIM {THRESHOLD} to {target} "
-            f"(nearest: {phrase(reference.axis, best)}, SSIM {ssim:.3f})")
-    return Knee(line_value if line else None, None, ssim, None, text)
+    return Knee(None, float(mean[best]), best)
 
 
-def spread_sentence(metrics: Metrics) -> str | None:
+def _rank_axes(stats: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Group axes by how much they change the mean SSIM (the widest range of their values' means first)."""
+    def effect(axis: str) -> float:
+        means = stats.groupby(axis, sort=False)["mean"].mean()
+        return float(means.max() - means.min())
+    return sorted(keys, key=lambda a: -effect(a))
+
+
+@dataclass
+class Convergence:
+    reference: Reference
+    numeric: bool
+    keys: list[str]  # the group axes kept (those that change the answer)
+    merged_axes: list[str]  # group axes that made no difference
+    panel_axis: str | None
+    panels: list[Panel]
+    table: pd.DataFrame  # convergence.csv
+    hidden_panels: int = 0
+
+
+def analyse(run: RunData, cells: pd.DataFrame, reference: Reference, timing: TimingModel) -> Convergence | None:
+    """Curves, knees and lines of every group (see the module doc)."""
+    scored = cells[cells["_ssim"].notna()]
+    if scored.empty:
+        return None
+    numeric = is_numeric(cells, reference.axis)
+    all_keys = group_axes(run, cells, reference)
+    frame = pd.DataFrame({k: labels(scored, k) for k in all_keys}, index=scored.index)
+    frame["value"] = labels(scored, reference.axis)
+    frame["ssim"] = scored["_ssim"].astype(float)
+    frame["seconds"] = scored["_seconds"].astype(float)
+    frame["fitted"] = timing.predict(scored)
+    order = {v: i for i, v in enumerate(order_values(cells, reference.axis))}
+    full = _stats(frame, all_keys)
+
+    keys = list(all_keys)
+    merged: list[str] = []
+    for axis in list(reversed(all_keys)):  # the least important (innermost) first
+        if len(keys) and _same(_stats(frame, keys), keys, axis):
+            keys.remove(axis)
+            merged.append(axis)
+    stats = _stats(frame, keys)
+    ranked = _rank_axes(stats, keys) if keys else []
+    groups = list(stats.groupby(keys, sort=False).groups) if keys else [()]
+    groups = [g if isinstance(g, tuple) else (g,) for g in groups]
+    panel_axis = ranked[0] if len(groups) > MAX_LINES and len(keys) > 1 else None
+    line_keys = [k for k in keys if k != panel_axis]
+
+    def curve_of(members: list[tuple[str, ...]]) -> pd.DataFrame:
+        mask = pd.Series(False, index=stats.index)
+        for key in members:
+            hit = pd.Series(True, index=stats.index)
+            for axis, value in zip(keys, key, strict=True):
+                hit &= stats[axis] == value
+            mask |= hit
+        part = stats[mask]
+        curve = part.groupby("value", sort=False).agg(mean=("mean", "mean"), low=("low", "min"),
+                                                     high=("high", "max"), n=("n", "sum")).reset_index()
+        return curve.sort_values("value", key=lambda s: s.map(order)).reset_index(drop=True)
+
+    # Groups in reading order of each key's values.
+    ranks = {k: {v: i for i, v in enumerate(order_values(cells, k))} for k in keys}
+    groups.sort(key=lambda g: tuple(ranks[k].get(v, 0) for k, v in zip(keys, g, strict=True)))
+    panel_values = order_values(cells, panel_axis) if panel_axis else [None]
+    panels = []
+    for pv in panel_values:
+        members = [g for g in groups if panel_axis is None or g[keys.index(panel_axis)] == pv]
+        if not members:
+            continue
+        lines: list[Line] = []
+        for key in members:
+            curve = curve_of([key])
+            knee = find_knee(curve, reference, numeric)
+            same = next((ln for ln in lines if _mergeable(ln, curve, knee)), None)
+            if same is not None:
+                same.keys.append(key)
+                same.curve = curve_of(same.keys)  # the next comparison is with the merged line and its band
+            else:
+                lines.append(Line([key], "", curve, knee))
+        for line in lines:
+            line.curve = curve_of(line.keys)
+            line.label = _line_label(cells, keys, line_keys, line.keys)
+            _time(line, cells, scored, keys, reference, timing)
+        panels.append(Panel(pv, lines))
+    hidden = max(0, len(panels) - MAX_PANELS)
+    table = _table(cells, full, all_keys, keys, panels, reference, numeric, order)
+    return Convergence(reference, numeric, keys, merged, panel_axis, panels, table, hidden)
+
+
+def _mergeable(line: Line, curve: pd.DataFrame, knee: Knee | None) -> bool:
+    a = dict(zip(line.curve["value"], line.curve["mean"], strict=True))
+    b = dict(zip(curve["value"], curve["mean"], strict=True))
+    if set(a) != set(b):
+        return False
+    same_knee = (line.knee.value if line.knee else None) == (knee.value if knee else None)
+    # Within TOLERANCE, or within half the seeds' range of both: these seeds cannot tell the lines apart.
+    width_a = dict(zip(line.curve["value"], line.curve["high"] - line.curve["low"], strict=True))
+    width_b = dict(zip(curve["value"], curve["high"] - curve["low"], strict=True))
+    return same_knee and all(abs(a[v] - b[v]) <= max(TOLERANCE, 0.5 * min(width_a[v], width_b[v])) for v in a)
+
+
+def _line_label(cells: pd.DataFrame, keys: list[str], line_keys: list[str], members: list[tuple[str, ...]]) -> str:
+    """'CFG 3, 5, 7' / 'P1 · CFG 7' / 'all' (every combination of the line axes)."""
+    return describe(cells, keys, line_keys, members)
+
+
+def describe(cells: pd.DataFrame, keys: list[str], shown: list[str], members: list[tuple[str, ...]]) -> str:
+    """The members (keys on `keys`) said on the `shown` axes: an axis all of whose values are there is left out
+    ('all' when every one is); a set that is not a full product is listed member by member."""
+    if not shown:
+        return "all"
+    sets = {a: list(dict.fromkeys(m[keys.index(a)] for m in members)) for a in shown}
+    product = 1
+    for a in shown:
+        product *= len(sets[a])
+    distinct = {tuple(m[keys.index(a)] for a in shown) for m in members}
+    if len(distinct) == product:
+        parts = []
+        for a in shown:
+            ordered = [v for v in order_values(cells, a) if v in sets[a]]
+            if len(ordered) == labels(cells, a).nunique() and len(ordered) > 1:
+                continue
+            parts.append(nm.names(cells, a, ordered))
+        return " · ".join(parts) or "all"
+    return "; ".join(" · ".join(nm.name(cells, a, v) for a, v in zip(shown, m, strict=True))
+                     for m in sorted(distinct))
+
+
+def _cells_of(scored: pd.DataFrame, keys: list[str], members: list[tuple[str, ...]]) -> pd.DataFrame:
+    mask = pd.Series(False, index=scored.index)
+    for key in members:
+        hit = pd.Series(True, index=scored.index)
+        for axis, value in zip(keys, key, strict=True):
+            hit &= labels(scored, axis) == value
+        mask |= hit
+    return scored[mask]
+
+
+def _time(line: Line, cells: pd.DataFrame, scored: pd.DataFrame, keys: list[str], reference: Reference,
+          timing: TimingModel) -> None:
+    """The knee's time against the reference's, from the timing model, when it stands out of the noise."""
+    if line.knee is None or line.knee.value is None:
+        return
+    mine = _cells_of(cells[cells["status"] == "ok"], keys, line.keys)
+    on_axis = labels(mine, reference.axis)
+    comparison = timing.compare(mine[on_axis == line.knee.value], mine[on_axis == reference.value])
+    if comparison.share is None:
+        return
+    line.time = comparison.phrase()
+    line.noisy = not comparison.significant
+
+
+def _table(cells: pd.DataFrame, full: pd.DataFrame, all_keys: list[str], keys: list[str], panels: list[Panel],
+           reference: Reference, numeric: bool, order: dict[str, int]) -> pd.DataFrame:
+    line_of: dict[tuple[str, ...], str] = {}
+    for panel in panels:
+        for line in panel.lines:
+            head = nm.name(cells, panel_axis_of(panel, keys, line), panel.value) if panel.value is not None else ""
+            label = " · ".join(x for x in (head, line.label) if x)
+            for key in line.keys:
+                line_of[key] = label
+    rows = []
+    groups = full.groupby(all_keys, sort=False) if all_keys else [((), full)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        curve = part.sort_values("value", key=lambda s: s.map(order)).reset_index(drop=True)
+        knee = find_knee(curve, reference, numeric)
+        short = tuple(key[all_keys.index(k)] for k in keys)
+        for _, row in curve.iterrows():
+            rows.append({**dict(zip(all_keys, key, strict=True)), reference.axis: row["value"],
+                         "mean_ssim": round(float(row["mean"]), 6), "min_ssim": round(float(row["low"]), 6),
+                         "max_ssim": round(float(row["high"]), 6), "seeds": int(row["n"]),
+                         "seconds": round(float(row["seconds"]), 6) if row["seconds"] == row["seconds"] else None,
+                         "measured_seconds": round(float(row["measured"]), 6),
+                         "reaches": bool(row["mean"] >= THRESHOLD),
+                         "knee": bool(knee is not None and knee.value == row["value"]),
+                         "line": line_of.get(short, "")})
+    return pd.DataFrame(rows, columns=[*all_keys, reference.axis, "mean_ssim", "min_ssim", "max_ssim", "seeds",
+                                       "seconds", "measured_seconds", "reaches", "knee", "line"])
+
+
+def panel_axis_of(panel: Panel, keys: list[str], line: Line) -> str:
+    """The axis a panel's value belongs to: the key whose value is the panel's in every member."""
+    for i, axis in enumerate(keys):
+        if all(m[i] == panel.value for m in line.keys):
+            return axis
+    return keys[0]
+
+
+# --- sentences ------------------------------------------------------------------------------------------
+
+
+def sentences(c: Convergence, cells: pd.DataFrame, timing: TimingModel) -> list[str]:
+    """The printed summary: the knee per group in a few lines, whether groups disagree, merged axes, noise."""
+    axis, ref = c.reference.axis, c.reference.value
+    target = image_of(axis, ref)
+    lines = [ln for p in c.panels for ln in p.lines]
+    noisy = any(ln.noisy for ln in lines)
+    out: list[str] = []
+    agree = not c.panel_axis and len(_by_knee(lines)) == 1 and len({ln.time for ln in lines}) == 1
+    if len(lines) == 1 and not c.panel_axis or agree and c.numeric and lines[0].knee is not None:
+        line, knee = lines[0], lines[0].knee
+        if len(lines) > 1:  # lines that differ but agree on the knee: one sentence, its lowest SSIM
+            knee = min((ln.knee for ln in lines if ln.knee), key=lambda k: k.ssim)
+        head = f"{line.label}: " if line.label and line.label != "all" and len(lines) == 1 else ""
+        if len(lines) > 1 or (c.keys and line.label == "all"):
+            head = f"every {' · '.join(axes.title(k) for k in c.keys)}: "
+        if knee is None:
+            pass
+        elif not c.numeric:
+            out.append(f"{head}closest to {target}: {phrase(axis, knee.value)} (SSIM {knee.ssim:.3f}{line.time})")
+        elif knee.value is not None:
+            verb = "reach" if axis == "num_inference_steps" else "reaches"
+            out.append(f"{head}{phrase(axis, knee.value)} {verb} SSIM {knee.ssim:.3f} (>= {THRESHOLD}) to {target}"
+                       f"{line.time}")
+        else:
+            word = "below" if order_values(cells, axis).index(ref) > 0 else "above"
+            out.append(f"{head}no {axes.title(axis)} {word} {ref} reaches SSIM {THRESHOLD} to {target} "
+                       f"(nearest: {phrase(axis, knee.nearest)}, SSIM {knee.ssim:.3f})")
+    else:
+        by = f" per {axes.title(c.panel_axis)}" if c.panel_axis else ""
+        what = (f"knee (mean SSIM over seeds >= {THRESHOLD} to {target} from there on){by}:" if c.numeric
+                else f"closest to {target}{by}:")
+        out.append(what)
+        for panel in c.panels[:MAX_PANELS]:
+            head = nm.name(cells, c.panel_axis, panel.value) if c.panel_axis else ""
+            if head:
+                out.append("  " + _panel_sentence(c, cells, panel, head))
+            else:
+                for _, same in _by_knee(panel.lines):  # one line per knee: 'Euler, UniPC: 8 steps ...'
+                    where = describe(cells, c.keys, c.keys, [m for ln in same for m in ln.keys])
+                    text = _clause(c, cells, same)
+                    out.append(f"  {where}: {text}" if where != "all" else f"  {text}")
+        if c.hidden_panels:
+            out.append(f"  ... {c.hidden_panels} more in convergence.csv")
+        if c.numeric:
+            out += _disagree(c, cells, lines)
+    for merged in c.merged_axes:
+        out.append(f"{axes.title(merged)} made no difference (every mean SSIM within {TOLERANCE}): merged")
+    said = "\n".join(out)
+    out += [t for t in nm.legend(cells, [a for a in c.keys if nm.is_text(a)])
+            if re.search(rf"\b{re.escape(t.split(':')[0])}\b", said)]
+    if noisy:
+        out.append(timing.noise_note())
+    return out
+
+
+def _disagree(c: Convergence, cells: pd.DataFrame, lines: list[Line]) -> list[str]:
+    """'groups disagree: from 4 steps (UniPC, DPM++ 2M Karras) to 16 steps (Euler a); DDIM never reaches it'."""
+    axis = c.reference.axis
+    rank = {v: i for i, v in enumerate(order_values(cells, axis))}
+    where: dict[str | None, list[tuple[str, ...]]] = {}
+    for line in lines:
+        where.setdefault(line.knee.value if line.knee else None, []).extend(line.keys)
+    reached = sorted((v for v in where if v is not None), key=lambda v: rank[v])
+    if len(where) < 2:
+        return []
+    said = {v: describe(cells, c.keys, c.keys, m) for v, m in where.items()}
+    text = "groups disagree"
+    if len(reached) >= 2:
+        text += (f": from {phrase(axis, reached[0])} ({said[reached[0]]}) to {phrase(axis, reached[-1])} "
+                 f"({said[reached[-1]]})")
+    elif reached:
+        text += f": {phrase(axis, reached[0])} ({said[reached[0]]})"
+    if None in where:
+        text += f"; never reached by {said[None]}"
+    return [text]
+
+
+def _by_knee(lines: list[Line]) -> list[tuple[str | None, list[Line]]]:
+    """Lines grouped by their knee value, in the order first met."""
+    out: dict[str | None, list[Line]] = {}
+    for line in lines:
+        out.setdefault(line.knee.value if line.knee else None, []).append(line)
+    return list(out.items())
+
+
+def _clause(c: Convergence, cells: pd.DataFrame, lines: list[Line]) -> str:
+    """One knee and its lines' time: '8 steps in 38 % of the time' / 'none (best: 24 steps, SSIM 0.09-0.14)'."""
+    knee = lines[0].knee
+    axis = c.reference.axis
+    if knee is None:
+        return "no reference image"
+    if knee.value is None:
+        ssims = [ln.knee.ssim for ln in lines if ln.knee]
+        nearest = {ln.knee.nearest for ln in lines if ln.knee}
+        best = phrase(axis, nearest.pop()) if len(nearest) == 1 else "nearest"
+        span = f"{min(ssims):.3f}" if max(ssims) - min(ssims) < 0.001 else f"{min(ssims):.2f}-{max(ssims):.2f}"
+        return f"none reaches it (best {best}, SSIM {span})"
+    if not c.numeric:
+        return f"{phrase(axis, knee.value)} (SSIM {knee.ssim:.3f})"
+    times = {ln.time for ln in lines}
+    return phrase(axis, knee.value) + (times.pop() if len(times) == 1 else "")
+
+
+def _panel_sentence(c: Convergence, cells: pd.DataFrame, panel: Panel, head: str) -> str:
+    """'DDIM: 16 steps at CFG 1; 24 steps at CFG 3, 5, 7' (lines with the same knee share one clause)."""
+    line_keys = [k for k in c.keys if k != c.panel_axis]
+    groups = _by_knee(panel.lines)
+    parts = []
+    for _, lines in groups:
+        members = [m for ln in lines for m in ln.keys]
+        where = describe(cells, c.keys, line_keys, members) if len(groups) > 1 else ""
+        text = _clause(c, cells, lines)
+        if where and where != "all":
+            text = f"{where}: {text}" if not head else f"{text} at {where}"
+        parts.append(text)
+    body = "; ".join(parts)
+    return f"{head}: {body}" if head else body
+
+
+def spread_sentence(metrics: Metrics, cells: pd.DataFrame | None = None) -> str | None:
     """'seed spread (mean 1 - SSIM between seeds): 0.42, from 0.30 (... 10) to 0.50 (... 90)'."""
     table = metrics.spread
     if table is None or table.empty:
@@ -134,173 +446,155 @@ def spread_sentence(metrics: Metrics) -> str | None:
         lo, hi = table["spread"].idxmin(), table["spread"].idxmax()
 
         def where(i: Any) -> str:
-            return ", ".join(f"{a} {table.at[i, a]}" for a in metrics.spread_axes)
+            if cells is None:
+                return ", ".join(f"{a} {table.at[i, a]}" for a in metrics.spread_axes)
+            return ", ".join(nm.name(cells, a, str(table.at[i, a])) for a in metrics.spread_axes)
 
         text += (f" on average, from {table.at[lo, 'spread']:.2f} ({where(lo)}) "
                  f"to {table.at[hi, 'spread']:.2f} ({where(hi)})")
     return text
 
 
-def write_convergence(run: RunData, cells: pd.DataFrame, metrics: Metrics, out_dir: Path
+def write_convergence(run: RunData, cells: pd.DataFrame, metrics: Metrics, timing: TimingModel, out_dir: Path
                       ) -> tuple[list[Path], list[str]]:
-    """The convergence plot of this build's reference axis, and the insight sentences (knees, seed spread).
+    """convergence.csv, the convergence plot of this build's reference axis, and the summary sentences.
 
     `cells` carries `_ssim` (NaN where not scored). Convergence plots of other axes are removed."""
     written: list[Path] = []
-    sentences: list[str] = []
+    out: list[str] = []
     reference = metrics.reference
+    csv_path = run.run_dir / CSV
+    found = None
     if reference is not None and "_ssim" in cells and cells["_ssim"].notna().any():
-        line = line_axis(run, cells, reference)
-        stats = curves(cells, reference, line)
-        numeric = is_numeric(cells, reference.axis)
-        knees = []
-        for value in (order_values(cells, line) if line else [""]):
-            knee = find_knee(stats[stats["line"] == value], reference, numeric, line, value)
-            if knee:
-                knees.append(knee)
-        if stats["value"].nunique() >= 2:
-            averaged = [a for a in pairing_axes(run, cells, reference.axis) if a != line]
-            written.append(_plot(cells, stats, reference, line, numeric, knees, averaged,
-                                 out_dir / f"{PREFIX}{safe(reference.axis)}.png"))
-        sentences += [k.sentence for k in knees]
-    spread = spread_sentence(metrics)
+        found = analyse(run, cells, reference, timing)
+    if found is not None:
+        written.append(save_csv(found.table, csv_path))
+        if labels(cells[cells["_ssim"].notna()], reference.axis).nunique() >= 2:
+            written.append(_plot(cells, found, out_dir / f"{PREFIX}{safe(reference.axis)}.png"))
+        out += sentences(found, cells, timing)
+    else:
+        csv_path.unlink(missing_ok=True)
+    spread = spread_sentence(metrics, cells)
     if spread:
-        sentences.append(spread)
+        out.append(spread)
     if out_dir.is_dir():
         for path in out_dir.glob(f"{PREFIX}*.png"):
             if path not in written:
                 path.unlink(missing_ok=True)
-    return written, sentences
+    return written, out
 
 
 # --- drawing ------------------------------------------------------------------------------------------
 
 
-def _subtitle(cells: pd.DataFrame, averaged: list[str]) -> str:
+def _subtitle(cells: pd.DataFrame, c: Convergence) -> str:
     parts = []
     for column in ("model", "device", "dtype"):
         found = sorted({v for v in cells.get(column, []) if v})
         if len(found) == 1:
             parts.append(f"{column} {found[0]}")
-    if averaged:
-        parts.append("mean over " + ", ".join(averaged) + " (band: min to max)")
+    parts.append("mean over seeds (band: min to max)")
     return " · ".join(parts)
 
 
-def _points(ax: Any, x: np.ndarray, data: pd.DataFrame, colour: str, label: str) -> None:
-    """Means as points with min-max error bars."""
-    mean = data["mean"].to_numpy(float)
-    errors = np.vstack([mean - data["low"].to_numpy(float), data["high"].to_numpy(float) - mean])
-    ax.errorbar(x, mean, yerr=errors, fmt="o", color=colour, capsize=3, label=label)
-
-
-def _label_points(ax: Any, data: pd.DataFrame, colour: str) -> None:
-    """The axis value beside each point of the seconds panel, skipping points too close to the last label."""
-    xs, ys = data["seconds"].to_numpy(float), data["mean"].to_numpy(float)
-    finite = np.isfinite(xs)
-    if not finite.any():
-        return
-    x_room = 0.04 * max(np.nanmax(xs), 1e-9)
-    y_room = 0.03 * max(1.0 - np.nanmin(ys), 0.01)
-    last: tuple[float, float] | None = None
-    for x, y, value in zip(xs, ys, data["value"], strict=True):
-        if not np.isfinite(x):
-            continue
-        if last is not None and abs(x - last[0]) < x_room and abs(y - last[1]) < y_room:
-            continue
-        ax.annotate(value, (x, y), textcoords="offset points", xytext=(4, -11), fontsize=7, color=colour)
-        last = (x, y)
-
-
-def _plot(cells: pd.DataFrame, stats: pd.DataFrame, reference: Reference, line: str | None, numeric: bool,
-          knees: list[Knee], averaged: list[str], path: Path) -> Path:
+def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
     # Imported here: matplotlib takes ~0.5 s to import and only the plots need it.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    axis = reference.axis
+    axis, ref = c.reference.axis, c.reference.value
     values = order_values(cells, axis)
-    position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
-    notes = [k.sentence for k in knees]
-    if numeric:
-        notes.append(f"knee: walking towards the reference, the first value from which every mean SSIM "
-                     f"(over seeds) is >= {THRESHOLD}. SSIM: scikit-image, on the luma.")
-    wrapped = [textwrap.fill(n, 140, subsequent_indent="    ") for n in notes]
+    position = {v: (float(v) if c.numeric else float(i)) for i, v in enumerate(values)}
+    panels = c.panels[:MAX_PANELS]
+    n = len(panels)
+    ncols = 1 if n == 1 else min(3, n)
+    nrows = -(-n // ncols)
+    notes = []
+    if c.numeric:
+        notes.append(f"knee (circled): walking towards the reference, the first value from which every mean SSIM "
+                     f"over seeds is >= {THRESHOLD}. SSIM: scikit-image, on the luma.")
+    notes += [f"{axes.title(a)} made no difference (every mean SSIM within {TOLERANCE}): merged"
+              for a in c.merged_axes]
+    notes += nm.legend(cells, [a for a in c.keys if nm.is_text(a)])
+    if c.hidden_panels:
+        notes.append(f"{c.hidden_panels} more panels in convergence.csv")
+    width = 7.5 if n == 1 else 4.3 * ncols
+    # Wrapped to the figure's width (about 13 characters of 8.5 pt text per inch): nothing runs off the edge.
+    wrapped = [textwrap.fill(t, int(width * 13), subsequent_indent="    ") for t in notes]
     n_text = sum(w.count("\n") + 1 for w in wrapped)
 
-    figure = Figure(figsize=(12, 5.4 + 0.2 * n_text), layout="constrained")
+    labels_seen: dict[str, str] = {}
+    for panel in panels:
+        for line in panel.lines:
+            labels_seen.setdefault(line.label, f"C{len(labels_seen) % 10}")
+    height = (3.6 if n > 1 else 4.6) * nrows + 0.9 + 0.2 * n_text + 0.25 * max(0, len(labels_seen) // 4)
+    figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(2, 2, height_ratios=[5.4, max(0.3, 0.2 * n_text)])
-    left, right = figure.add_subplot(grid[0, 0]), figure.add_subplot(grid[0, 1], sharey=None)
-    text_ax = figure.add_subplot(grid[1, :])
+    spare = nrows * ncols > n  # an empty slot holds the legend; else a row of its own under the panels
+    legend_rows = 0 if spare or len(labels_seen) <= 1 else 1
+    ratios = [*[1.0] * nrows, *([0.06 * (1 + len(labels_seen) // 4)] * legend_rows), max(0.05, 0.06 * n_text)]
+    grid = figure.add_gridspec(nrows + legend_rows + 1, ncols, height_ratios=ratios)
+    text_ax = figure.add_subplot(grid[nrows + legend_rows, :])
     text_ax.axis("off")
-    line_values = order_values(cells, line) if line else [""]
-    knee_of = {k.line or "": k for k in knees}
-    for index, value in enumerate(line_values):
-        data = stats[stats["line"] == value]
-        if data.empty:
-            continue
-        colour = f"C{index % 10}"
-        label = f"{line} = {value}" if line else "mean over seeds"
-        x = np.array([position[v] for v in data["value"]])
-        seconds = data["seconds"].to_numpy(float)
-        spread = (data["high"] > data["low"]).any()
-        # Lines and bands only where the x order means something: along a numeric axis, and against seconds
-        # where they grow with it. Otherwise (a sampler; guidance, whose CPU timings wobble) points with
-        # min-max error bars, nudged apart per line so they do not hide each other.
-        steady = numeric and bool(np.all(np.diff(seconds[np.isfinite(seconds)]) >= 0))
-        if numeric:
-            left.plot(x, data["mean"], marker="o", color=colour, label=label)
-            if spread:
-                left.fill_between(x, data["low"], data["high"], color=colour, alpha=0.15, linewidth=0)
-        else:
-            x = x + (index - (len(line_values) - 1) / 2) * 0.08
-            _points(left, x, data, colour, label)
-        if steady:
-            right.plot(seconds, data["mean"], marker="o", color=colour, label=label)
-            if spread:
-                right.fill_between(seconds, data["low"], data["high"], color=colour, alpha=0.10, linewidth=0)
-        else:
-            _points(right, seconds, data, colour, label)
-        if index == 0 or len(line_values) <= 2:
-            _label_points(right, data, colour)
-        ref_row = data[data["value"] == reference.value]
-        if len(ref_row):
-            for ax, rx in ((left, x[list(data["value"]).index(reference.value)]),
-                           (right, ref_row["seconds"].iloc[0])):
-                ax.plot([rx], [ref_row["mean"].iloc[0]], marker="*", markersize=13, color=colour, label=None)
-        knee = knee_of.get(value)
-        if knee and knee.value is not None and numeric:
-            row = data[data["value"] == knee.value].iloc[0]
-            for ax, kx in ((left, position[knee.value]), (right, row["seconds"])):
-                ax.plot([kx], [row["mean"]], marker="o", markersize=14, markerfacecolor="none",
-                        markeredgecolor=colour, markeredgewidth=1.8, label=None)
-    for ax in (left, right):
+    legend_ax = None
+    if len(labels_seen) > 1:
+        legend_ax = figure.add_subplot(grid[nrows - 1, ncols - 1] if spare else grid[nrows, :])
+        legend_ax.axis("off")
+    low = float(np.nanmin([ln.curve["low"].min() for p in panels for ln in p.lines]))
+    first = None
+    handles: dict[str, Any] = {}
+    for i, panel in enumerate(panels):
+        ax = figure.add_subplot(grid[i // ncols, i % ncols], sharey=first)
+        first = first or ax
+        for index, line in enumerate(panel.lines):
+            colour = labels_seen[line.label]
+            data = line.curve
+            x = np.array([position[v] for v in data["value"]])
+            if c.numeric:
+                (handle,) = ax.plot(x, data["mean"], marker="o", markersize=4, color=colour, label=line.label)
+                if (data["high"] > data["low"]).any():
+                    ax.fill_between(x, data["low"], data["high"], color=colour, alpha=0.12, linewidth=0)
+            else:
+                x = x + (index - (len(panel.lines) - 1) / 2) * 0.08
+                mean = data["mean"].to_numpy(float)
+                errors = np.clip(np.vstack([mean - data["low"].to_numpy(float),
+                                            data["high"].to_numpy(float) - mean]), 0, None)
+                handle = ax.errorbar(x, mean, yerr=errors, fmt="o", color=colour, capsize=3, label=line.label)
+            handles.setdefault(line.label, handle)
+            knee = line.knee
+            if knee is not None and knee.value is not None and c.numeric:
+                row = data[data["value"] == knee.value].iloc[0]
+                ax.plot([position[knee.value]], [row["mean"]], marker="o", markersize=12, markerfacecolor="none",
+                        markeredgecolor=colour, markeredgewidth=1.6)
         ax.axhline(THRESHOLD, color="#777777", linestyle="--", linewidth=1)
         ax.grid(True, alpha=0.3)
-    # At the right end, under the line: there the curves are near the reference, far above it.
-    left.annotate(f"SSIM {THRESHOLD}", (0.995, THRESHOLD), xycoords=("axes fraction", "data"),
-                  textcoords="offset points", xytext=(-2, -11), ha="right", fontsize=8, color="#555555")
-    low = float(np.nanmin(stats["low"])) if len(stats) else 0.0
-    for ax in (left, right):
-        ax.set_ylim(min(low, THRESHOLD) - 0.05, 1.02)
-    if numeric and len(values) <= 15:
-        left.set_xticks([position[v] for v in values], values)
-    elif not numeric:
-        left.set_xticks([position[v] for v in values], values, rotation=20 if len(values) > 4 else 0,
-                        ha="right" if len(values) > 4 else "center", fontsize=8)
-    left.set_xlabel(axis if axis != "num_inference_steps" else "num_inference_steps (denoising steps)")
-    left.set_ylabel(f"SSIM to {image_of(axis, reference.value)}")
-    right.set_xlabel("mean seconds per image (s)")
-    right.set_ylabel("SSIM")
-    finite = stats["seconds"][np.isfinite(stats["seconds"])]
-    right.set_xlim(0, float(finite.max()) * 1.15 if len(finite) and finite.max() > 0 else None)  # room for labels
-    if line:
-        # In the seconds panel, where curves rise to the top right and leave room: in the axis panel a legend
-        # of up to 8 lines sat on the slowest-converging curve.
-        right.legend(fontsize=8, loc="best", title=None)
-    subtitle = _subtitle(cells, averaged)
-    figure.suptitle(f"Convergence along {axis}: similarity to {image_of(axis, reference.value)}"
-                    + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
-    text_ax.text(0.0, 1.0, "\n".join(wrapped), transform=text_ax.transAxes, va="top", ha="left", fontsize=9.5)
+        ax.set_ylim(min(low, THRESHOLD) - 0.05, 1.03)
+        if c.numeric and len(values) <= 15:
+            ax.set_xticks([position[v] for v in values], values, fontsize=8)
+        elif not c.numeric:
+            ax.set_xticks([position[v] for v in values], [nm.name(cells, axis, v) for v in values],
+                          rotation=30 if len(values) > 3 else 0, ha="right" if len(values) > 3 else "center",
+                          fontsize=8)
+        title = nm.name(cells, c.panel_axis, panel.value) if c.panel_axis else ""
+        knees = {ln.knee.value for ln in panel.lines if ln.knee and ln.knee.value is not None}
+        if c.numeric and c.panel_axis:
+            said = (phrase(axis, knees.pop()) if len(knees) == 1 else
+                    ", ".join(phrase(axis, v) for v in values if v in knees) if knees else "none")
+            title += f" — knee: {said}"
+        if title:
+            ax.set_title(title, fontsize=10)
+        if i // ncols == nrows - 1 or i + ncols >= n:
+            ax.set_xlabel(axes.title(axis) if axis != "num_inference_steps" else "denoising steps")
+        if i % ncols == 0:
+            ax.set_ylabel(f"SSIM to {image_of(axis, ref)}", fontsize=9)
+    if legend_ax is not None:
+        # Outside every panel: a legend inside one sat on its curves.
+        every = "every " + " · ".join(axes.title(k) for k in c.keys if k != c.panel_axis)
+        shown = [every if k == "all" else k for k in handles]
+        legend_ax.legend(list(handles.values()), shown, loc="center" if spare else "upper center",
+                         ncols=1 if spare else min(4, len(handles)), fontsize=8, frameon=False,
+                         title=" · ".join(axes.title(k) for k in c.keys if k != c.panel_axis), title_fontsize=8)
+    figure.suptitle(f"Convergence along {axes.title(axis)}: similarity to {image_of(axis, ref)} "
+                    f"(dashed: SSIM {THRESHOLD})\n{_subtitle(cells, c)}", fontsize=11)
+    text_ax.text(0.0, 1.0, "\n".join(wrapped), transform=text_ax.transAxes, va="top", ha="left", fontsize=8.5)
     return save_figure(figure, path)

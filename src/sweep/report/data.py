@@ -30,8 +30,8 @@ SECONDARY = ("model", "sweep", "dtype", "device")
 # Environment fingerprint: shown in the title, never an inferred axis.
 ENVIRONMENT = ("device", "dtype", "options", "generator_device", "torch", "diffusers", "transformers", "gpu")
 # Columns that describe how a cell went, not what it is, or that belong to an axis: never an axis themselves.
-NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "image_sha256", "finished_at", "overrides",
-            "batch_size", *sorted(axes.dependent_columns()))
+NOT_AXES = ("cell_id", "seconds", "status", "error", "image", "image_sha256", "finished_at", "load_avg", "cpus",
+            "overrides", "batch_size", *sorted(axes.dependent_columns()))
 NUMERIC = (*(c for a in axes.AXES if a.numeric for c in a.cols), "batch_size", "job")
 _OVERRIDE_KEY = re.compile(r"(?:^|[\s,\[\]'\"])[+~]*([A-Za-z_][\w.]*)=")
 
@@ -146,6 +146,7 @@ def load_run(run_dir: str | Path) -> RunData:
     key = ["job", "cell_id"] if "job" in results else ["cell_id"]
     # Several rows for one cell (a retry after a failure): the last attempt wins.
     results = results.drop_duplicates(subset=key, keep="last")
+    results["_row"] = range(len(results))  # the order rows were written (the timing model's warm-up)
 
     order = {cid: i for i, cid in enumerate(expected.get("cell_id", []))}
     results["_order"] = [order.get(cid, len(order) + i) for i, cid in enumerate(results["cell_id"])]
@@ -165,6 +166,7 @@ def load_run(run_dir: str | Path) -> RunData:
     cells["resolution"] = _resolution(cells)
     cells["_h"] = pd.to_numeric(cells.get("height", pd.Series([""] * len(cells))), errors="coerce")
     cells["_w"] = pd.to_numeric(cells.get("width", pd.Series([""] * len(cells))), errors="coerce")
+    cells["_row"] = pd.to_numeric(cells["_row"], errors="coerce")
     cells["_seconds"] = pd.to_numeric(cells.get("seconds", pd.Series([""] * len(cells))), errors="coerce")
     for column in ("error", "image", "prompt", "negative_prompt"):
         if column not in cells:

@@ -150,13 +150,11 @@ def choose_layout(run: RunData, cells: pd.DataFrame, explicit: dict[str, tuple[s
     if explicit.get("sheets") == () and rest:
         # sheets=none: one sheet (parts only past max_cells). What still varies joins a slot the user left
         # open, with combined labels, rather than quietly becoming sheets again.
-        if explicit.get("rows") is None:
-            rows, rest = rows + rest, []
-        elif explicit.get("cols") is None:
+        # With rows and cols both given, the rest joins the rows after the user's own (combined labels).
+        if explicit.get("cols") is None and explicit.get("rows") is not None:
             cols, rest = cols + rest, []
         else:
-            raise ReportError("sheets", "none", f"a sheet axis for {', '.join(rest)} (it varies and rows and "
-                              f"cols are given), or add it to rows or cols: rows={','.join([*rows, *rest])}")
+            rows, rest = rows + rest, []
     # Whatever still varies becomes one sheet per combination rather than vanishing.
     sheets += [a for a in rest if a not in sheets]
 

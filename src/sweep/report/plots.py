@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 
 from sweep import axes
+from sweep.report import names as nm
 from sweep.report import text as tx
+from sweep.report import timing as tm
 from sweep.report.atomic import save_figure
 from sweep.report.layout import labels, order_values
+from sweep.report.timing import TimingModel
 
 # Which other axis splits the data into lines: the one that changes the cost most, first.
 GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "scheduler", "dtype", "device", "sweep")
@@ -85,7 +88,8 @@ def fallback_families() -> tuple[str, ...]:
     return tuple(names)
 
 
-def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[Path]:
+def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path, timing: TimingModel | None = None
+                ) -> list[Path]:
     """One PNG per varying axis; plots of axes that no longer vary are removed."""
     done = cells[(cells["status"] == "ok") & cells["_seconds"].notna()]
     written: list[Path] = []
@@ -99,19 +103,33 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path) -> list[P
         # The fallback fonts after the usual family: CJK labels (prompts) are drawn, not boxes.
         with matplotlib.rc_context({"font.family": [*matplotlib.rcParams["font.family"], *fallback_families()]}):
             for axis in todo:
-                figure = Figure(figsize=(8, 5), layout="constrained")
+                per_step = axis != tm.STEPS and tm.STEPS in moving and labels(done, tm.STEPS).nunique() >= 2
+                wide = axis == tm.STEPS or per_step
+                figure = Figure(figsize=(11 if wide else 8, 5), layout="constrained")
                 FigureCanvasAgg(figure)
                 ax = figure.add_subplot()
                 numeric = _numeric(done, axis)
-                if numeric:
-                    _lines(ax, done, axis, _group_axis(done, axis, moving))
+                known = axes.known(axis)
+                helpful = known is not None and known.help and known.help.lower() != axes.title(axis).lower()
+                label = f"{axes.title(axis)} ({known.help})" if helpful else axes.title(axis)
+                if axis == tm.STEPS and timing is not None:
+                    _steps_fit(ax, done, timing)
+                    ax.set_xlabel(label)
+                    what = "Seconds per image vs steps: robust fit per shape and sampler"
+                elif per_step:
+                    _per_step(ax, done, axis, numeric, timing)
+                    ax.set_xlabel(label)
+                    what = f"Seconds per denoising step vs {axes.title(axis)} (steps vary: compared per step)"
                 else:
-                    _bars(ax, done, axis)
-                known = axes.get(axis) if axis in axes.BY_NAME or axis.startswith(f"{axes.LORA}.") else None
-                label = f"{axis} ({known.help})" if known and known.help else axis
-                ax.set_xlabel(label if numeric else f"{label}\nbars: mean over the other axes; whiskers: min to max")
+                    if numeric:
+                        _lines(ax, done, axis, _group_axis(done, axis, moving))
+                    else:
+                        _bars(ax, done, axis)
+                    ax.set_xlabel(label if numeric else
+                                  f"{label}\nbars: mean over the other axes; whiskers: min to max")
+                    what = f"Seconds per image vs {axes.title(axis)}"
                 subtitle = _subtitle(done)
-                ax.set_title(f"Seconds per image vs {axis}" + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+                ax.set_title(what + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
                 written.append(save_figure(figure, out_dir / file_name(axis)))
     if out_dir.is_dir():  # an axis that no longer varies must not leave an old plot behind
         for path in out_dir.glob(f"{PREFIX}*.png"):
@@ -187,3 +205,100 @@ def _y_scale(ax: Any, seconds: pd.Series) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
+
+
+def _legend_outside(ax: Any, title: str | None = None) -> None:
+    """To the right of the data: a legend inside sat on the points."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, title=title, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False)
+
+
+def _group_name(cells: pd.DataFrame, columns: list[str], key: tuple[str, ...]) -> str:
+    """'DDIM · CFG on': a timing group's key as users say it (cost classes as they are)."""
+    parts = []
+    for column, value in zip(columns, key, strict=True):
+        axis = axes.known(column)
+        if axis is not None and callable(axis.timing) and axis.timing is not str:
+            parts.append(value)  # a cost class: 'CFG on'
+        else:
+            parts.append(nm.name(cells, column, value))
+    return " · ".join(parts) or "all images"
+
+
+def _steps_fit(ax: Any, cells: pd.DataFrame, timing: TimingModel) -> None:
+    """Measured seconds (warm-up calls hollow) and each group's Theil-Sen line, drawn where it is quoted."""
+    steps = pd.to_numeric(labels(cells, tm.STEPS), errors="coerce")
+    warm = tm.warm_up(cells)
+    keys = timing.keys[cells.index] if timing.keys is not None else pd.Series([()] * len(cells), index=cells.index)
+    many = len(timing.fits) > 10
+    span = np.linspace(float(steps.min()), float(steps.max()), 2)
+    for index, (key, fit) in enumerate(timing.fits.items()):
+        colour = "#5f6368" if many else f"C{index % 10}"
+        mask = keys.map(lambda k, key=key: k == key).astype(bool)
+        kept, early = mask & ~warm, mask & warm
+        ax.scatter(steps[kept], cells.loc[kept, "_seconds"], s=10, color=colour, alpha=0.35, linewidths=0)
+        if early.any():
+            ax.scatter(steps[early], cells.loc[early, "_seconds"], s=30, facecolors="none", edgecolors=colour,
+                       linewidths=1.2, label="warm-up call (left out of the fit)" if index == 0 else None)
+        if not many:
+            sign = "+" if fit.fixed >= 0 else "−"
+            ax.plot(span, fit.fixed + fit.per_step * span, color=colour, linewidth=1.8,
+                    label=f"{_group_name(cells, timing.columns, key)}: {fit.per_step:.3g} s/step {sign} "
+                          f"{abs(fit.fixed):.2g} s (±{fit.spread:.2g} s)")
+    if many:
+        ax.text(0.01, 0.98, f"{len(timing.fits)} groups: their fits are in timing.csv", transform=ax.transAxes,
+                va="top", fontsize=8)
+    ax.set_ylabel("seconds per image (s)\npoints: measured; lines: robust fit (Theil-Sen)")
+    ax.grid(True, alpha=0.3)
+    # From 0, or lower where a fitted line (a negative fixed cost on a noisy machine) dips below: never cut.
+    lowest = min([0.0, *(f.fixed + f.per_step * span.min() for f in timing.fits.values())]) if not many else 0.0
+    ax.set_ylim(bottom=lowest * 1.1)
+    ticks = sorted(steps.dropna().unique())
+    if len(ticks) <= 15:
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    _legend_outside(ax, "shape and sampler: per step + fixed (± spread of one image)")
+
+
+def _per_step(ax: Any, cells: pd.DataFrame, axis: str, numeric: bool, timing: TimingModel | None) -> None:
+    """The cost of one step (Theil-Sen slope, 95 % interval) per value of `axis`, split by the other cost
+    classes: samplers compared per step, never pooled over step counts."""
+    warm = tm.warm_up(cells)
+    kept = cells[~warm]
+    others = [c for c in (timing.columns if timing else []) if c != axis]
+    hue = tm._cost_key(kept, others)
+    hues = list(dict.fromkeys(hue))
+    values = order_values(kept, axis)
+    steps = pd.to_numeric(labels(kept, tm.STEPS), errors="coerce").to_numpy(float)
+    width = 0.8 / max(1, len(hues))
+    # Numeric positions as the axis's own plot has them (resolution in megapixels).
+    where = _x(kept, axis)
+    position = {v: float(where[labels(kept, axis) == v].iloc[0]) for v in values} if numeric else {}
+    for h_index, h in enumerate(hues):
+        xs, ys, lows, highs = [], [], [], []
+        for v_index, value in enumerate(values):
+            mask = ((labels(kept, axis) == value) & (hue == h)).to_numpy()
+            if mask.sum() < 2:
+                continue
+            slope, _, low, high = tm._fit(steps[mask], kept["_seconds"].to_numpy(float)[mask])
+            xs.append(position[value] if numeric else v_index + (h_index - (len(hues) - 1) / 2) * width)
+            ys.append(slope)
+            lows.append(max(0.0, slope - low))
+            highs.append(max(0.0, high - slope))
+        label = _group_name(kept, others, h) if others else None
+        colour = f"C{h_index % 10}"
+        if numeric:
+            ax.errorbar(xs, ys, yerr=[lows, highs], fmt="o-", color=colour, capsize=3, label=label)
+        else:
+            ax.bar(xs, ys, width=width, color=colour, alpha=0.8, yerr=[lows, highs], capsize=3, ecolor="#5f6368",
+                   label=label)
+    if numeric:
+        ax.set_xticks([position[v] for v in values], [nm.name(kept, axis, v) for v in values], fontsize=8)
+    else:
+        shown = ["\n".join(_wrap_label(nm.name(kept, axis, v))) for v in values]
+        rotation = 30 if len(values) > 6 else 0
+        ax.set_xticks(range(len(values)), shown, fontsize=8, rotation=rotation, ha="right" if rotation else "center")
+    ax.set_ylabel("seconds per denoising step (s)\nrobust fit over the steps; whiskers: 95 % interval")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_ylim(bottom=0)
+    _legend_outside(ax, " · ".join(axes.title(c) for c in others) if others else None)

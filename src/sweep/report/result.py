@@ -47,6 +47,23 @@ class SheetPage:
     cols: tuple[str, ...]
     boxes: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     marks: dict[str, str] = field(default_factory=dict)  # cell_id -> "failed" | "missing" | "no image"
+    legend: tuple[str, ...] = ()  # 'P1: full prompt' for prompts the headers show by id
+
+
+LISTED_SHEETS = 4  # more sheets than this: one line pointing at the folder, not one line per sheet
+
+
+def sheet_lines(sheets: list[Path], viewer: Path | None = None, note: str = "") -> list[str]:
+    """The sheets as a summary prints them: each path when few, else one line for the folder and the viewer."""
+    if len(sheets) <= LISTED_SHEETS:
+        return [f"sheet:   {path}" for path in sheets] + ([f"         ({note})"] if note and sheets else [])
+    folders = list(dict.fromkeys(str(p.parent) for p in sheets))
+    where = folders[0] if len(folders) == 1 else ", ".join(folders)
+    text = f"sheets:  {len(sheets)} in {where}"
+    if note:
+        text += f" ({note})"
+    text += f"; every image in the viewer {viewer}" if viewer else "; every image in the viewer"
+    return [text]
 
 
 @dataclass
@@ -62,7 +79,11 @@ class ReportResult:
     metrics: list[Path] = field(default_factory=list)  # metrics.csv, seed_spread.csv
     insights: list[str] = field(default_factory=list)  # knee and seed-spread sentences, notes
     viewer: Path | None = None  # index.html, the interactive grid viewer
+    sheet_note: str = ""  # which sheets were drawn when a large sweep gets only some ("one per Sampler, ...")
 
     def lines(self) -> list[str]:
         """What a summary prints about this report beyond its sheets and plots."""
         return ([f"viewer:  {self.viewer}"] if self.viewer else []) + self.insights
+
+    def sheet_lines(self) -> list[str]:
+        return sheet_lines(self.sheets, self.viewer, self.sheet_note)

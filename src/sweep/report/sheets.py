@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from sweep import axes
+from sweep.report import names as nm
 from sweep.report import text as tx
 from sweep.report.atomic import save_image
 from sweep.report.data import ENVIRONMENT, RunData
@@ -77,6 +78,7 @@ class Slot:
     error: str
     seconds: float
     similarity: str = ""  # "SSIM 0.93" / "reference" when the report computed metrics
+    fitted: bool = False  # seconds from the timing model (captions say "≈")
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Title:
     fixed: str
     environment: str
     status: str
+    legend: tuple[str, ...] = ()  # 'P1: full prompt' for prompts shown by id in the headers
 
 
 # --- public entry ----------------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
                  captions: bool, out_dir: Path, save: Callable[[Image.Image, Path], Path]) -> list[SheetPage]:
     """One sheet-axis combination: its grid, paginated into parts, each written atomically."""
     pairs = list(zip(layout.sheets, sheet_key, strict=True))
-    sheet_label = " · ".join(f"{a} = {shown(v, a)}" for a, v in pairs)
+    sheet_label = " · ".join(f"{a} = {_value(run.cells, a, v)}" for a, v in pairs)
     base = safe(name) + "__" + _layout_token(layout)
     if pairs:
         base += "__" + "_".join(f"{safe(SHORT.get(a, a))}-{safe(v)}" for a, v in pairs)
@@ -120,8 +123,8 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
     records = [r for _, r in cells.iterrows()]
     places = [(_key(r, layout.rows), _key(r, layout.cols)) for r in records]
     slots = {place: _slot(run, r, scale) for place, r in zip(places, records, strict=True)}
-    row_text = [_header(cells, layout.rows, k, deps) for k in row_keys]
-    col_text = [_header(cells, layout.cols, k, deps) for k in col_keys]
+    row_text = [_header(cells, layout.rows, k, deps, run.cells) for k in row_keys]
+    col_text = [_header(cells, layout.cols, k, deps, run.cells) for k in col_keys]
     show_size = labels(cells, "resolution").nunique() > 1
     chunks = _paginate(len(row_keys), len(col_keys), max_cells)
     pages, written = [], []
@@ -132,7 +135,7 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
         heading = " — ".join(x for x in (name, sheet_label) if x)
         if parts > 1:
             heading += f" — part {part} of {parts}"
-        title = _title(cells.loc[[p in on_page for p in places]], layout, heading, run.candidates)
+        title = _title(cells.loc[[p in on_page for p in places]], layout, heading, run.candidates, run.cells)
         page_slots = {(i, j): slots.get((rk, ck)) for i, rk in enumerate(page_rows)
                       for j, ck in enumerate(page_cols)}
         rows = [row_text[r] for r in rs] if layout.rows else []
@@ -143,7 +146,8 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
         written.append(save(image, path))
         pages.append(SheetPage(path=path, layout=layout, sheet=sheet_label, part=part, parts=parts,
                                rows=tuple(" · ".join(t) for t in rows),
-                               cols=tuple(" · ".join(t) for t in cols), boxes=boxes, marks=marks))
+                               cols=tuple(" · ".join(t) for t in cols), boxes=boxes, marks=marks,
+                               legend=title.legend))
     _remove_stale(out_dir, base, written)
     return pages
 
@@ -176,12 +180,24 @@ def shown(value: str, axis: str = "") -> str:
     return axes.label(axis, value)
 
 
+def _by_id(run_cells: pd.DataFrame, axis: str) -> bool:
+    """A text axis some of whose values are too long for a header: all its values go by id ('P1 “a photo…”')."""
+    return nm.is_text(axis) and axis in run_cells and any(len(str(v)) > nm.SHORT for v in run_cells[axis])
+
+
+def _value(run_cells: pd.DataFrame, axis: str, value: str) -> str:
+    if _by_id(run_cells, axis):
+        return nm.name(run_cells, axis, value, long=True)
+    return shown(value, axis)
+
+
 def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
-            deps: dict[str, str]) -> list[str]:
-    """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16')."""
+            deps: dict[str, str], run_cells: pd.DataFrame | None = None) -> list[str]:
+    """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16'); a long
+    prompt by its id and first words (the title lists it in full)."""
     lines = []
     for axis, value in zip(axes, key, strict=True):
-        line = f"{axis} = {shown(value, axis)}"
+        line = f"{axis} = {_value(run_cells if run_cells is not None else cells, axis, value)}"
         for dep, master in deps.items():
             if master == axis and dep in cells:
                 found = {v for v in cells.loc[labels(cells, axis) == value, dep] if v}
@@ -202,7 +218,8 @@ def _single(cells: pd.DataFrame, column: str) -> str | None:
 FIXED = (*(a.name for a in axes.AXES if a.name not in ("prompt", "negative_prompt")), "model", "job")
 
 
-def _title(cells: pd.DataFrame, layout: Layout, heading: str, candidates: list[str]) -> Title:
+def _title(cells: pd.DataFrame, layout: Layout, heading: str, candidates: list[str],
+           run_cells: pd.DataFrame | None = None) -> Title:
     laid = {*layout.rows, *layout.cols, *layout.sheets}
     others = [c for c in candidates if c not in (*FIXED, *ENVIRONMENT, "sweep", "prompt", "negative_prompt")]
     fixed = []
@@ -226,7 +243,12 @@ def _title(cells: pd.DataFrame, layout: Layout, heading: str, candidates: list[s
         status += f" · mean {seconds.mean():.2f} s per image"
     prompt = None if "prompt" in laid else _single(cells, "prompt")
     negative = None if "negative_prompt" in laid else _single(cells, "negative_prompt")
-    return Title(heading, prompt, negative, " · ".join(fixed), " · ".join(env), status)
+    legend = []
+    every = run_cells if run_cells is not None else cells
+    for axis in (a for a in (*layout.rows, *layout.cols, *layout.sheets) if _by_id(every, a)):
+        ids = nm.ids(every, axis)
+        legend += [f"{ids[v]}: {shown(v, axis)}" for v in order_values(cells, axis) if v in ids]
+    return Title(heading, prompt, negative, " · ".join(fixed), " · ".join(env), status, tuple(legend))
 
 
 def _slot(run: RunData, row: pd.Series, scale: float) -> Slot:
@@ -235,9 +257,11 @@ def _slot(run: RunData, row: pd.Series, scale: float) -> Slot:
         h = w = 512
     disp = (max(1, round(w * scale)), max(1, round(h * scale)))
     image = run.run_dir / row["image"] if row.get("image") else None
-    seconds = row["_seconds"] if row["_seconds"] == row["_seconds"] else float("nan")
+    # The timing model's seconds for this cell (sweep.report.timing), else what its call measured.
+    fitted = row.get("_fitted", float("nan"))
+    seconds = fitted if fitted == fitted else (row["_seconds"] if row["_seconds"] == row["_seconds"] else float("nan"))
     return Slot(str(row["cell_id"]), row["status"], str(row["resolution"]), disp, image,
-                str(row.get("error", "")), float(seconds), str(row.get("_similarity", "") or ""))
+                str(row.get("error", "")), float(seconds), str(row.get("_similarity", "") or ""), fitted == fitted)
 
 
 def _paginate(n_rows: int, n_cols: int, max_cells: int) -> list[tuple[range, range]]:
@@ -280,7 +304,7 @@ def _remove_stale(out_dir: Path, base: str, written: list[Path]) -> None:
 def _caption(slot: Slot, captions: bool, show_size: bool) -> str:
     parts = [slot.size] if show_size else []
     if slot.status == "ok" and captions and math.isfinite(slot.seconds):
-        parts.append(f"{slot.seconds:.2f} s")
+        parts.append(f"≈{slot.seconds:.2f} s" if slot.fitted else f"{slot.seconds:.2f} s")
     if slot.status == "ok" and captions and slot.similarity:
         parts.append(slot.similarity)
     return " · ".join(parts)
@@ -348,6 +372,7 @@ def render(row_text: list[list[str]], col_text: list[list[str]], slots: dict[tup
         blocks.append((f"prompt: {title.prompt}", f_body, INK))
     if title.negative:
         blocks.append((f"negative prompt: {title.negative}", f_body, INK))
+    blocks += [(line, f_small, INK) for line in title.legend]
     for text, f, colour in ((title.fixed, f_body, INK), (title.environment, f_small, MUTED),
                             (title.status, f_small, MUTED)):
         if text:
