@@ -303,3 +303,14 @@ def test_a_nan_image_in_a_float32_run_does_not_suggest_float32(tmp_path, monkeyp
     quiet(make_cfg(*SMALL), tmp_path / "run")
     errors = set(pd.read_csv(tmp_path / "run" / "results.csv", keep_default_na=False)["error"])
     assert errors == {pixels.NAN_ERROR_FP32} and "model.dtype=float32" not in pixels.NAN_ERROR_FP32
+
+
+def test_a_home_path_in_an_override_is_expanded_as_the_readme_writes_it():
+    """Case 24: `model.path=~/x`, `'model.lora=[~/x]'` were refused as "cannot read unquoted";
+    `hydra.run.dir='"~/x"'` made a literal ./~/x folder."""
+    from sweep.paths import expand_home
+
+    home = os.path.expanduser("~")
+    assert expand_home(["model.path=~/x", "model.lora=[~/x, ~/y]", 'hydra.run.dir="~/x"', "~model.lora",
+                        "prompt=a ~ b"]) == [f"model.path={home}/x", f"model.lora=[{home}/x, {home}/y]",
+                                             f'hydra.run.dir="{home}/x"', "~model.lora", "prompt=a ~ b"]

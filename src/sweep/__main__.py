@@ -17,7 +17,7 @@ from sweep.cli_errors import install as install_compact_errors
 from sweep.config_dirs import add_config_dirs
 from sweep.errors import EXIT_DISK, disk_error, survive_closed_output
 from sweep.hydra_flags import flags_first
-from sweep.paths import CONF_DIR
+from sweep.paths import CONF_DIR, expand_home
 from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
 
 HYDRA_SUBDIR = ".hydra"
@@ -72,7 +72,8 @@ def _completion_install(args: list[str]) -> bool:
 def entry() -> None:
     """Entry of the `sdxl-sweep` console script and of `python -m sweep`: run the Hydra app; a stop before the
     first image (Ctrl-C, SIGTERM) is one line, not a traceback; exits with the run's code."""
-    sys.argv[1:] = args = flags_first(sys.argv[1:])  # `... model=tiny -m guidance_scale=3,7` as Hydra users type it
+    # `... model=tiny -m guidance_scale=3,7` as Hydra users type it; `model.path=~/x` as the README writes it
+    sys.argv[1:] = args = expand_home(flags_first(sys.argv[1:]))
     if "--version" in args:  # Hydra's own --version prints Hydra's version
         print(f"{SCRIPT} {version()}")
         sys.exit(0)

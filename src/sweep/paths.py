@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -16,3 +18,19 @@ def shipped_dir(name: str) -> Path:
 
 
 CONF_DIR = shipped_dir("conf")
+
+# A `~` that starts a path in an override's value: at its start, after `[` or `,`, or just inside a quote there.
+_HOME = re.compile(r"""(^|[\[,]\s*)(["']?)~(?=/|["',\]]|$)""")
+
+
+def expand_home(args: list[str]) -> list[str]:
+    """`model.path=~/x`, `'model.lora=[~/x]'`, `hydra.run.dir='"~/x"'` as the shell would for a plain path:
+    Hydra's grammar cannot read an unquoted `~`, and a quoted one would be a literal folder named `~`."""
+    home = os.path.expanduser("~")
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and not key.startswith(("-", "~")) and "~" in value:
+            arg = key + sep + _HOME.sub(lambda m: m.group(1) + m.group(2) + home, value)
+        out.append(arg)
+    return out
