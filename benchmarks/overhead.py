@@ -147,11 +147,12 @@ def decoded_dtype(pipe):
 def run_once(cfg, stand_in: StandIn, scratch: Path) -> dict:
     from sweep import runner
     from sweep.results import read_rows
+    from sweep.writer import ImageWriter
 
     out = Path(tempfile.mkdtemp(dir=scratch))
     stand_in.waited, stand_in.calls = 0.0, 0
     tail = []
-    close = runner.ImageWriter.close
+    close = ImageWriter.close
 
     def timed_close(writer) -> None:  # the real close, timed: how long the sweep waits for its last PNGs
         started = time.perf_counter()
@@ -161,7 +162,7 @@ def run_once(cfg, stand_in: StandIn, scratch: Path) -> dict:
             tail.append(time.perf_counter() - started)
 
     started = time.perf_counter()
-    with contextlib.redirect_stderr(io.StringIO()), mock.patch.object(runner.ImageWriter, "close", timed_close):
+    with contextlib.redirect_stderr(io.StringIO()), mock.patch.object(ImageWriter, "close", timed_close):
         summary = runner.run_sweep(cfg, out, echo=lambda _: None)  # the CLI's progress bar goes to the buffer
     whole = time.perf_counter() - started
     rows = read_rows(out / "results.csv")

@@ -53,7 +53,7 @@ LONG_CALL = """
 import sys, torch
 torch.set_num_threads(1)
 import sweep.signals
-from sweep.errors import run_command
+from sweep.commands import run_command
 sweep.signals.GRACE_SECONDS = float(sys.argv[1])
 a = torch.ones(12000, 12000, dtype=torch.float64)
 def run(args):

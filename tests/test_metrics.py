@@ -121,7 +121,8 @@ def test_bad_reference_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_reference_value_checked_before_generating(tmp_path):
-    from sweep.runner import plan_sweep, to_dict
+    from sweep.experiment import to_dict
+    from sweep.plan import plan_sweep
 
     cfg = make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[1,2,4]",
                    "report.reference=num_inference_steps:3")

@@ -107,11 +107,11 @@ def test_viewer_puts_two_checkpoints_on_one_axis(grid_run):
 
 
 def test_resume_after_a_stop_mid_checkpoint_is_exact(grid_run, files, tmp_path, monkeypatch):
-    from sweep import runner
+    from sweep import scheduling
 
     reference_dir, reference, _, _ = grid_run
     run_dir = tmp_path / "stopped"
-    original, made = runner._run_unit, []
+    original, made = scheduling._run_unit, []
 
     def stop_after_three(loaded, prompts, unit, *args):
         if len(made) == 3:  # alpha done, beta half done: as a kill between two images
@@ -119,10 +119,10 @@ def test_resume_after_a_stop_mid_checkpoint_is_exact(grid_run, files, tmp_path, 
         made.append(unit)
         yield from original(loaded, prompts, unit, *args)
 
-    monkeypatch.setattr(runner, "_run_unit", stop_after_three)
+    monkeypatch.setattr(scheduling, "_run_unit", stop_after_three)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(make_cfg(*checkpoint_grid(files)), run_dir, progress=False, echo=lambda _: None)
-    monkeypatch.setattr(runner, "_run_unit", original)
+    monkeypatch.setattr(scheduling, "_run_unit", original)
     assert len(pd.read_csv(run_dir / "results.csv")) == 3
     pipeline.release()
     loads = pipeline.LOADS

@@ -217,15 +217,15 @@ def test_rerun_of_a_finished_sweep_generates_nothing(tmp_path, finished):
 
 
 def test_failed_cells_are_retried_on_resume(tmp_path, monkeypatch):
-    from sweep import runner
+    from sweep import scheduling
 
-    original = runner.generate
-    monkeypatch.setattr(runner, "generate", lambda loaded, prompts, unit, *args: (_ for _ in ()).throw(
+    original = scheduling.generate
+    monkeypatch.setattr(scheduling, "generate", lambda loaded, prompts, unit, *args: (_ for _ in ()).throw(
         RuntimeError("boom")) if unit[0].guidance_scale == 1.0 else original(loaded, prompts, unit, *args))
     run_dir = tmp_path / "run"
     first = quiet_run(make_cfg(*GRID), run_dir)
     assert first.failed == 6 and first.made == 6
-    monkeypatch.setattr(runner, "generate", original)
+    monkeypatch.setattr(scheduling, "generate", original)
     second = quiet_run(make_cfg(*GRID), run_dir)
     assert second.made == 6 and second.failed == 0
     table = pd.read_csv(run_dir / "results.csv")

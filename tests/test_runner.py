@@ -119,15 +119,15 @@ def test_png_carries_its_parameters(tmp_path):
 def test_batch_size_one_is_exactly_the_plain_diffusers_call(tmp_path, monkeypatch):
     import threading
 
-    from sweep import runner
+    from sweep import scheduling
 
-    calls, original = [], runner.generate
+    calls, original = [], scheduling.generate
 
     def spy(loaded, prompts, unit, *args):
         calls.append((threading.current_thread().name, torch.get_num_threads()))
         return original(loaded, prompts, unit, *args)
 
-    monkeypatch.setattr(runner, "generate", spy)
+    monkeypatch.setattr(scheduling, "generate", spy)
     # Seeds 12 and 13 at this size give other pixels on 1 torch thread than on 2: a call that ran on another
     # thread count than the plain call's would show here.
     _, run_dir, table = run(tmp_path, "sweep=seed_random", *SMALL, "sweep.grid.seed=[11,12,13]", "batch_size=1")
@@ -179,16 +179,16 @@ def test_prompt_is_encoded_once_per_sweep(tmp_path):
 
 
 def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
-    from sweep import runner
+    from sweep import scheduling
 
-    original = runner.generate
+    original = scheduling.generate
 
     def flaky(loaded, prompts, unit, *args):
         if unit[0].num_inference_steps == 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return original(loaded, prompts, unit, *args)
 
-    monkeypatch.setattr(runner, "generate", flaky)
+    monkeypatch.setattr(scheduling, "generate", flaky)
     summary, run_dir, table = run(tmp_path, "sweep=steps_10_to_90", *SMALL,
                                   "sweep.grid.num_inference_steps=[1,2,3]")
     assert summary.failed == 1 and summary.made == 2 and not summary.ok
@@ -201,16 +201,16 @@ def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypat
 def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch):
     import threading
 
-    from sweep import runner
+    from sweep import scheduling
 
     grid = ("sweep=seed_random", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2,3]")
-    threads, original = set(), runner.generate
+    threads, original = set(), scheduling.generate
 
     def spy(loaded, prompts, unit, *args):
         threads.add(threading.current_thread().name)
         return original(loaded, prompts, unit, *args)
 
-    monkeypatch.setattr(runner, "generate", spy)
+    monkeypatch.setattr(scheduling, "generate", spy)
     default_threads = torch.get_num_threads()
     _, dir_a, a = run(tmp_path, *grid, name="a")
     _, dir_b, b = run(tmp_path, *grid, name="b")
@@ -229,17 +229,17 @@ def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch)
 
 
 def test_cpu_workers_only_for_plain_cpu_pipelines():
-    from sweep import runner
+    from sweep import scheduling
 
     loaded = pipeline.load(make_cfg("sweep=seed_random").model)
     budget = torch.get_num_threads()
-    expected = (min(runner.MAX_CPU_WORKERS, budget), budget // min(runner.MAX_CPU_WORKERS, budget))
-    assert runner.cpu_workers(loaded, {}) == (expected if budget >= 2 else (1, 0))
-    assert runner.cpu_workers(loaded, {"compile": True}) == (1, 0)
-    assert runner.cpu_workers(loaded, {"cpu_offload": True}) == (1, 0)
+    expected = (min(scheduling.MAX_CPU_WORKERS, budget), budget // min(scheduling.MAX_CPU_WORKERS, budget))
+    assert scheduling.cpu_workers(loaded, {}) == (expected if budget >= 2 else (1, 0))
+    assert scheduling.cpu_workers(loaded, {"compile": True}) == (1, 0)
+    assert scheduling.cpu_workers(loaded, {"cpu_offload": True}) == (1, 0)
     from dataclasses import replace
 
-    assert runner.cpu_workers(replace(loaded, device="cuda"), {}) == (1, 0)
+    assert scheduling.cpu_workers(replace(loaded, device="cuda"), {}) == (1, 0)
 
 
 def test_a_cpu_decodes_a_batch_one_image_at_a_time():

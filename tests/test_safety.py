@@ -365,9 +365,9 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(tmp_path, signum, co
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
     import errno
 
-    from sweep import app, runner
+    from sweep import app, writer
 
-    original, calls = runner.atomic_write, []
+    original, calls = writer.atomic_write, []
 
     def filling(path, data):
         calls.append(path)
@@ -375,7 +375,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(path, data)
 
-    monkeypatch.setattr(runner, "atomic_write", filling)
+    monkeypatch.setattr(writer, "atomic_write", filling)
     run_dir = tmp_path / "run"
     with pytest.raises(SystemExit) as info:
         app.run_job(make_cfg(*GRID, "batch_size=1"), run_dir)
@@ -383,7 +383,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_
     assert info.value.code == 1 and err.count("\n") == 1 and "No space left on device" in err
     assert "run the same command to resume" in err
     assert len(table(run_dir)) == 1  # the image written before the disk filled, with its row
-    monkeypatch.setattr(runner, "atomic_write", original)
+    monkeypatch.setattr(writer, "atomic_write", original)
     assert quiet(make_cfg(*GRID, "batch_size=1"), run_dir).made == 3
 
 

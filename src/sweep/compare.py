@@ -316,7 +316,7 @@ def _set_aside_foreign(target: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweep.errors import run_command
+    from sweep.commands import run_command
 
     def run(args: list[str]) -> int:
         dir_a, dir_b, options = parse(args)

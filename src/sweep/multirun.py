@@ -462,7 +462,7 @@ def _remove_if_empty(sweep_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m sweep.multirun SWEEP_DIR`: merge a finished (or partly finished) multirun again."""
-    from sweep.errors import run_command
+    from sweep.commands import run_command
 
     return run_command(argv, MAIN_DOC, _merge_command, hint="the jobs' results are kept: run the same command "
                        "to merge again")

@@ -16,7 +16,7 @@ class PromptCache:
         self.pipe = pipe
         self.device = device
         self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
-        self._lock = threading.Lock()  # concurrent CPU calls (runner._run_parallel) share one cache
+        self._lock = threading.Lock()  # concurrent CPU calls (scheduling._run_parallel) share one cache
 
     def embeds(self, encode_args: Mapping[str, Any], count: int, state: tuple = ()) -> dict[str, torch.Tensor]:
         """Pipeline kwargs for `count` images (CFG inputs included; unused when CFG is off). `encode_args` are

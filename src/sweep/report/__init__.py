@@ -12,13 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweep.report.result import Layout, ReportError, ReportResult, SheetPage
+from sweep.report.result import OUTPUTS, Layout, ReportError, ReportResult, SheetPage
 
 __all__ = ["OUTPUTS", "Layout", "ReportError", "ReportResult", "SheetPage", "build_report"]
-
-# Everything a report writes into a run dir (restart=true moves these aside with the experiment).
-OUTPUTS = ("sheets", "plots", "summary.csv", "metrics.csv", "seed_spread.csv", "convergence.csv", "timing.csv",
-           "index.html", "thumbs")
 
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,

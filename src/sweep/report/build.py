@@ -78,7 +78,7 @@ def remove_stale_report_files(run_dir: Path) -> int:
     import fcntl
 
     from sweep.atomic import remove_stale_temp_files
-    from sweep.report import OUTPUTS
+    from sweep.report.result import OUTPUTS
     from sweep.rundir import LOCK
 
     lock = run_dir / LOCK

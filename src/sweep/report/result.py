@@ -7,6 +7,10 @@ from pathlib import Path
 
 from sweep.errors import SweepError
 
+# Everything a report writes into a run dir (restart=true moves these aside with the experiment).
+OUTPUTS = ("sheets", "plots", "summary.csv", "metrics.csv", "seed_spread.csv", "convergence.csv", "timing.csv",
+           "index.html", "thumbs")
+
 
 class ReportError(SweepError):
     """Bad report input: one line naming the key, the value and what is allowed (the CLI exits 2)."""

@@ -1,0 +1,153 @@
+"""Which experiment a run directory holds: its identity (model, weights, how images are made), its manifest
+(sweep.json), and accepting a directory for a run (refusing another experiment) before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sweep import axes
+from sweep.grid import Cell
+from sweep.plan import Plan
+from sweep.results import IMAGES, ResultsTable, columns_for
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict from a DictConfig, a dataclass or a dict (tests pass any of them)."""
+    from omegaconf import OmegaConf
+
+    if isinstance(cfg, dict):
+        return cfg
+    return OmegaConf.to_container(OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg,
+                                  resolve=True)
+
+
+def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    from sweep.pipeline import resolved_dtype_name
+
+    identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
+    # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
+    identity["dtype"] = resolved_dtype_name(model)
+    for name in swept_models:  # an axis says what is loaded for each cell: the model config's own is not used
+        for key in ("source", "id", "path") if name == "checkpoint" else (name,):
+            identity.pop(key, None)
+        identity[f"{name}_axis"] = True
+    return identity
+
+
+def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The SHA-256 of each local model file or folder the run loads (model.path, model.vae, model.refiner,
+    each LoRA): other weights copied over a file or into a folder under the same name are another experiment.
+    Hub ids are left out (a hub revision does not change under a name), and so is what a model axis replaces."""
+    from sweep import checkpoints
+    from sweep.lora import parse
+
+    found = {}
+    replaced = {"checkpoint": "path"}
+    for key in ("path", "vae", "refiner"):
+        value = model.get(key)
+        if any(replaced.get(name, name) == key for name in swept_models):
+            continue
+        if value and checkpoints.expand(str(value)).exists():
+            found[f"model.{key}"] = checkpoints.weights_digest(str(value))
+    for name, path in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle"))):
+        found[f"model.lora.{name}"] = checkpoints.weights_digest(path)
+    return found
+
+
+def made_with(model: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    """How the images are made, as each row records it (compared on resume, used to adopt orphan images)."""
+    from sweep.pipeline import model_label, options_label, resolved_dtype_name
+
+    made = {"model": model_label(model), "dtype": resolved_dtype_name(model), "options": options_label(model),
+            "generator_device": plan.generator_device}
+    if "checkpoint" in plan.model_axes:
+        del made["model"]  # each cell's checkpoint is a parameter column, compared with the others
+    return made
+
+
+def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
+    return {
+        "sdxl_sweep": 2,
+        "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
+        "model": model_identity(model, plan.model_axes),
+        "weights": weights(model, plan.model_axes),
+        "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},
+        "random_seeds": plan.random_seeds,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "expected_cells": [
+            {**c.record(facts), "image": f"{IMAGES}/{c.cell_id}.png", "sweep": plan.name} for c in cells
+        ],
+    }
+
+
+@dataclass
+class Accepted:
+    """What the main rank decided before generating, shared with the other ranks."""
+
+    cells: list[Cell]
+    done: set[str]
+    seeds: list[int] | None
+    moved_aside: Path | None = None
+
+
+def recorded_seeds(run_dir: Path, restart: bool, shared: Path | None, grid_spec: Any) -> list[int] | None:
+    """Random seeds drawn earlier for this directory (or this multirun), so a resume or another job of the
+    multirun uses the same ones."""
+    from sweep.results import recorded_experiment
+
+    if not restart:
+        recorded = recorded_experiment(run_dir)
+        if recorded and recorded.get("random_seeds"):
+            return list(recorded["random_seeds"])
+    if shared is not None:
+        from sweep.shared_seeds import read_seeds
+
+        return read_seeds(shared, grid_spec)
+    return None
+
+
+def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
+           on_accept: Callable[[], None] | None, echo: Callable[[str], None],
+           job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> Accepted:
+    """Main rank, lock held: refuse another experiment, or take the directory (nothing is written before).
+    `job` (num, overrides) and `shared_dir`: a multirun job and its sweep dir."""
+    from sweep import rundir
+    from sweep.atomic import remove_stale_temp_files
+    from sweep.report import OUTPUTS
+    from sweep.results import check_same_experiment, parse_table, write_manifest
+
+    model = cfg["model"]
+    cells = plan.resolved(facts)
+    manifest = manifest_for(plan, cells, model, facts)
+    table = ResultsTable(run_dir, columns_for(plan.extra_axes))
+    expected = {c.cell_id: rec for c, rec in zip(cells, manifest["expected_cells"], strict=True)}
+    moved, parsed = None, None
+    if cfg.get("restart"):
+        moved = rundir.move_aside(run_dir, OUTPUTS)
+        if moved:
+            echo(f"restart=true: moved the earlier results to {moved}")
+    else:
+        parsed = parse_table(table.path)  # random bytes: refused before an experiment is read from the rows
+        check_same_experiment(run_dir, manifest, grow=bool(cfg.get("grow")))
+        if job is not None:
+            rundir.check_job(run_dir, shared_dir, list(job.get("overrides") or []), job.get("num"))
+    found = table.inspect(expected, parsed)  # a hand-edited table: refused, nothing written
+    # Accepted: from here on the directory is this run's.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if on_accept is not None:
+        on_accept()
+    lock.record_holder()
+    remove_stale_temp_files([run_dir, *(run_dir / name for name in (IMAGES, *OUTPUTS))])
+    (run_dir / IMAGES).mkdir(parents=True, exist_ok=True)
+    prepared = table.prepare(found, expected, made_with(model, plan))
+    if prepared.set_aside:
+        echo(f"{len(prepared.set_aside)} image(s) in {run_dir / IMAGES} were not the ones this run wrote "
+             f"(changed, undecodable or one flat colour): moved to {prepared.moved_to}, made again")
+    write_manifest(run_dir, manifest)
+    done = prepared.done
+    return Accepted(cells, done, plan.random_seeds, moved)
