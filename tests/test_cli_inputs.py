@@ -44,6 +44,10 @@ BAD_FILES = [
     ("grid:\n\tseed: [1]\n", ", line 2: got a tab character; allowed: spaces"),
     (b"prompt: caf\xe9\ngrid:\n  seed: [1]\n", ", line 1: got the byte 0xe9, which is not UTF-8; allowed: UTF-8"),
     ("a: &x [*x]\ngrid:\n  seed: [1]\n", ": got a recursive alias"),
+    # Nested anchors (issue 21, case 14): 9^8 values from 80 written ones, refused before they are built.
+    ("a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 8)) + "grid:\n  seed: [1]\n",
+     ": got anchors and aliases that expand to more than 100,000 values; allowed: a sweep file of at most"),
     ("- 1\n- 2\n", ": got a list at the top; allowed: a mapping"),
     ("grid: null\n", ": grid: got null; allowed: a mapping with the keys "),
     ("grid: [1, 2]\n", ": grid: got [1, 2]; allowed: a mapping with the keys "),

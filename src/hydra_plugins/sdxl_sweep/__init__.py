@@ -123,6 +123,7 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     from sweep.config_checks import ConfigFileError
 
     path = os.path.realpath(os.path.join(source.path, FileConfigSource._normalize_file_name(inner)))
+    _check_expansion(path)
     try:
         result = FileConfigSource.load_config(source, inner)
     except ConfigLoadError:
@@ -143,6 +144,54 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     result.config = OmegaConf.create({**raw, GROUP: sweep})
     result.header["package"] = "_global_"
     return result
+
+
+MAX_VALUES = 100_000  # far beyond any real sweep file (a 10,000-image grid is a few hundred values)
+
+
+def _check_expansion(path: str) -> None:
+    """Refuse a file whose anchors and aliases expand to more values than any sweep holds (nested aliases:
+    9 lists of 9 aliases, 8 deep, are 43 million values built from 80 written), before anything builds them.
+
+    yaml.compose keeps an alias as a reference to its anchor's node, so the file's graph costs what its text
+    does; the count below visits each node once, however many aliases point at it."""
+    import yaml
+
+    from sweep.config_checks import ConfigFileError
+
+    try:
+        with open(path, "rb") as handle:
+            root = yaml.compose(handle, Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return  # not readable or not YAML: the loader says so, with the line
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:  # a recursive alias: the loader reports it
+            return 0
+        open_nodes.add(key)
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_VALUES:
+                break
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    if root is not None and size(root) > MAX_VALUES:
+        raise ConfigFileError(f"sweep file {path}: got anchors and aliases that expand to more than "
+                              f"{MAX_VALUES:,} values; allowed: a sweep file of at most {MAX_VALUES:,} values once "
+                              "its aliases (*name) are written out")
 
 
 def _check_file_keys(raw: dict[str, Any], path: str) -> None:
