@@ -425,7 +425,8 @@ def test_infotext_order_and_quoting():
     text = a1111_parameters(cell, row, facts)
     assert text.splitlines()[0] == "a fox <lora:a:0.5>"
     fields = infotext_fields(text)
-    assert list(fields) == ["Steps", "Sampler", "CFG scale", "Seed", "Size", "Model hash", "Model", "VAE hash", "VAE",
+    assert list(fields) == ["Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
+                            "VAE hash", "VAE",
                             "Refiner", "Refiner switch at", "Lora hashes", "Version"]
     assert 'Model: "my, model"' in text and fields["Model"] == "my, model"
 

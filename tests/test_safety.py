@@ -200,10 +200,10 @@ def test_a_writer_failure_is_a_failed_cell_and_the_others_land(tmp_path, monkeyp
 
     original = metadata.png_bytes
 
-    def broken(image, row, parameters):
+    def broken(image, row, *texts):
         if row["seed"] == 2:
             raise ValueError("cannot encode")
-        return original(image, row, parameters)
+        return original(image, row, *texts)
 
     monkeypatch.setattr(metadata, "png_bytes", broken)
     summary = quiet(make_cfg(*GRID), tmp_path / "run")

@@ -51,8 +51,11 @@ class Once(logging.Handler):
             target.handle(record)
 
     def _target(self) -> logging.Handler | None:
+        here = Path(self.run_dir).resolve() if self.run_dir is not None else None
         for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).name == LOG_NAME:
+            # Only this run's own file: a handler an earlier run in this process left behind points elsewhere.
+            if (isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).name == LOG_NAME
+                    and (here is None or Path(handler.baseFilename).resolve().parent == here)):
                 return handler
         if self._own is None and self.run_dir is not None:
             self._own = logging.FileHandler(Path(self.run_dir) / LOG_NAME, delay=True, encoding="utf-8")

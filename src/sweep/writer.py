@@ -67,7 +67,9 @@ class ImageWriter:
             with self._turn:
                 self._turn.wait_for(lambda n=number: self._next_row == n)
                 try:
-                    if row is not None and self.fatal is None:
+                    # An image on disk gets its row even when a later image found the disk full: with two
+                    # writers the later one may fail first, and its failure must not lose this row.
+                    if row is not None:
                         self._append(row)
                 finally:
                     self._next_row += 1
@@ -104,8 +106,9 @@ class ImageWriter:
         try:
             self.table.append(row)
         except OSError as exc:
-            self.fatal = StorageError(f"{self.table.path}: could not append a row ({exc.strerror}); free space "
-                                      "or fix the disk, then run the same command to resume")
+            if self.fatal is None:  # the first disk error is the one to report
+                self.fatal = StorageError(f"{self.table.path}: could not append a row ({exc.strerror}); free "
+                                          "space or fix the disk, then run the same command to resume")
             return
         if row["status"] == "ok":
             self.ok += 1
