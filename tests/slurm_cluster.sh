@@ -106,6 +106,7 @@ start() {
   [ "$(id -u)" = 0 ] || { say "needs root (slurmd runs jobs as their user)"; exit 3; }
   stop
   mkdir -p "$dir/state" "$dir/spool"
+  rm -f "$dir/sacct.log"  # the jobs of this session only (tests/test_slurm.py appends to it)
   write_conf
   start_munge
   start_accounting

@@ -58,7 +58,8 @@ def slurm():
 def sacct(env: dict[str, str], array: str) -> list[dict[str, str]]:
     out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", array, "-o", "JobID,JobName,State,ExitCode"],
                          capture_output=True, text=True, env=env, check=True).stdout
-    print(f"sacct -X -j {array}:\n{out}")  # quoted in the CI log
+    with open(SLURM_DIR / "sacct.log", "a", encoding="utf-8") as log:  # .ci/run prints it after the tests
+        log.write(f"$ sacct -n -P -X -j {array} -o JobID,JobName,State,ExitCode\n{out}")
     return [dict(zip(("id", "name", "state", "exit"), line.split("|"), strict=True)) for line in out.splitlines()]
 
 
