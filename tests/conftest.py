@@ -57,6 +57,27 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
                           timeout=timeout, env=full_env)
 
 
+# A small 4-cell grid (2 seeds x 2 step counts, one batched call per step count) at 64x64.
+SMALL = ("height=64", "width=64", "num_inference_steps=2")
+GRID = ("sweep=seeds_steps_guidance", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2]",
+        "sweep.grid.guidance_scale=[5.0]", "batch_size=2")
+
+
+def quiet(cfg, run_dir, **kwargs):
+    """run_sweep without the progress bar and the printed lines."""
+    from sweep.runner import run_sweep
+
+    return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None, **kwargs)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """Every file under folder: content hash and modification time (a rewrite with equal bytes still shows)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(autouse=True)
 def _clear_hydra():
     yield

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_cfg
-from sweep.runner import run_sweep
+from conftest import make_cfg, quiet
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SMALL = ("sweep=seed_fixed", "height=64", "width=64", "num_inference_steps=2")
-
-
-def quiet(cfg, run_dir, **kwargs):
-    return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None, **kwargs)
 
 
 def env() -> dict[str, str]:

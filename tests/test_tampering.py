@@ -15,24 +15,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import make_cfg, run_cli
+from conftest import GRID, SMALL, make_cfg, quiet, run_cli, snapshot
 from sweep import app, compare, rundir
 from sweep.errors import SweepError
 from sweep.report.__main__ import main as report_main
 from sweep.runner import run_sweep
-
-SMALL = ("height=64", "width=64", "num_inference_steps=2")
-GRID = ("sweep=seeds_steps_guidance", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2]",
-        "sweep.grid.guidance_scale=[5.0]", "batch_size=2")
-
-
-def quiet(cfg, run_dir, **kwargs):
-    return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None, **kwargs)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def pixels(path: Path) -> np.ndarray:
