@@ -5,7 +5,6 @@ Each test replays one case of the hostile trial in the shape the user typed it, 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -76,9 +75,7 @@ def test_2_a_deleted_lock_file_does_not_let_a_second_run_in(copy):
         before = snapshot(copy)
         with pytest.raises(SweepError, match="is in use by another sdxl-sweep process"):
             quiet(make_cfg(*GRID), copy)  # the same command, started again
-        after = snapshot(copy)
-        assert after.pop(".sweep.lock")[0] == hashlib.sha256(b"").hexdigest()  # only made again, empty
-        assert after == before
+        assert snapshot(copy) == before  # refused before anything is created (the lock file is not made again)
     finally:
         holder.release()
     assert quiet(make_cfg(*GRID), copy).skipped == 4  # the first run gone: the directory is usable again

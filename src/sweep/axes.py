@@ -14,6 +14,7 @@ diffusers except the rare paths that validate a scheduler class's options.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -21,6 +22,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from sweep.errors import SweepError, bad_value, suggest
@@ -399,8 +401,13 @@ def automatic_schedule(spec: SchedulerSpec | None, facts: Facts) -> str | None:
     return {"linspace": "Uniform", "trailing": "SGM Uniform"}.get(spacing)
 
 
+@functools.cache
 def _class_defaults(cls: str) -> dict[str, Any]:
-    """__init__ defaults of a scheduler class (imports diffusers: only when a spec is shown or built)."""
+    """__init__ defaults of a scheduler class, read from the installed diffusers' source where they are plain
+    values (a run dir's records name samplers before anything heavy is imported), else from the class."""
+    found = _source_defaults(cls)
+    if found is not None:
+        return found
     import inspect
 
     import diffusers
@@ -408,6 +415,49 @@ def _class_defaults(cls: str) -> dict[str, Any]:
     init = getattr(diffusers, cls).__init__
     return {k: p.default for k, p in inspect.signature(init).parameters.items()
             if p.default is not inspect.Parameter.empty}
+
+
+def _source_defaults(cls: str) -> dict[str, Any] | None:
+    """`cls.__init__`'s defaults from diffusers/schedulers/*.py, or None (not found, or a default that is not a
+    literal)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffusers")
+    if not spec or not spec.origin or not re.fullmatch(r"\w+", cls):
+        return None
+    for path in sorted((Path(spec.origin).parent / "schedulers").glob("scheduling_*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+            if not re.search(rf"^class {cls}\(", text, re.M):
+                continue
+            tree = ast.parse(text)
+        except (OSError, SyntaxError, ValueError):
+            return None
+        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+        init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        if init is None:
+            return None
+        positional = [*init.args.posonlyargs, *init.args.args]
+        pairs = [*zip(positional[len(positional) - len(init.args.defaults):], init.args.defaults, strict=True),
+                 *((a, d) for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True) if d is not None)]
+        try:
+            return {a.arg: _literal(d) for a, d in pairs}
+        except ValueError:  # an expression default: the class itself says what it is
+            return None
+    return None
+
+
+def _literal(node: Any) -> Any:
+    """A plain default value, with `float("inf")` (and its negative) as diffusers writes infinities."""
+    import ast
+
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and not node.keywords):
+        return float(node.args[0].value)
+    return ast.literal_eval(node)
 
 
 def spec_from_config(cls: str, config: Mapping[str, Any]) -> SchedulerSpec:
@@ -955,21 +1005,55 @@ def get(name: str, key: str | None = None) -> Axis:
     return axis
 
 
+def argument_kind(annotation: str) -> str | None:
+    """bool, int, float or str for a scalar argument's annotation text; None for anything else."""
+    kind = next((t for t in ("bool", "int", "float", "str") if re.search(rf"\b{t}\b", annotation)), None)
+    if kind is None or any(w in annotation for w in ("list", "tuple", "Tensor", "dict", "Callable")):
+        return None
+    return kind
+
+
+@functools.cache
+def _call_annotations() -> dict[str, str]:
+    """StableDiffusionXLPipeline.__call__'s arguments -> their annotations as text, read from the installed
+    diffusers' source file: importing diffusers takes seconds (torch with it), and a misspelt axis is refused
+    before anything heavy is imported. Falls back to the import where the file is not where diffusers keeps it."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffusers")
+    source = (Path(spec.origin).parent / "pipelines" / "stable_diffusion_xl" / "pipeline_stable_diffusion_xl.py"
+              if spec and spec.origin else None)
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8")) if source else None
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    for node in ast.walk(tree) if tree else ():
+        if isinstance(node, ast.ClassDef) and node.name == "StableDiffusionXLPipeline":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__call__":
+                    arguments = item.args
+                    found = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                             *(a for a in (arguments.vararg, arguments.kwarg) if a)]
+                    return {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in found}
+    import inspect
+
+    from diffusers import StableDiffusionXLPipeline
+
+    parameters = inspect.signature(StableDiffusionXLPipeline.__call__).parameters
+    return {k: "" if p.annotation is inspect.Parameter.empty else str(p.annotation) for k, p in parameters.items()}
+
+
 def _pipeline_argument(name: str) -> Axis | None:
     """A scalar keyword argument of the installed diffusers' SDXL call that no entry above covers, typed from
     its annotation (so a newer diffusers' new argument is an axis too)."""
     if name in NOT_AXES or name.startswith("_"):
         return None
-    import inspect
-
-    from diffusers import StableDiffusionXLPipeline
-
-    parameter = inspect.signature(StableDiffusionXLPipeline.__call__).parameters.get(name)
-    if parameter is None:
+    text = _call_annotations().get(name)
+    if text is None:
         return None
-    text = str(parameter.annotation)
-    kind = next((t for t in ("bool", "int", "float", "str") if re.search(rf"\b{t}\b", text)), None)
-    if kind is None or any(w in text for w in ("list", "tuple", "Tensor", "dict", "Callable")):
+    kind = argument_kind(text)
+    if kind is None:
         return None
 
     def parse(value: Any, key: str, facts: Facts) -> Any:

@@ -111,6 +111,32 @@ def recorded_seeds(run_dir: Path, restart: bool, shared: Path | None, grid_spec:
     return None
 
 
+def preflight(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts | axes.PerModel | None,
+              job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> None:
+    """Main rank, before torch is imported: the refusals the run dir alone decides (files the tool did not write,
+    a lock held, a table it cannot have written, another sweep or other values), so they come in about a second
+    instead of after the libraries load. Writes nothing; `accept` checks all of it again with the lock held,
+    and what needs the libraries (the model's dtype) besides."""
+    from sweep import rundir
+    from sweep.results import check_same_experiment, parse_table, recorded_experiment
+
+    rundir.classify(run_dir)
+    rundir.check_free(run_dir)
+    if cfg.get("restart"):
+        return
+    parse_table(ResultsTable(run_dir, columns_for(plan.extra_axes)).path)
+    recorded = recorded_experiment(run_dir)
+    if recorded is not None and facts is not None:
+        cells = plan.resolved(facts)
+        # What accept's manifest also holds, taken from the record: only the sweep and its values compared here.
+        current = {**{k: recorded.get(k) for k in ("model", "weights", "made_with")},
+                   "sweep": {"name": plan.name},
+                   "expected_cells": [{**c.record(facts), "sweep": plan.name} for c in cells]}
+        check_same_experiment(run_dir, current, grow=bool(cfg.get("grow")))
+    if job is not None:
+        rundir.check_job(run_dir, shared_dir, list(job.get("overrides") or []), job.get("num"))
+
+
 def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
            on_accept: Callable[[], None] | None, echo: Callable[[str], None],
            job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> Accepted:

@@ -16,12 +16,12 @@ FIX_HINT = "try model=tiny (built in, no download) or model.path=/path/to/a/loca
 
 
 def check(model: Mapping[str, Any]) -> list[str]:
-    """What can be checked before loading anything (fast: reads at most the files' safetensors headers).
+    """What can be checked before loading anything (fast: reads at most the files' safetensors headers, imports
+    no torch).
 
     Returns the names of model.lora's LoRAs (the axes `lora.NAME` a sweep may vary).
     """
-    from sweep import refiner
-    from sweep.devices import resolve_device, resolve_dtype
+    from sweep.devices import check_names
 
     source = "path" if model.get("path") else model.get("source")
     if source not in SOURCES:
@@ -40,8 +40,12 @@ def check(model: Mapping[str, Any]) -> list[str]:
         checkpoints.check_vae("model.vae", model["vae"], allow_pickle=allow_pickle)
     loras = lora.parse(model.get("lora"), allow_pickle=allow_pickle)
     if model.get("refiner"):
+        from sweep import refiner
+
         refiner.check_refiner(model["refiner"])
-    resolve_dtype(str(model.get("dtype", "auto")), resolve_device(str(model.get("device", "auto"))))
+    # The names only: whether this machine has the device is checked when it is resolved (sweep.runner, before
+    # the run dir is touched; sweep.pipeline.load), which imports torch.
+    check_names(str(model.get("device", "auto")), str(model.get("dtype", "auto")))
     if model.get("compile"):
         from sweep.compiling import check_mode
 

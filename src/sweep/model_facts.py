@@ -72,7 +72,7 @@ def _hub_reader(repo: str) -> Reader:
 
 
 def _built_in(source: str) -> Facts:
-    from sweep import models
+    from sweep import model_configs as models  # plain data: no torch before the input is checked
 
     if source in ("tiny", "tiny-alt"):
         unet, vae, layers = models.TINY_UNET_CONFIG, models.TINY_VAE_CONFIG, 2

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sweep.checkpoints import bad_file, check_sdxl_folder, expand, looks_like_hub_id
 from sweep.errors import bad_value
+
+if TYPE_CHECKING:
+    import torch
 
 KEY = "model.refiner"
 ALLOWED = "a hub id such as stabilityai/stable-diffusion-xl-refiner-1.0, a diffusers SDXL refiner folder, or tiny"
@@ -65,6 +66,7 @@ def refiner_label(value: str) -> str:
 
 def load_refiner(value: str, base: Any, *, device: str, dtype: torch.dtype, variant: str | None = None) -> Refiner:
     """The refiner named by `value`, sharing `base`'s text_encoder_2 and VAE; raises like any model load."""
+    import torch
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
     from sweep.models import build_tiny_refiner

@@ -91,6 +91,24 @@ def classify(run_dir: Path) -> str:
                      "current directory)")
 
 
+def check_free(run_dir: Path) -> None:
+    """Refuse now when another process holds the run dir's lock: the lock is taken and dropped at once,
+    nothing is created (RunLock.acquire takes it for the run later, after the checks that need torch)."""
+    if not Path(run_dir).is_dir():
+        return
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _BUSY:
+            raise RunLock(run_dir)._in_use() from None
+    finally:
+        os.close(fd)  # drops this description's lock, if it got it
+
+
 class RunLock:
     """One writer per run directory: an exclusive flock on the directory itself, held until release or exit.
 

@@ -18,7 +18,7 @@ from typing import Any
 from sweep import axes, grid
 from sweep.distributed import Ranks, ranks_for, scheduler_job
 from sweep.errors import SweepError, disk_error
-from sweep.experiment import Accepted, accept, recorded_seeds, to_dict
+from sweep.experiment import Accepted, accept, preflight, recorded_seeds, to_dict
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
 from sweep.report.result import sheet_lines
@@ -116,6 +116,7 @@ def _run_sweep(
 
         plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
     facts = _model_facts(plan, model_cfg)
+    _main_decides(ranks, lambda: preflight(cfg, run_dir, plan, facts, job if multirun else None, shared_dir))
     from sweep import memory, pipeline  # torch: only once the input is known to be good
     from sweep.devices import resolve_device, resolve_dtype
 
