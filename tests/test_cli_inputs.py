@@ -49,6 +49,10 @@ BAD_FILES = [
         f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 8)) + "grid:\n  seed: [1]\n",
      ": got anchors and aliases that expand to more than 100,000 values; allowed: a sweep file of at most"),
     ("- 1\n- 2\n", ": got a list at the top; allowed: a mapping"),
+    # One value for the whole file (issue 21, case 25: "got OSError: Invalid loaded object type: int").
+    ("5\n", ": got '5', a single value where keys are expected; allowed: a YAML mapping"),
+    ("true\n", ": got 'true', a single value where keys are expected; allowed: a YAML mapping"),
+    ("just text\n", ": got 'just text', a single value where keys are expected; allowed: a YAML mapping"),
     ("grid: null\n", ": grid: got null; allowed: a mapping with the keys "),
     ("grid: [1, 2]\n", ": grid: got [1, 2]; allowed: a mapping with the keys "),
     ("grid:\n  seed: [1]\nlayout: seed\n", ": layout: got 'seed'; allowed: a mapping with the keys rows, cols, sheets"),
@@ -74,6 +78,16 @@ def test_bad_yaml_in_any_config_file_is_one_line(tmp_path):
     line = compose_error("sweep=seed_fixed", "model=mine", f"hydra.searchpath=[file://{tmp_path}]")
     assert line == (f"config file {tmp_path / 'model' / 'mine.yaml'}, line 2: got a tab character; "
                     "allowed: spaces (YAML does not allow tabs for indentation)")
+
+
+def test_a_config_file_of_one_number_is_one_line(tmp_path):
+    """A primary config of the user's (--config-dir/--config-name) that holds one number: OmegaConf raises an
+    OSError naming no file; the CLI names the file (run as a user does, the traceback was Hydra's)."""
+    (tmp_path / "mine.yaml").write_text("5\n")
+    result = run_cli("--config-dir", str(tmp_path), "--config-name", "mine", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"error: config file {tmp_path / 'mine.yaml'}: got '5', a single value where keys "
+                             "are expected; allowed: a YAML mapping (see sweeps/steps_10_to_90.yaml)\n")
 
 
 # --- command-line overrides --------------------------------------------------------------------------------

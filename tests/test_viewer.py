@@ -119,6 +119,25 @@ def test_thumbnails_are_small_jpegs_made_once_and_remade_when_the_png_changes(ss
     assert result.viewer == copy / "index.html"
 
 
+def test_a_corrupt_thumbnail_is_made_again(ssg, tmp_path):
+    """Issue 21 case 25: a thumbnail cut short, emptied or overwritten was reused for ever (only the PNG was
+    checked); the index records the thumbnail's own size and mtime too."""
+    run_dir, _ = ssg
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    cut, empty, foreign, kept = sorted((copy / "thumbs").glob("*.jpg"))[:4]
+    cut.write_bytes(cut.read_bytes()[:100])
+    empty.write_bytes(b"")
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(foreign, format="JPEG")
+    kept_mtime = kept.stat().st_mtime_ns
+    build_report(copy)
+    for path in (cut, empty, foreign):
+        with Image.open(path) as image:
+            image.load()  # decodes whole again
+            assert image.size != (8, 8), path.name
+    assert kept.stat().st_mtime_ns == kept_mtime  # the others are still reused
+
+
 def test_cli_rebuild_prints_the_page(ssg, capsys):
     from sweep.report.__main__ import main
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from sweep.errors import SweepError, suggest
-from sweep.yaml_errors import describe_load_error
+from sweep.yaml_errors import describe_load_error, not_a_mapping
 
 _NOT_FOUND = re.compile(r"Could not find '([^']+)'")
 _OPTIONS_OF = re.compile(r"Available options in '([^']+)'")
@@ -202,6 +202,18 @@ def _run_dir_error(exc: BaseException) -> str | None:
             "create (hydra.run.dir=DIR, or hydra.sweep.dir=DIR with -m)")
 
 
+def _config_file_error(exc: BaseException) -> str | None:
+    """One line for a config file of Hydra's search path (conf/, --config-dir) that holds a single number or
+    boolean: OmegaConf.load refuses it with an OSError that names no file."""
+    if not not_a_mapping(exc):
+        return None
+    tb, path = exc.__traceback__, None
+    while tb is not None:  # Hydra's file source has the file's full path in hand
+        path = tb.tb_frame.f_locals.get("full_path", path) if tb.tb_frame.f_code.co_name == "load_config" else path
+        tb = tb.tb_next
+    return f"config file {path or '(unknown)'}{describe_load_error(exc, path or '')}"
+
+
 def install() -> None:
     """Route Hydra's error reporting through `one_line` (Hydra's full report with HYDRA_FULL_ERROR=1)."""
     import hydra._internal.utils as hydra_utils
@@ -221,7 +233,7 @@ def install() -> None:
 
             if multirun.is_launcher_error(exc):
                 sys.exit(multirun.after_launcher_error(exc))
-            made = _run_dir_error(exc)
+            made = _run_dir_error(exc) or _config_file_error(exc)
             if made:
                 print(f"error: {made}", file=sys.stderr, flush=True)
                 sys.exit(2)

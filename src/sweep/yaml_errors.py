@@ -34,7 +34,23 @@ def describe_load_error(exc: BaseException, path: str | Path) -> str:
         return f"{line}: got invalid YAML ({problem}{context}); allowed: {MAPPING}"
     if isinstance(exc, yaml.YAMLError):
         return f": got invalid YAML ({' '.join(str(exc).split())}); allowed: {MAPPING}"
+    if not_a_mapping(exc):
+        return f": got {_top_value(path)}, a single value where keys are expected; allowed: {MAPPING}"
     return f": got {type(exc).__name__}: {' '.join(str(exc).split())}; allowed: {MAPPING}"
+
+
+def not_a_mapping(exc: BaseException) -> bool:
+    """OmegaConf.load's refusal of a file whose whole content is one number or boolean (raised as an OSError)."""
+    return isinstance(exc, OSError) and str(exc).startswith("Invalid loaded object type:")
+
+
+def _top_value(path: str | Path) -> str:
+    """The file's one value as written (cut to 40 characters), for the error line."""
+    try:
+        text = " ".join(Path(path).read_text(encoding="utf-8").split())
+    except (OSError, UnicodeDecodeError):
+        return "a single value"
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def _first_bad_byte(path: str | Path) -> tuple[str, str]:

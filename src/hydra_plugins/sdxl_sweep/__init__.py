@@ -192,6 +192,13 @@ def _check_expansion(path: str) -> None:
         raise ConfigFileError(f"sweep file {path}: got anchors and aliases that expand to more than "
                               f"{MAX_VALUES:,} values; allowed: a sweep file of at most {MAX_VALUES:,} values once "
                               "its aliases (*name) are written out")
+    if isinstance(root, yaml.ScalarNode) and root.tag != "tag:yaml.org,2002:null":
+        # One value for the whole file: OmegaConf would read a text as a key (`just text: null`).
+        from sweep.yaml_errors import MAPPING
+
+        shown = root.value if len(root.value) <= 40 else root.value[:37] + "..."
+        raise ConfigFileError(f"sweep file {path}: got {shown!r}, a single value where keys are expected; "
+                              f"allowed: {MAPPING}")
 
 
 def _check_file_keys(raw: dict[str, Any], path: str) -> None:

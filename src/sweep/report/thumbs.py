@@ -1,8 +1,9 @@
 """Thumbnails for the viewer: small JPEGs beside each run's images, made once and reused while the PNG is unchanged.
 
 An image `P/images/NAME.png` gets `P/thumbs/NAME.jpg` (a multirun sweep dir reuses the thumbnails its jobs made).
-Each thumbs folder keeps `index.json`: per thumbnail the source PNG's size and mtime, its pixel sizes and the
-PNG's A1111 `parameters` text, so a rebuild of an unchanged run opens no image at all.
+Each thumbs folder keeps `index.json`: per thumbnail the source PNG's size and mtime, the thumbnail's own size
+and mtime (a thumbnail changed or cut since is made again), the PNG's pixel sizes and its A1111 `parameters`
+text, so a rebuild of an unchanged run opens no image at all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ THUMBS, INDEX = "thumbs", "index.json"
 MAX_EDGE = 256
 QUALITY = 85
 # Bump when the way thumbnails are made changes: every recorded one is then made again.
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Thumb:
 class _Entry:
     source_mtime_ns: int
     source_size: int
+    thumb_mtime_ns: int
+    thumb_size: int
     width: int
     height: int
     parameters: str
@@ -84,7 +87,7 @@ def make_thumbs(root: Path, images: list[str], workers: int | None = None) -> di
         index = folders[thumb.parent]
         entry = index.get(thumb.name)
         if (isinstance(entry, _Entry) and entry.source_mtime_ns == stat.st_mtime_ns
-                and entry.source_size == stat.st_size and thumb.is_file()):
+                and entry.source_size == stat.st_size and _unchanged(thumb, entry)):
             found[image] = Thumb(thumb_path(image), entry.width, entry.height, entry.parameters)
         else:
             todo.append((image, source, thumb, stat))
@@ -95,12 +98,25 @@ def make_thumbs(root: Path, images: list[str], workers: int | None = None) -> di
                 if made is None:
                     continue
                 width, height, parameters = made
-                folders[thumb.parent][thumb.name] = _Entry(stat.st_mtime_ns, stat.st_size, width, height,
-                                                           parameters)
+                try:
+                    own = thumb.stat()
+                except OSError:
+                    continue
+                folders[thumb.parent][thumb.name] = _Entry(stat.st_mtime_ns, stat.st_size, own.st_mtime_ns,
+                                                           own.st_size, width, height, parameters)
                 found[image] = Thumb(thumb_path(image), width, height, parameters)
         for folder, index in folders.items():
             _write_index(folder / INDEX, index)
     return found
+
+
+def _unchanged(thumb: Path, entry: _Entry) -> bool:
+    """The thumbnail file is the one recorded: same size and mtime (an edited, cut or replaced file is not)."""
+    try:
+        own = thumb.stat()
+    except OSError:
+        return False
+    return own.st_size == entry.thumb_size and own.st_mtime_ns == entry.thumb_mtime_ns and own.st_size > 0
 
 
 def _make(source: Path, thumb: Path) -> tuple[int, int, str] | None:
