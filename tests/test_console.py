@@ -34,6 +34,19 @@ def test_library_warnings_go_once_to_sweep_log_not_the_terminal(tmp_path: Path, 
     assert "[diffusers.models.modeling_utils][WARNING]" in log
 
 
+def test_a_100k_character_prompt_keeps_the_terminal_quiet(tmp_path: Path, capfd) -> None:
+    """Issue 21 case 25: a 100,000-character prompt printed 200 KB of tokenizer warnings; they go to sweep.log,
+    each once, and the terminal has the tool's own lines (none of which repeats the prompt)."""
+    summary = run_sweep(make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "prompt=" + "a " * 50_000,
+                                 "sweep.grid.num_inference_steps=[1,2]", "sweep.layout.sheets=null"),
+                        tmp_path / "run", echo=print)
+    out, err = capfd.readouterr()
+    assert summary.ok and summary.made == 2
+    assert len(out + err) < 3000 and "a a a a" not in out + err and "Token indices" not in out + err
+    log = tmp_path / "run" / "sweep.log"  # written at the first library record (none: nothing to keep)
+    assert not log.exists() or log.read_text().count("Token indices sequence length is longer") <= 1
+
+
 def test_each_distinct_message_once_and_the_terminal_restored_after(tmp_path: Path, capfd) -> None:
     library = logging.getLogger("diffusers.loaders.peft")
     with to_log(tmp_path):
