@@ -71,6 +71,29 @@ def hostile(tmp_path_factory):
     return run_dir
 
 
+TITLED = """name: titled
+grid:
+  guidance_scale: [3, 7]
+  num_inference_steps: [1, 2]
+titles:
+  guidance_scale: {title: Guidance, values: {3: low, 7.0: high}}
+  steps: Denoising steps
+descriptions:
+  guidance_scale: How closely the image follows the prompt
+  num_inference_steps: {values: {1: one step only}}
+"""
+
+
+@pytest.fixture(scope="module")
+def titled(tmp_path_factory):
+    """A sweep file with titles: and descriptions: (issue 26: the viewer's words for axes and values)."""
+    root = tmp_path_factory.mktemp("viewer")
+    (root / "titled.yaml").write_text(TITLED)
+    run_dir = root / "titled"
+    assert run(make_cfg(f"sweep={root / 'titled.yaml'}", *TINY), run_dir).made == 4
+    return run_dir
+
+
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory):
     """`-m sweep=steps_10_to_90 guidance_scale=3,7` laid out as Hydra does (one dir per job), then merged."""
@@ -136,6 +159,37 @@ def test_a_corrupt_thumbnail_is_made_again(ssg, tmp_path):
             image.load()  # decodes whole again
             assert image.size != (8, 8), path.name
     assert kept.stat().st_mtime_ns == kept_mtime  # the others are still reused
+
+
+def test_titles_and_descriptions_from_the_sweep_file_reach_the_page_data(titled):
+    data = json.loads(re.search(r'<script id="sweep-data" type="application/json">(.*?)</script>',
+                                (titled / "index.html").read_text(), re.S).group(1))
+    axes = {a["name"]: a for a in data["axes"]}
+    assert axes["guidance_scale"]["title"] == "Guidance" and axes["guidance_scale"]["vt"] == ["low", "high"]
+    assert axes["guidance_scale"]["description"] == "How closely the image follows the prompt"
+    assert axes["num_inference_steps"]["title"] == "Denoising steps"  # named by its alias, `steps`
+    assert axes["num_inference_steps"]["vd"] == ["one step only", None] and "vt" not in axes["num_inference_steps"]
+
+
+@pytest.mark.parametrize(("titles", "message"), [
+    ("titles: {seed: Seed}", "sweep.titles.seed: got 'seed'; allowed: an axis this sweep varies: "
+                             "num_inference_steps, guidance_scale"),
+    ("titles: {guidance_scale: {values: {4: four}}}", "sweep.titles.guidance_scale.values: got 4; allowed: a value of "
+                                                      "sweep.grid.guidance_scale: 3.0, 7.0"),
+    ("descriptions: {guidance_scale: {text: x}}", "sweep.descriptions.guidance_scale: got {'text': 'x'}; allowed: a "
+                                                  "text, or a mapping with description"),
+    ("titles: {guidance_scale: ''}", "sweep.titles.guidance_scale: got ''; allowed: a text of 1 to 2,000 characters"),
+])
+def test_bad_titles_are_one_line_before_anything_is_made(tmp_path, titles, message):
+    from sweep.errors import SweepError
+    from sweep.experiment import to_dict
+    from sweep.plan import plan_sweep
+
+    path = tmp_path / "t.yaml"
+    path.write_text("grid:\n  guidance_scale: [3, 7]\n  num_inference_steps: [1, 2]\n" + titles + "\n")
+    with pytest.raises(SweepError) as info:
+        plan_sweep(to_dict(make_cfg(f"sweep={path}", *TINY)))
+    assert str(info.value).startswith(message), str(info.value)
 
 
 def test_cli_rebuild_prints_the_page(ssg, capsys):
@@ -427,6 +481,20 @@ def test_long_values_are_shortened_with_the_full_text_on_hover_and_in_the_curren
     current = page.text_content("#current")
     assert f"Prompt = {LONG[0]}" in current and "X Steps" in current and "super X CFG scale" in current
     assert page.text_content("#axes tr[data-axis=guidance_scale] th") == "CFG scale"
+
+
+def test_the_sweep_files_titles_and_descriptions_on_the_page(page, titled):
+    open_page(page, titled, "#x=guidance_scale&y=num_inference_steps")
+    assert page.text_content("#axes tr[data-axis=guidance_scale] th") == (
+        "GuidanceHow closely the image follows the prompt")  # the title, its description under it
+    heads = page.locator("#cells .colhead")
+    assert heads.all_text_contents() == ["low", "high"]
+    assert heads.nth(0).get_attribute("title") == "low: 3"  # the title with the value it stands for
+    rows = page.locator("#cells .rowhead")
+    assert rows.nth(0).get_attribute("title") == "1\none step only"
+    assert "X Guidance" in page.text_content("#current") and "Y Denoising steps" in page.text_content("#current")
+    page.click("#axes button[data-axis=guidance_scale][data-role=pick]")
+    assert "Guidance = low (3)" in page.text_content("#current")  # a fixed axis: its title and full value
 
 
 @pytest.mark.parametrize(("hash_", "said", "shown_x", "pick"), [

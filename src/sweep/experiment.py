@@ -73,7 +73,8 @@ def made_with(model: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
 def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
     return {
         "sdxl_sweep": 2,
-        "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec},
+        "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec,
+                  **({"labels": plan.labels} if plan.labels else {})},
         "model": model_identity(model, plan.model_axes),
         "weights": weights(model, plan.model_axes),
         "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep import axes
+from sweep import axes, titles
 from sweep.errors import SweepError, bad_value, suggest
 from sweep.grid import Cell, check_unique_ids, expand, with_native_size
 
@@ -33,6 +33,7 @@ class Plan:
     generator_device: str
     max_images: int
     grid_spec: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep.titles/descriptions (sweep.titles)
 
     @property
     def random_seeds(self) -> list[int] | None:
@@ -124,6 +125,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
     _check_report(cfg.get("report") or {}, swept, multirun)
+    labels = titles.check(sweep, swept, facts, multirun)
     from sweep import model_checks  # imports torch: after the cheap checks
 
     _check_model_axes(cfg["model"], model_checks.check(cfg["model"]), base, swept)
@@ -135,7 +137,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     _check_prompts(cells, cfg["model"], swept)
     check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
-                generator_device=generator_device, max_images=max_images, grid_spec=grid_spec)
+                generator_device=generator_device, max_images=max_images, grid_spec=grid_spec, labels=labels)
 
 
 def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str, Any],

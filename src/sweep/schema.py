@@ -90,6 +90,10 @@ class SweepConfig:
     description: str = ""
     grid: GridConfig = field(default_factory=GridConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
+    # The viewer's words for axes and values: {axis: title} or {axis: {title: ..., values: {value: title}}}.
+    titles: dict[str, Any] = field(default_factory=dict)
+    # Optional longer texts, the same shape: {axis: text} or {axis: {description: ..., values: {value: text}}}.
+    descriptions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,9 +6,9 @@ scheme `sweepdir://` serves every `*.yaml` of one folder as the `sweep` group:
 
     python -m sweep sweep=my_grid 'hydra.searchpath=[sweepdir:///home/me/my_sweeps]'
 
-A sweep file holds the sweep's own keys (name, description, grid, layout) and, optionally, base parameters
-(prompt, seed, num_inference_steps, ...). It is served as a `_global_` config with the sweep keys moved under
-`sweep:`, so its base parameters override conf/config.yaml and the command line overrides both.
+A sweep file holds the sweep's own keys (name, description, grid, layout, titles, descriptions) and, optionally,
+base parameters (prompt, seed, num_inference_steps, ...). It is served as a `_global_` config with the sweep keys
+moved under `sweep:`, so its base parameters override conf/config.yaml and the command line overrides both.
 
 The same file can come from three more places, and behaves the same from each:
 - a `sweep/` folder in Hydra's usual `--config-dir DIR` (`DIR/sweep/NAME.yaml`): Hydra's own file source would
@@ -35,7 +35,7 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
 GROUP = "sweep"
-SWEEP_KEYS = ("name", "description", "grid", "layout")
+SWEEP_KEYS = ("name", "description", "grid", "layout", "titles", "descriptions")
 
 def _split(config_path: str) -> str | None:
     """`sweep/NAME.yaml` -> `NAME.yaml`, `sweep` -> ``; anything else is not ours (None)."""
@@ -137,7 +137,7 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigFileError(f"sweep file {path}: got a {type(raw).__name__} at the top; allowed: a mapping "
-                              "of name, description, grid, layout and base parameters")
+                              "of name, description, grid, layout, titles, descriptions and base parameters")
     _check_file_keys(raw, path)
     sweep = {key: raw.pop(key) for key in SWEEP_KEYS if key in raw}
     sweep.setdefault("name", Path(inner).stem)

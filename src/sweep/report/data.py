@@ -45,6 +45,7 @@ class RunData:
     name: str | None = None
     layout_hint: dict[str, str | None] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)  # axes that may be inferred, by priority
+    labels: dict[str, Any] = field(default_factory=dict)  # the sweep file's titles/descriptions (sweep.titles)
 
     @property
     def usable_axes(self) -> list[str]:
@@ -177,7 +178,29 @@ def load_run(run_dir: str | Path) -> RunData:
     layout = sweep.get("layout") if isinstance(sweep.get("layout"), dict) else manifest.get("layout")
     hint = {k: layout.get(k) for k in ("rows", "cols", "sheets")} if isinstance(layout, dict) else {}
     return RunData(run_dir=run_dir, cells=cells.sort_values("_order", kind="stable").reset_index(drop=True),
-                   name=name, layout_hint=hint, candidates=_candidates(cells, sweep.get("grid")))
+                   name=name, layout_hint=hint, candidates=_candidates(cells, sweep.get("grid")),
+                   labels=_labels(run_dir, sweep))
+
+
+def _labels(run_dir: Path, sweep: dict[str, Any]) -> dict[str, Any]:
+    """The titles and descriptions the sweep file gave (sweep.json), or for a multirun's sweep dir its jobs'
+    (the first job that names an axis or value wins)."""
+    found = sweep.get("labels") if isinstance(sweep.get("labels"), dict) else {}
+    if found or (run_dir / MANIFEST).is_file():
+        return found
+    merged: dict[str, Any] = {}
+    for path in sorted(run_dir.glob(f"*/{MANIFEST}")):
+        job = _read_manifest(path).get("sweep")
+        for axis, entry in ((job or {}).get("labels") or {}).items() if isinstance(job, dict) else ():
+            if not isinstance(entry, dict):
+                continue
+            mine = merged.setdefault(axis, {"values": {}})
+            for key in ("title", "description"):
+                if entry.get(key) and key not in mine:
+                    mine[key] = entry[key]
+            for value, texts in (entry.get("values") or {}).items():
+                mine["values"].setdefault(value, texts)
+    return merged
 
 
 def _inside(root: Path, relative: str) -> bool:

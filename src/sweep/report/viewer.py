@@ -7,8 +7,9 @@ skeleton, CSS, JS) are package data in `viewer_assets/`.
 
 Page data (`<script id="sweep-data" type="application/json">`), version 1:
     title, prompt (when one), fixed [[axis, value], ...], counts {ok, failed, missing},
-    axes [{name, title (the registry's words: 'CFG scale'), values [label, ...] in sweep order,
-           shown [label with dependent values, ...]}],
+    axes [{name, title (the sweep file's titles:, else the registry's words: 'CFG scale'), description?,
+           values [label, ...] in sweep order, shown [label with dependent values, ...],
+           vt? [value title or null, ...], vd? [value description or null, ...]}],
     default {x, y} (axis names or null), aliases {alias: axis}, thumb_edge,
     columns [results.csv column, ...], strings [text, ...],
     cells [{id, job, k [value index per axis], st ok|failed|missing, i image, t thumbnail, w, h (native pixels),
@@ -28,7 +29,7 @@ import pandas as pd
 
 from sweep.atomic import atomic_write
 from sweep.axes import axis_of_column
-from sweep.report.data import RunData
+from sweep.report.data import RunData, as_text, norm_number
 from sweep.report.layout import ALIASES, dependents, labels, order_values, varying
 from sweep.report.result import Layout
 from sweep.report.thumbs import MAX_EDGE, inside, make_thumbs
@@ -120,8 +121,8 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
         "prompt": _single(cells, "prompt") if "prompt" not in moving else None,
         "fixed": fixed,
         "counts": {s: int(status.get(s, 0)) for s in ("ok", "failed", "missing")},
-        "axes": [{"name": a, "title": _title(a), "values": values[a],
-                  "shown": [_shown(cells, a, v, deps) for v in values[a]]} for a in axes],
+        "axes": [{"name": a, "values": values[a], "shown": [_shown(cells, a, v, deps) for v in values[a]],
+                  **_words(a, values[a], run.labels.get(a))} for a in axes],
         "default": {"x": x, "y": y},
         "aliases": {k: v for k, v in ALIASES.items() if v in axes and k not in axes},
         "thumb_edge": MAX_EDGE,
@@ -155,6 +156,21 @@ def _title(column: str) -> str:
     """How people name an axis ('CFG scale'), from its registry entry; the column name for other columns."""
     axis = axis_of_column(column)
     return axis.heading if axis is not None and column in (axis.name, axis.cols[0]) else column
+
+
+def _words(axis: str, values: list[str], given: Any) -> dict[str, Any]:
+    """The axis's title (the sweep file's, else the registry's), its description, and the titles (`vt`) and
+    descriptions (`vd`) of its values, one per value or null, where the sweep file gave any."""
+    given = given if isinstance(given, dict) else {}
+    words: dict[str, Any] = {"title": str(given.get("title") or _title(axis))}
+    if given.get("description"):
+        words["description"] = str(given["description"])
+    by_label = {norm_number(as_text(k)): v for k, v in (given.get("values") or {}).items() if isinstance(v, dict)}
+    for key, field in (("vt", "title"), ("vd", "description")):
+        texts = [by_label.get(v, {}).get(field) for v in values]
+        if any(texts):
+            words[key] = [str(t) if t else None for t in texts]
+    return words
 
 
 def _shown(cells: pd.DataFrame, axis: str, value: str, deps: dict[str, str]) -> str:

@@ -50,7 +50,13 @@
   const roleOf = (a) => ROLES.find((r) => S.role[r] === a) || 'pick';
   const axisName = (a) => (a >= 0 ? A[a].name : '');
   const title = (a) => A[a].title || A[a].name;
-  const shown = (a, v) => A[a].shown[v];
+  // A value as heads and buttons show it: the sweep file's title for it (titles:), else its label.
+  const shown = (a, v) => (A[a].vt && A[a].vt[v]) || A[a].shown[v];
+  // Its whole text for hover: title, full value and the sweep file's description (descriptions:).
+  const full = (a, v) => [A[a].vt && A[a].vt[v] ? `${A[a].vt[v]}: ${A[a].shown[v]}` : A[a].shown[v],
+    A[a].vd && A[a].vd[v]].filter(Boolean).join('\n');
+  // In one line (the current view, the large view): the title with the full value after it.
+  const inline = (a, v) => (A[a].vt && A[a].vt[v] ? `${A[a].vt[v]} (${A[a].shown[v]})` : A[a].shown[v]);
   const short = (text) => (text.length > SHORT ? `${text.slice(0, SHORT - 1)}…` : text);
   const visible = (a) => (a < 0 ? [-1] : A[a].values.map((_, i) => i).filter((i) => !S.hidden[a].has(i)));
   const pickAxes = () => A.map((_, a) => a).filter((a) => roleOf(a) === 'pick');
@@ -258,7 +264,7 @@
     for (const r of ['x', 'y', 'sx', 'sy']) {
       if (S.role[r] >= 0) parts.push([`${ROLE_TEXT[r]} `, title(S.role[r])]);
     }
-    for (const a of pickAxes()) parts.push([`${title(a)} = `, shown(a, S.pick[a])]);
+    for (const a of pickAxes()) parts.push([`${title(a)} = `, inline(a, S.pick[a])]);
     parts.forEach(([k, v], n) => {
       if (n) box.append(' · ');
       box.append(el('span', { class: 'k', text: k }), el('span', { class: 'v', 'data-axis': null, text: v }));
@@ -285,12 +291,12 @@
       }
       const list = el('div', { class: 'list' });
       axis.values.forEach((value, v) => {
-        const full = shown(a, v);
-        const label = short(full);
+        const hover = full(a, v);
+        const label = short(shown(a, v));
         if (role === 'pick') {
           list.append(el('button', {
             type: 'button', 'data-axis': axis.name, 'data-value': value, 'aria-pressed': String(S.pick[a] === v),
-            class: ok[a].has(v) ? null : 'empty', title: full, text: label,
+            class: ok[a].has(v) ? null : 'empty', title: hover, text: label,
             onclick: () => { S.pick[a] = v; fixPicks(a); changed(); },
           }));
         } else {
@@ -304,11 +310,13 @@
               changed();
             },
           });
-          list.append(el('label', { class: on ? null : 'off', title: `${full} (untick to hide)` }, box, label));
+          list.append(el('label', { class: on ? null : 'off', title: `${hover} (untick to hide)` }, box, label));
         }
       });
       table.append(el('tr', { 'data-axis': axis.name },
-        el('th', { text: title(a), title: axis.name === title(a) ? null : axis.name }), el('td', {}, seg), el('td', { class: 'vals' }, list)));
+        el('th', { title: axis.description || (axis.name === title(a) ? null : axis.name) }, title(a),
+          axis.description ? el('small', { class: 'desc', text: axis.description }) : null),
+        el('td', {}, seg), el('td', { class: 'vals' }, list)));
     });
   }
 
@@ -461,14 +469,14 @@
     const names = [];
     for (const [r, arrow] of [['x', ' →'], ['y', ' ↓'], ['sx', ' ⇉'], ['sy', ' ⇊']]) {
       const a = S.role[r];
-      if (a >= 0) names.push(el('span', { class: 'k', text: `${ROLE_TEXT[r]} ` }), el('b', { text: title(a) + arrow }), '   ');
+      if (a >= 0) names.push(el('span', { class: 'k', text: `${ROLE_TEXT[r]} ` }), el('b', { text: title(a) + arrow, title: A[a].description || null }), '   ');
     }
     if (names.length) grid.append(el('div', { class: 'hdr axisrow', 'data-row': '0' }, el('span', {}, ...names)));
     if (sx >= 0) {
       grid.append(el('div', { class: 'hdr corner', 'data-row': '1' }));
       for (const v of sxs) {
-        const full = `${title(sx)} = ${shown(sx, v)}`;
-        grid.append(el('div', { class: 'hdr superhead', 'data-row': '1', style: `grid-column: ${spanX}`, title: full },
+        const hover = `${title(sx)} = ${full(sx, v)}`;
+        grid.append(el('div', { class: 'hdr superhead', 'data-row': '1', style: `grid-column: ${spanX}`, title: hover },
           el('span', { text: `${title(sx)} = ${short(shown(sx, v))}` })));
       }
     }
@@ -476,17 +484,17 @@
       grid.append(el('div', { class: 'hdr corner', 'data-row': '2' }));
       sxs.forEach((_, b) => xs.forEach((v, j) => {
         grid.append(el('div', { class: `hdr colhead${b > 0 && j === 0 ? ' bstart' : ''}`, 'data-row': '2',
-          title: shown(x, v) }, el('span', { text: short(shown(x, v)) })));
+          title: full(x, v) }, el('span', { text: short(shown(x, v)) })));
       }));
     }
     let count = 0;
     for (const bv of sys) {
       if (sy >= 0) {
-        const full = `${title(sy)} = ${shown(sy, bv)}`;
-        grid.append(el('div', { class: 'band', title: full }, el('span', { text: `${title(sy)} = ${short(shown(sy, bv))}` })));
+        const hover = `${title(sy)} = ${full(sy, bv)}`;
+        grid.append(el('div', { class: 'band', title: hover }, el('span', { text: `${title(sy)} = ${short(shown(sy, bv))}` })));
       }
       for (const yv of ys) {
-        grid.append(el('div', { class: 'rowhead', title: y >= 0 ? shown(y, yv) : '' },
+        grid.append(el('div', { class: 'rowhead', title: y >= 0 ? full(y, yv) : '' },
           el('span', { text: y >= 0 ? short(shown(y, yv)) : '' })));
         sxs.forEach((sv, b) => xs.forEach((xv, j) => {
           const pos = { x: xv, y: yv, sx: sv, sy: bv };
