@@ -233,6 +233,16 @@ def test_hydra_flags_anywhere_on_the_command_line(argv, flags, overrides):
         assert getattr(parsed, name) == value, name
 
 
+def test_two_of_hydras_modes_in_one_command_are_one_line(tmp_path):
+    """`-m ... --cfg job`: Hydra raises a ValueError with a traceback before its own error handling."""
+    result = run_cli("model=tiny", "-m", "guidance_scale=3,7", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: --multirun and --cfg: got both; allowed: one of --run, --multirun, --cfg")
+    assert result.stderr.count("\n") == 1 and not list(tmp_path.iterdir())
+    single = run_cli("model=tiny", "--cfg", "job", cwd=tmp_path)  # one mode: Hydra prints the config
+    assert single.returncode == 0 and "prompt: a photo of an astronaut" in single.stdout
+
+
 # --- the report CLI ----------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from sweep.app import EXIT, run_job
 from sweep.cli_errors import install as install_compact_errors
 from sweep.config_dirs import add_config_dirs
 from sweep.errors import EXIT_DISK, disk_error, survive_closed_output
-from sweep.hydra_flags import flags_first
+from sweep.hydra_flags import conflicting_modes, flags_first
 from sweep.paths import CONF_DIR, expand_home
 from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
 
@@ -74,6 +74,10 @@ def entry() -> None:
     first image (Ctrl-C, SIGTERM) is one line, not a traceback; exits with the run's code."""
     # `... model=tiny -m guidance_scale=3,7` as Hydra users type it; `model.path=~/x` as the README writes it
     sys.argv[1:] = args = expand_home(flags_first(sys.argv[1:]))
+    clash = conflicting_modes(args)
+    if clash:  # Hydra itself raises a ValueError before its error handling, with a traceback
+        print(f"error: {clash}", file=sys.stderr, flush=True)
+        sys.exit(2)
     if "--version" in args:  # Hydra's own --version prints Hydra's version
         print(f"{SCRIPT} {version()}")
         sys.exit(0)

@@ -45,3 +45,20 @@ def flags_first(argv: Sequence[str]) -> list[str]:
             overrides.append(arg)
         i += 1
     return flags + overrides + last
+
+
+# Hydra runs one of these modes per command (hydra._internal.utils._run_hydra refuses two with a traceback).
+MODES = {"--run": "--run", "-r": "--run", "--multirun": "--multirun", "-m": "--multirun", "--cfg": "--cfg",
+         "-c": "--cfg", "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion",
+         "-sc": "--shell-completion"}
+
+
+def conflicting_modes(argv: Sequence[str]) -> str | None:
+    """The one error line for two of Hydra's modes in one command (`-m ... --cfg job`), or None."""
+    modes = list(dict.fromkeys(MODES[a.partition("=")[0]] for a in argv if a.partition("=")[0] in MODES))
+    if len(modes) < 2:
+        return None
+    hint = (" (to see a multirun job's config, run the job's overrides without -m and with --cfg job)"
+            if "--multirun" in modes and "--cfg" in modes else "")
+    return f"{' and '.join(modes)}: got both; allowed: one of --run, --multirun, --cfg, --info and " \
+           f"--shell-completion per command{hint}"
