@@ -169,6 +169,9 @@ def test_titles_and_descriptions_from_the_sweep_file_reach_the_page_data(titled)
     assert axes["guidance_scale"]["description"] == "How closely the image follows the prompt"
     assert axes["num_inference_steps"]["title"] == "Denoising steps"  # named by its alias, `steps`
     assert axes["num_inference_steps"]["vd"] == ["one step only", None] and "vt" not in axes["num_inference_steps"]
+    page = build_report(titled).pages[0]  # the contact sheet speaks the same words
+    assert {*page.rows, *page.cols} == {"Guidance = low (3)", "Guidance = high (7)", "Denoising steps = 1",
+                                        "Denoising steps = 2"}
 
 
 @pytest.mark.parametrize(("titles", "message"), [

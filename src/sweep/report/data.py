@@ -182,6 +182,15 @@ def load_run(run_dir: str | Path) -> RunData:
                    labels=_labels(run_dir, sweep))
 
 
+def words(run: RunData, axis: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The sweep file's words for an axis (its `title`, `description`) and for its values, keyed by the value as
+    the report labels it ('7' for 7.0): ({...}, {value: {"title"?, "description"?}})."""
+    given = run.labels.get(axis)
+    given = given if isinstance(given, dict) else {}
+    values = given.get("values") if isinstance(given.get("values"), dict) else {}
+    return given, {norm_number(as_text(k)): v for k, v in values.items() if isinstance(v, dict)}
+
+
 def _labels(run_dir: Path, sweep: dict[str, Any]) -> dict[str, Any]:
     """The titles and descriptions the sweep file gave (sweep.json), or for a multirun's sweep dir its jobs'
     (the first job that names an axis or value wins)."""

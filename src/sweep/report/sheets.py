@@ -21,7 +21,7 @@ from sweep import axes
 from sweep.report import names as nm
 from sweep.report import text as tx
 from sweep.report.atomic import save_image
-from sweep.report.data import ENVIRONMENT, RunData
+from sweep.report.data import ENVIRONMENT, RunData, words
 from sweep.report.layout import labels, order_values
 from sweep.report.result import Layout, SheetPage
 
@@ -115,7 +115,7 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
                  captions: bool, out_dir: Path, save: Callable[[Image.Image, Path], Path]) -> list[SheetPage]:
     """One sheet-axis combination: its grid, paginated into parts, each written atomically."""
     pairs = list(zip(layout.sheets, sheet_key, strict=True))
-    sheet_label = " · ".join(f"{a} = {_value(run.cells, a, v)}" for a, v in pairs)
+    sheet_label = " · ".join(_axis_value(run, a, v) for a, v in pairs)
     base = safe(name) + "__" + _layout_token(layout)
     if pairs:
         base += "__" + "_".join(f"{safe(SHORT.get(a, a))}-{safe(v)}" for a, v in pairs)
@@ -123,8 +123,8 @@ def _write_sheet(run: RunData, cells: pd.DataFrame, layout: Layout, deps: dict[s
     records = [r for _, r in cells.iterrows()]
     places = [(_key(r, layout.rows), _key(r, layout.cols)) for r in records]
     slots = {place: _slot(run, r, scale) for place, r in zip(places, records, strict=True)}
-    row_text = [_header(cells, layout.rows, k, deps, run.cells) for k in row_keys]
-    col_text = [_header(cells, layout.cols, k, deps, run.cells) for k in col_keys]
+    row_text = [_header(cells, layout.rows, k, deps, run) for k in row_keys]
+    col_text = [_header(cells, layout.cols, k, deps, run) for k in col_keys]
     show_size = labels(cells, "resolution").nunique() > 1
     chunks = _paginate(len(row_keys), len(col_keys), max_cells)
     pages, written = [], []
@@ -191,13 +191,22 @@ def _value(run_cells: pd.DataFrame, axis: str, value: str) -> str:
     return shown(value, axis)
 
 
+def _axis_value(run: RunData, axis: str, value: str) -> str:
+    """'num_inference_steps = 30', or in the sweep file's words where it gave them (titles:):
+    'Guidance = low (3)'."""
+    given, by_label = words(run, axis)
+    text = _value(run.cells, axis, value)
+    title = by_label.get(value, {}).get("title")
+    return f"{given.get('title') or axis} = " + (f"{title} ({text})" if title else text)
+
+
 def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
-            deps: dict[str, str], run_cells: pd.DataFrame | None = None) -> list[str]:
+            deps: dict[str, str], run: RunData) -> list[str]:
     """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16'); a long
     prompt by its id and first words (the title lists it in full)."""
     lines = []
     for axis, value in zip(axes, key, strict=True):
-        line = f"{axis} = {_value(run_cells if run_cells is not None else cells, axis, value)}"
+        line = _axis_value(run, axis, value)
         for dep, master in deps.items():
             if master == axis and dep in cells:
                 found = {v for v in cells.loc[labels(cells, axis) == value, dep] if v}

@@ -29,7 +29,7 @@ import pandas as pd
 
 from sweep.atomic import atomic_write
 from sweep.axes import axis_of_column
-from sweep.report.data import RunData, as_text, norm_number
+from sweep.report.data import RunData, words
 from sweep.report.layout import ALIASES, dependents, labels, order_values, varying
 from sweep.report.result import Layout
 from sweep.report.thumbs import MAX_EDGE, inside, make_thumbs
@@ -122,7 +122,7 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
         "fixed": fixed,
         "counts": {s: int(status.get(s, 0)) for s in ("ok", "failed", "missing")},
         "axes": [{"name": a, "values": values[a], "shown": [_shown(cells, a, v, deps) for v in values[a]],
-                  **_words(a, values[a], run.labels.get(a))} for a in axes],
+                  **_words(run, a, values[a])} for a in axes],
         "default": {"x": x, "y": y},
         "aliases": {k: v for k, v in ALIASES.items() if v in axes and k not in axes},
         "thumb_edge": MAX_EDGE,
@@ -158,19 +158,18 @@ def _title(column: str) -> str:
     return axis.heading if axis is not None and column in (axis.name, axis.cols[0]) else column
 
 
-def _words(axis: str, values: list[str], given: Any) -> dict[str, Any]:
+def _words(run: RunData, axis: str, values: list[str]) -> dict[str, Any]:
     """The axis's title (the sweep file's, else the registry's), its description, and the titles (`vt`) and
     descriptions (`vd`) of its values, one per value or null, where the sweep file gave any."""
-    given = given if isinstance(given, dict) else {}
-    words: dict[str, Any] = {"title": str(given.get("title") or _title(axis))}
+    given, by_label = words(run, axis)
+    found: dict[str, Any] = {"title": str(given.get("title") or _title(axis))}
     if given.get("description"):
-        words["description"] = str(given["description"])
-    by_label = {norm_number(as_text(k)): v for k, v in (given.get("values") or {}).items() if isinstance(v, dict)}
+        found["description"] = str(given["description"])
     for key, field in (("vt", "title"), ("vd", "description")):
         texts = [by_label.get(v, {}).get(field) for v in values]
         if any(texts):
-            words[key] = [str(t) if t else None for t in texts]
-    return words
+            found[key] = [str(t) if t else None for t in texts]
+    return found
 
 
 def _shown(cells: pd.DataFrame, axis: str, value: str, deps: dict[str, str]) -> str:
