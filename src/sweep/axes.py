@@ -421,20 +421,17 @@ def _source_defaults(cls: str) -> dict[str, Any] | None:
     """`cls.__init__`'s defaults from diffusers/schedulers/*.py, or None (not found, or a default that is not a
     literal)."""
     import ast
-    import importlib.util
 
-    spec = importlib.util.find_spec("diffusers")
-    if not spec or not spec.origin or not re.fullmatch(r"\w+", cls):
+    folder = _diffusers_folder()
+    if folder is None or not re.fullmatch(r"\w+", cls):
         return None
-    for path in sorted((Path(spec.origin).parent / "schedulers").glob("scheduling_*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-            if not re.search(rf"^class {cls}\(", text, re.M):
-                continue
-            tree = ast.parse(text)
-        except (OSError, SyntaxError, ValueError):
+    for path in sorted((folder / "schedulers").glob("scheduling_*.py")):
+        tree = _parsed(path, rf"^class {cls}\(")
+        if tree is None:
+            continue
+        node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), None)
+        if node is None:
             return None
-        node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
         init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
         if init is None:
             return None
@@ -443,9 +440,28 @@ def _source_defaults(cls: str) -> dict[str, Any] | None:
                  *((a, d) for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True) if d is not None)]
         try:
             return {a.arg: _literal(d) for a, d in pairs}
-        except ValueError:  # an expression default: the class itself says what it is
+        except (ValueError, TypeError):  # an expression default: the class itself says what it is
             return None
     return None
+
+
+def _diffusers_folder() -> Path | None:
+    """Where the installed diffusers package is, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffusers")
+    return Path(spec.origin).parent if spec and spec.origin else None
+
+
+def _parsed(path: Path, must_match: str | None = None) -> Any:
+    """A diffusers source file as an ast.Module (None: unreadable, or without `must_match`)."""
+    import ast
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        return ast.parse(text) if must_match is None or re.search(must_match, text, re.M) else None
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _literal(node: Any) -> Any:
@@ -1019,15 +1035,9 @@ def _call_annotations() -> dict[str, str]:
     diffusers' source file: importing diffusers takes seconds (torch with it), and a misspelt axis is refused
     before anything heavy is imported. Falls back to the import where the file is not where diffusers keeps it."""
     import ast
-    import importlib.util
 
-    spec = importlib.util.find_spec("diffusers")
-    source = (Path(spec.origin).parent / "pipelines" / "stable_diffusion_xl" / "pipeline_stable_diffusion_xl.py"
-              if spec and spec.origin else None)
-    try:
-        tree = ast.parse(source.read_text(encoding="utf-8")) if source else None
-    except (OSError, SyntaxError, ValueError):
-        tree = None
+    folder = _diffusers_folder()
+    tree = _parsed(folder / "pipelines" / "stable_diffusion_xl" / "pipeline_stable_diffusion_xl.py") if folder else None
     for node in ast.walk(tree) if tree else ():
         if isinstance(node, ast.ClassDef) and node.name == "StableDiffusionXLPipeline":
             for item in node.body:
