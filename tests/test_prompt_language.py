@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweep import prompt_syntax
+from sweep import prompt_language
 from sweep.errors import SweepError
 from sweep.models import build_tokenizer
 
@@ -28,9 +28,9 @@ def test_the_table_covers_the_hard_cases():
 def test_each_prompt_parses_into_its_fragments_and_weights(case):
     if case.get("refused"):
         with pytest.raises((SweepError, ValueError)):
-            prompt_syntax.parse_prompt_attention(case["prompt"])
+            prompt_language.weigh(case["prompt"])
         return
-    assert [[t, w] for t, w in prompt_syntax.parse_prompt_attention(case["prompt"])] == case["fragments"]
+    assert [[t, w] for t, w in prompt_language.weigh(case["prompt"])] == case["fragments"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "chunks" in c], ids=lambda c: repr(c["prompt"][:40]))
@@ -44,4 +44,4 @@ def test_each_prompt_is_cut_into_its_chunks(case, pad):
         weights = [w for w, n in chunk["weights"] for _ in range(n)]
         padding = TABLE["chunk_tokens"] - len(ids)
         expected.append(([bos, *ids, eos, *[fill] * padding], [1.0, *weights, 1.0, *[1.0] * padding]))
-    assert prompt_syntax.chunks(tokenizer, case["prompt"]) == expected
+    assert prompt_language.cut_chunks(tokenizer, case["prompt"]) == expected

@@ -20,7 +20,7 @@ from readers import (
     read_sd_prompt_reader,
     sd_prompt_reader_or_skip,
 )
-from sweep import prompt_syntax
+from sweep import prompt_language, prompt_syntax
 from sweep.errors import SweepError
 from sweep.models import build_tokenizer
 from sweep.plan import plan_sweep
@@ -64,17 +64,17 @@ def tokens(text: str) -> int:
     ("a BREAK b", [("a", 1.0), ("BREAK", -1), ("b", 1.0)]),
 ])
 def test_attention_is_parsed_as_a1111_parses_it(text, parsed):
-    assert prompt_syntax.parse_prompt_attention(text) == parsed
+    assert prompt_language.weigh(text) == parsed
 
 
 def test_long_prompts_split_into_77_token_chunks_at_a_comma_as_a1111_does():
     tokenizer = build_tokenizer()
     words = "abcdefghij " * 7 + ", " + "klmnopqrst " * 3  # 70 tokens, a comma, 30 more
-    pieces = prompt_syntax.chunks(tokenizer, words)
+    pieces = prompt_language.cut_chunks(tokenizer, words)
     assert [len(ids) for ids, _ in pieces] == [77, 77]
     first, _ = pieces[0]
     assert first[0] == tokenizer.bos_token_id and first[72] == tokenizer.eos_token_id  # cut after the comma
-    assert prompt_syntax.chunks(tokenizer, "a BREAK b")[0][0][:4] == [tokenizer.bos_token_id,
+    assert prompt_language.cut_chunks(tokenizer, "a BREAK b")[0][0][:4] == [tokenizer.bos_token_id,
                                                                       tokenizer.convert_tokens_to_ids("a</w>"),
                                                                       tokenizer.eos_token_id, tokenizer.pad_token_id]
 

@@ -2,11 +2,11 @@
 
 `prompt_syntax` (an axis, so it can also be compared) picks how prompt text becomes embeddings:
 
-- `a1111` (the default, null): AUTOMATIC1111's rules, ported from its `prompt_parser.parse_prompt_attention` and
-  `sd_hijack_clip` so the same PNG parameters give the same conditioning: `(word)` x1.1, `(word:1.3)`, `[word]`
-  /1.1, `\\(` escapes, `BREAK`; any length, in chunks of 75 tokens (BOS + 75 + EOS, padded as the tokenizer pads,
-  a chunk broken at a comma within the last 20 tokens), each chunk through each text encoder, its hidden states
-  multiplied by the weights and rescaled to their original mean; the pooled embedding is the first chunk's.
+- `a1111` (the default, null): the A1111 prompt language as docs/prompt-language.md specifies it (parsed and
+  chunked by `sweep.prompt_language`), so the same PNG parameters give A1111's conditioning: `(word)` x1.1,
+  `(word:1.3)`, `[word]` /1.1, `\\(` escapes, `BREAK`; any length, in chunks of 75 tokens, each chunk through
+  each text encoder, its hidden states multiplied by the weights and rescaled to their original mean; the pooled
+  embedding is the first chunk's.
 - `compel`: compel's own syntax (`word+`, `(word)1.3`, `.and()`) through compel's SDXL wrapper.
 - `none`: the text as diffusers' `encode_prompt` takes it (cut at 77 tokens).
 
@@ -21,83 +21,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.errors import SweepError, bad_value
+from sweep.prompt_language import cut_chunks, weigh
 
 SYNTAXES = ("a1111", "compel", "none")
 SYNTAX_HELP = "a1111 (A1111's (word:1.3) weighting and long prompts; the default), compel, or none"
-CHUNK = 75  # tokens per chunk between BOS and EOS (A1111's chunk_length)
-COMMA_BACKTRACK = 20  # A1111's default "comma_padding_backtrack" setting
 PROMPT_TEXTS = ("prompt", "prompt_2")  # where <lora:...> tags are applied
 NEGATIVE_TEXTS = ("negative_prompt", "negative_prompt_2")
 
-# A1111's modules/prompt_parser.py, verbatim.
-_ATTENTION = re.compile(r"""
-\\\(|
-\\\)|
-\\\[|
-\\]|
-\\\\|
-\\|
-\(|
-\[|
-:\s*([+-]?[.\d]+)\s*\)|
-\)|
-]|
-[^\\()\[\]:]+|
-:
-""", re.X)
-_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
-# A1111's extra networks (modules/extra_networks.py): `<lora:name:0.8>`, `<hypernet:name>`, ...
+# Extra-network tags as A1111 users write them: `<lora:name:0.8>`, `<hypernet:name>`: a word, a colon, anything
+# up to the next `>`.
 _EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
-
-
-def parse_prompt_attention(text: str) -> list[tuple[str, float]]:
-    """A1111's parser: text -> [(fragment, weight)], weights multiplied through nesting, runs of one weight merged;
-    `BREAK` becomes ('BREAK', -1).
-
-    >>> parse_prompt_attention('a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).')[:3]
-    [('a ', 1.0), ('house', 1.5730000000000004), (' ', 1.1)]
-    """
-    res: list[list[Any]] = []
-    round_brackets: list[int] = []
-    square_brackets: list[int] = []
-
-    def multiply_range(start: int, multiplier: float) -> None:
-        for p in range(start, len(res)):
-            res[p][1] *= multiplier
-
-    for m in _ATTENTION.finditer(text):
-        part, weight = m.group(0), m.group(1)
-        if part.startswith("\\"):
-            res.append([part[1:], 1.0])
-        elif part == "(":
-            round_brackets.append(len(res))
-        elif part == "[":
-            square_brackets.append(len(res))
-        elif weight is not None and round_brackets:
-            multiply_range(round_brackets.pop(), float(weight))
-        elif part == ")" and round_brackets:
-            multiply_range(round_brackets.pop(), 1.1)
-        elif part == "]" and square_brackets:
-            multiply_range(square_brackets.pop(), 1 / 1.1)
-        else:
-            for i, piece in enumerate(re.split(_BREAK, part)):
-                if i > 0:
-                    res.append(["BREAK", -1])
-                res.append([piece, 1.0])
-    for pos in round_brackets:
-        multiply_range(pos, 1.1)
-    for pos in square_brackets:
-        multiply_range(pos, 1 / 1.1)
-    if not res:
-        res = [["", 1.0]]
-    i = 0
-    while i + 1 < len(res):
-        if res[i][1] == res[i + 1][1]:
-            res[i][0] += res[i + 1][0]
-            res.pop(i + 1)
-        else:
-            i += 1
-    return [(t, w) for t, w in res]
 
 
 def split_tags(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
@@ -204,7 +137,7 @@ def cache_key(encode_args: Mapping[str, Any]) -> tuple:
     out = []
     for k, v in sorted(args.items()):
         if syntax is None and isinstance(v, str) and k in (*PROMPT_TEXTS, *NEGATIVE_TEXTS):
-            v = tuple(parse_prompt_attention(v))
+            v = tuple(weigh(v))
         out.append((k, v))
     return tuple(out)
 
@@ -232,50 +165,6 @@ def _encoders(pipe: Any) -> list[tuple[Any, Any]]:
     return [(t, e) for t, e in pairs if t is not None and e is not None]
 
 
-def chunks(tokenizer: Any, text: str) -> list[tuple[list[int], list[float]]]:
-    """A1111's `tokenize_line`: token ids and multipliers of each 77-token chunk of a prompt."""
-    parsed = parse_prompt_attention(text)
-    ids = tokenizer([t for t, _ in parsed], truncation=False, add_special_tokens=False)["input_ids"]
-    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
-    comma = tokenizer.get_vocab().get(",</w>")
-    done: list[tuple[list[int], list[float]]] = []
-    tokens: list[int] = []
-    mults: list[float] = []
-    last_comma = -1
-
-    def next_chunk() -> None:
-        nonlocal tokens, mults, last_comma
-        # Padding after the first EOS is the tokenizer's pad token (SDXL's second tokenizer pads with '!'), as
-        # A1111 replaces id_end by id_pad and as diffusers' max_length padding does.
-        fill = CHUNK - len(tokens)
-        full = [start, *tokens, end, *([pad] * fill)]
-        done.append((full, [1.0, *mults, *([1.0] * (fill + 1))]))
-        tokens, mults, last_comma = [], [], -1
-
-    for token_ids, (part, weight) in zip(ids, parsed, strict=True):
-        if part == "BREAK" and weight == -1:
-            next_chunk()
-            continue
-        for token in token_ids:
-            if token == comma:
-                last_comma = len(tokens)
-            elif (COMMA_BACKTRACK and len(tokens) == CHUNK and last_comma != -1
-                  and len(tokens) - last_comma <= COMMA_BACKTRACK):
-                cut = last_comma + 1
-                moved_tokens, moved_mults = tokens[cut:], mults[cut:]
-                tokens, mults = tokens[:cut], mults[:cut]
-                next_chunk()
-                tokens, mults = moved_tokens, moved_mults
-            if len(tokens) == CHUNK:
-                next_chunk()
-            tokens.append(token)
-            mults.append(weight)
-    if tokens or not done:
-        next_chunk()
-    return done
-
-
 def _hidden(encoder: Any, ids: list[int], clip_skip: int | None, device: Any) -> tuple[Any, Any]:
     """(hidden states SDXL conditions on, pooled output or None) of one chunk through one text encoder."""
     import torch
@@ -287,7 +176,8 @@ def _hidden(encoder: Any, ids: list[int], clip_skip: int | None, device: Any) ->
 
 def _weighted(encoder: Any, pieces: list[tuple[list[int], list[float]]], clip_skip: int | None,
               device: Any) -> tuple[list[Any], Any]:
-    """A1111's EmphasisOriginal per chunk: z * weights, then z * (mean before / mean after)."""
+    """Each chunk's hidden states times its token weights, then rescaled so their mean is what it was before
+    (docs/prompt-language.md, "From chunks to conditioning")."""
     import torch
 
     zs, pooled = [], None
@@ -304,14 +194,14 @@ def _weighted(encoder: Any, pieces: list[tuple[list[int], list[float]]], clip_sk
 
 
 def _empty_chunk(tokenizer: Any) -> tuple[list[int], list[float]]:
-    return chunks(tokenizer, "")[0]
+    return cut_chunks(tokenizer, "")[0]
 
 
 def _encode_side(pipe: Any, texts: Sequence[str], clip_skip: int | None, device: Any,
                  min_chunks: int = 0) -> tuple[list[list[Any]], Any]:
     """Chunk embeddings per encoder (each padded with empty chunks to a common count) and the pooled output."""
     pairs = _encoders(pipe)
-    pieces = [chunks(tok, text) for (tok, _), text in zip(pairs, texts, strict=False)]
+    pieces = [cut_chunks(tok, text) for (tok, _), text in zip(pairs, texts, strict=False)]
     count = max(min_chunks, *(len(p) for p in pieces))
     per_encoder, pooled = [], None
     for (tok, encoder), piece in zip(pairs, pieces, strict=True):
