@@ -45,3 +45,50 @@ def test_each_prompt_is_cut_into_its_chunks(case, pad):
         padding = TABLE["chunk_tokens"] - len(ids)
         expected.append(([bos, *ids, eos, *[fill] * padding], [1.0, *weights, 1.0, *[1.0] * padding]))
     assert prompt_language.cut_chunks(tokenizer, case["prompt"]) == expected
+
+
+# --- refused before anything loads (issue 31) --------------------------------------------------------------------
+
+
+def plan(tmp_path, prompts, *overrides):
+    from conftest import make_cfg
+    from sweep.plan import plan_sweep
+
+    cfg = make_cfg("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=2",
+                   *overrides)
+    cfg.sweep.grid.prompt = prompts  # set directly: prompts hold colons and brackets
+    return plan_sweep(cfg)
+
+
+@pytest.mark.parametrize(("prompt", "message"), [
+    ("a (x:1.2.3) b", r"^prompt: got 'a \(x:1.2.3\) b'; allowed: a weight that is one number, as in \(word:1.2\): "
+                      r"':1.2.3\)' is not"),
+    ("(x:.)", r"^prompt: got '\(x:.\)'; allowed: a weight that is one number"),
+    ("a cat AND a dog", r"^prompt: got 'a cat AND a dog'; allowed: a prompt without the word AND \(A1111 reads AND "
+                        r"as composable sub-prompts"),
+    ("aspect ratio 16:9", r"^prompt: got 'aspect ratio 16:9'; allowed: a prompt that does not end in ':NUMBER' "
+                          r"\(A1111 reads the trailing ':9' as a sub-prompt weight"),
+])
+def test_what_a1111_would_not_read_as_text_is_refused_in_one_line_for_any_prompt_of_the_grid(tmp_path, prompt,
+                                                                                               message):
+    from sweep.errors import SweepError as Refusal
+
+    with pytest.raises(Refusal, match=message) as caught:
+        plan(tmp_path, ["a plain cat", prompt])
+    assert "\n" not in str(caught.value)
+
+
+def test_the_trailing_weight_is_read_after_lora_tags_are_taken_out():
+    from sweep.prompt_syntax import check_texts
+
+    with pytest.raises(SweepError, match=r"allowed: a prompt that does not end in ':NUMBER'"):
+        check_texts({"prompt": "a cat: 0.5 <lora:x:1>"}, None, ["x"])
+    assert check_texts({"prompt": "a cat <lora:x:0.5>"}, None, ["x"]) == {"x": 0.5}
+
+
+def test_what_a1111_reads_as_text_stays_text(tmp_path):
+    # A closer with nothing open, a colon that ends nothing, AND and ':9' in a negative prompt (A1111 splits only
+    # the prompt), and every one of them under prompt_syntax=none.
+    plan(tmp_path, ["a:1.2.3)", "aspect ratio 16:9,", "ANDROID and a cat", "(word:1.5e0)"],
+         "negative_prompt='blurry AND dark, 16:9'")
+    plan(tmp_path, ["a cat AND a dog", "aspect ratio 16:9", "(x:1.2.3)"], "prompt_syntax=none")

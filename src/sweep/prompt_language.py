@@ -118,8 +118,7 @@ def _number(token: Token) -> float:
     try:
         return float(token.number)
     except ValueError:
-        raise PromptError(token.text, "a weight that is one number, as in (word:1.2) (escape literal brackets "
-                          "as \\( \\))") from None
+        raise PromptError(token.text, "a weight that is one number, as in (word:1.2)") from None
 
 
 def weigh(text: str) -> list[Fragment]:

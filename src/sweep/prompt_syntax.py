@@ -21,12 +21,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.errors import SweepError, bad_value
-from sweep.prompt_language import cut_chunks, weigh
+from sweep.prompt_language import PromptError, cut_chunks, weigh
 
 SYNTAXES = ("a1111", "compel", "none")
 SYNTAX_HELP = "a1111 (A1111's (word:1.3) weighting and long prompts; the default), compel, or none"
 PROMPT_TEXTS = ("prompt", "prompt_2")  # where <lora:...> tags are applied
 NEGATIVE_TEXTS = ("negative_prompt", "negative_prompt_2")
+AND_WORD = re.compile(r"\bAND\b")  # A1111's sub-prompt separator: the upper-case word on its own
+TRAILING_WEIGHT = re.compile(r"\s*:\s*[-+]?(?:\d+\.?|\d*\.\d+)\s*\Z")  # a sub-prompt's `:NUMBER` at its very end
 
 # Extra-network tags as A1111 users write them: `<lora:name:0.8>`, `<hypernet:name>`: a word, a colon, anything
 # up to the next `>`.
@@ -88,9 +90,30 @@ def check_texts(texts: Mapping[str, str | None], syntax: str | None, lora_names:
     return strengths
 
 
+def _check_composable(text: str, key: str) -> None:
+    """A1111 reads `AND` and a trailing `:NUMBER` of a prompt as composable sub-prompts and their weights
+    (docs/prompt-language.md, section 5): not run here, so refused rather than encoded as text."""
+    if AND_WORD.search(text):
+        raise bad_value(key, text, "a prompt without the word AND (A1111 reads AND as composable sub-prompts, "
+                        "each a guidance term of its own: not supported; write 'and' for the word)")
+    weight = TRAILING_WEIGHT.search(text)
+    if weight:
+        raise bad_value(key, text, f"a prompt that does not end in ':NUMBER' (A1111 reads the trailing "
+                        f"{weight.group(0).strip()!r} as a sub-prompt weight multiplying the guidance, not as text: "
+                        f"not supported; end the prompt with something else, e.g. a comma)")
+
+
 def _check_a1111(text: str, key: str) -> None:
-    """A1111's prompt editing `[from:to:when]` and alternation `[a|b]` change the prompt during sampling: not
-    supported, so refused rather than encoded as literal characters."""
+    """Weights that are numbers; `AND` and a trailing `:NUMBER` in a prompt (not in a negative prompt, where A1111
+    reads them as text); A1111's prompt editing `[from:to:when]` and alternation `[a|b]` change the prompt during
+    sampling: not supported, so refused rather than encoded as literal characters."""
+    try:
+        weigh(text)
+    except PromptError as exc:
+        raise bad_value(key, text, f"{exc.allowed}: {exc.piece!r} is not (escape literal brackets "
+                        "as \\( \\))") from None
+    if key in PROMPT_TEXTS:
+        _check_composable(text, key)
     stack: list[str] = []
     escaped = False
     for char in text:
