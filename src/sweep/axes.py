@@ -845,6 +845,21 @@ def _init_record(value: str | None) -> dict[str, Any]:
     return {"init_image": value, "init_image_hash": image_hash(value) if value else None}
 
 
+def _control_image(value: Any, key: str, facts: Facts) -> str | None:
+    from sweep.controlnet import check_image
+
+    return check_image(value, key)
+
+
+def _control_record(value: str | None) -> dict[str, Any]:
+    from sweep.controlnet import image_hash as control_hash
+
+    return {"control_image": value, "control_image_hash": control_hash(value)}
+
+
+MAX_CONTROL_SCALE = 5.0  # sd-webui-controlnet's Weight slider stops at 2; diffusers has no bound
+
+
 AXES: tuple[Axis, ...] = (
     Axis("prompt", _text(False), "encode",
          title="Prompt", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
@@ -968,6 +983,28 @@ AXES: tuple[Axis, ...] = (
          id=lambda v: f"str{number_text(v)}", infotext=lambda v: [("Denoising strength", v)], info_rank=66,
          aliases=("img2img strength",), help="image-to-image strength",
          timing=str),
+    # ControlNet (sweep.controlnet): the control image and diffusers' three ControlNet arguments. sd-webui-controlnet's
+    # `ControlNet N` text is written from the row's ControlNets and these values (sweep.metadata), not per entry.
+    Axis("control_image", _control_image, "control", base_type=str | None, requires="controlnet",
+         columns=("control_image", "control_image_hash"), record=_control_record,
+         id=lambda v: text_id("ctl", file_label(v, keep_suffix=True), 16), none_label="(none)",
+         aliases=("control image", "control_images"), help="ControlNet input image", title="Control image",
+         allowed="an image file, or builtin:rings", timing=str),
+    Axis("controlnet_conditioning_scale", _optional_float(0.0, MAX_CONTROL_SCALE, f"a ControlNet weight from 0 to "
+                                                          f"{MAX_CONTROL_SCALE:g} (0: no control)"), "call",
+         base_type=float | None, numeric=True, ranges=True, requires="controlnet", title="ControlNet weight",
+         short="cnw", aliases=("controlnet weight", "control weight", "cn weight", "controlnet_scale"),
+         id=lambda v: f"cnw{number_text(v)}", none_label="1 (default)", help="ControlNet conditioning scale"),
+    Axis("control_guidance_start", _optional_float(0.0, 1.0, "a fraction of the steps from 0 to 1 (below "
+                                                   "control_guidance_end)"), "call",
+         base_type=float | None, numeric=True, ranges=True, requires="controlnet", title="ControlNet start",
+         short="cns", aliases=("guidance start", "controlnet start", "start percent"),
+         id=lambda v: f"cns{number_text(v)}", none_label="0 (default)", help="ControlNet guidance start"),
+    Axis("control_guidance_end", _optional_float(0.0, 1.0, "a fraction of the steps in (0, 1] (above "
+                                                 "control_guidance_start)", open_low=True), "call",
+         base_type=float | None, numeric=True, ranges=True, requires="controlnet", title="ControlNet end",
+         short="cne", aliases=("guidance end", "controlnet end", "end percent"),
+         id=lambda v: f"cne{number_text(v)}", none_label="1 (default)", help="ControlNet guidance end"),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 # Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.

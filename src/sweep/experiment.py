@@ -30,7 +30,7 @@ def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str
 
     identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
     # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
-    identity.update({k: model[k] for k in ("vae", "lora", "refiner") if model.get(k)})
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner", "controlnet") if model.get(k)})
     identity["dtype"] = resolved_dtype_name(model)
     for name in swept_models:  # an axis says what is loaded for each cell: the model config's own is not used
         for key in ("source", "id", "path") if name == "checkpoint" else (name,):
@@ -56,6 +56,11 @@ def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] 
             found[f"model.{key}"] = checkpoints.weights_digest(str(value))
     for name, path in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle"))):
         found[f"model.lora.{name}"] = checkpoints.weights_digest(path)
+    from sweep.controlnet import entries
+
+    for index, value in enumerate(entries(model.get("controlnet"))):
+        if value != "tiny" and checkpoints.expand(value).exists():
+            found[f"model.controlnet.{index}"] = checkpoints.weights_digest(value)
     return found
 
 

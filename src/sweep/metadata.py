@@ -89,6 +89,10 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
     if schedule is not None and not any(key == "Schedule type" for _, key, _ in fields):
         fields.append((axes.BY_NAME["schedule_type"].info_rank, "Schedule type", schedule))
     fields += [(rank, key, row[column]) for rank, key, column in ROW_FIELDS if row.get(column) not in (None, "")]
+    if row.get("controlnet"):
+        from sweep.controlnet import units
+
+        fields += [(88, key, text) for key, text in units(cell, row)]
     if row.get("generator_device") == "cpu":
         fields.append((78, "RNG", "CPU"))  # A1111 assumes GPU noise when the key is missing
     fields.append((999, "Version", f"sdxl-sweep {_version()}"))
@@ -113,7 +117,8 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
     spec, schedule = sampler_fields(cell, axes.facts_for(facts, cell))
     sampler = axes.COMFY_SAMPLERS.get(spec.base_name) if spec else None
     scheduler = axes.COMFY_SCHEDULERS.get(schedule or "")
-    if not sampler or not scheduler or row.get("refiner") or cell.get("prompt_syntax") is not None:
+    if (not sampler or not scheduler or row.get("refiner") or row.get("controlnet")
+            or cell.get("prompt_syntax") is not None):
         return None
     if any(cell.get(a.name) is not None for a in axes.AXES if a.enters == "pass"):
         return None  # a Hires. fix or image-to-image pass: this five-node graph would not remake it

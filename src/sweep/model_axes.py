@@ -103,6 +103,13 @@ def check(model: Mapping[str, Any], swept: Sequence[axes.Values]) -> None:
                 found = checkpoint_config(model, value, key)
                 if found.get("path"):
                     checkpoints.check_sdxl_path(key, found["path"], allow_pickle=allow_pickle)
+                if model.get("controlnet"):  # each ControlNet must fit this checkpoint's UNet too
+                    from sweep.controlnet import check as check_controlnets
+
+                    try:
+                        check_controlnets(found)
+                    except SweepError as exc:
+                        raise SweepError(f"{key}: {value!r} with {exc}") from None
             else:
                 checkpoints.check_vae(key, vae_source(model, value, key), allow_pickle=allow_pickle)
     if any(v.axis.name == "vae" for v in swept) and model.get("cpu_offload"):

@@ -43,6 +43,10 @@ def check(model: Mapping[str, Any]) -> list[str]:
         from sweep import refiner
 
         refiner.check_refiner(model["refiner"])
+    if model.get("controlnet"):
+        from sweep import controlnet
+
+        controlnet.check(model)
     # The names only: whether this machine has the device is checked when it is resolved (sweep.runner, before
     # the run dir is touched; sweep.pipeline.load), which imports torch.
     check_names(str(model.get("device", "auto")), str(model.get("dtype", "auto")))

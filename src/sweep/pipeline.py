@@ -59,6 +59,9 @@ class Loaded:
     vae_source: str | None = None  # the model.vae the pipeline has now (None: the checkpoint's own VAE)
     own_vae: Any = None  # the checkpoint's own VAE, kept once another replaced it (a `vae` axis may come back)
     second_pass: Any = None  # StableDiffusionXLImg2ImgPipeline sharing `pipe`'s components (sweep.passes)
+    controlnet: Any = None  # ControlNetModel / MultiControlNetModel of model.controlnet (sweep.controlnet)
+    controlnet_labels: tuple[str, ...] = ()  # sd-webui-controlnet's `NAME [hash]` of each
+    control_pipe: Any = None  # StableDiffusionXLControlNetPipeline sharing `pipe`'s components
 
     def record(self) -> dict[str, Any]:
         """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths
@@ -71,6 +74,7 @@ class Loaded:
             "vae_hash": self.vae_hash,
             "lora_hashes": hashes_text(self.loras),
             "refiner": self.refiner.label if self.refiner else "",
+            "controlnet": "; ".join(self.controlnet_labels),
         }
 
 
@@ -127,7 +131,8 @@ def _swap_vae(loaded: Loaded, model: Mapping[str, Any]) -> bool:
             vae.enable_slicing()  # as _configure does for the model's own
         if model.get("vae_tiling"):
             vae.enable_tiling()
-    for pipe in (loaded.pipe, loaded.refiner.pipe if loaded.refiner else None, loaded.second_pass):
+    for pipe in (loaded.pipe, loaded.refiner.pipe if loaded.refiner else None, loaded.second_pass,
+                 loaded.control_pipe):
         if pipe is not None:
             pipe.register_modules(vae=vae)
     loaded.vae, loaded.vae_hash, loaded.vae_source = name, vae_hash, want
@@ -189,6 +194,12 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
     if model.get("refiner"):
         loaded_refiner = _loading("model.refiner", model["refiner"], lambda: refiner.load_refiner(
             str(model["refiner"]), pipe, device=device, dtype=dtype, variant=model.get("variant")))
+    control, control_labels = None, ()
+    if model.get("controlnet"):
+        from sweep import controlnet
+
+        control, control_labels = _loading("model.controlnet", model["controlnet"],
+                                           lambda: controlnet.load(model, pipe, device, dtype))
     _configure(pipe, model, device)
     pipe.set_progress_bar_config(disable=True)  # one bar for the whole sweep instead
     native = pipe.default_sample_size * pipe.vae_scale_factor
@@ -196,7 +207,7 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
     return Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), model_label(model),
                   options_label(model), model_hash=checkpoints.model_hash(path) if path and path.is_file() else "",
                   vae=vae_name, vae_hash=vae_hash, loras=loras, refiner=loaded_refiner,
-                  vae_source=model.get("vae") or None)
+                  vae_source=model.get("vae") or None, controlnet=control, controlnet_labels=control_labels)
 
 
 def _load_vae(model: Mapping[str, Any], pipe: Any, device: str, dtype: torch.dtype) -> tuple[Any, str, str]:

@@ -134,6 +134,9 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     cells = expand(base, swept)
     _check_prompt_sr(cells)
     _check_passes(cells, [v.axis.name for v in swept], cfg["model"])
+    from sweep.controlnet import check_cells
+
+    check_cells(cells, cfg["model"], [v.axis.name for v in swept])
     _check_prompts(cells, cfg["model"], swept)
     check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,

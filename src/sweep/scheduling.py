@@ -63,9 +63,16 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
 
     first = unit[0]
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
-    pipe = fork(loaded.pipe, first.get("scheduler"), first.get("schedule_type"))
     width, height = first.size
     common = {**first.call_args(), "generator": generators if len(unit) > 1 else generators[0]}
+    base = loaded.pipe
+    if loaded.controlnet is not None:  # the ControlNet pipeline over the same components, with the control image
+        from sweep import controlnet
+
+        base = controlnet.control_pipeline(loaded)
+        image = controlnet.control_image(first["control_image"], width, height)
+        common["image"] = [image] * len(loaded.controlnet_labels) if len(loaded.controlnet_labels) > 1 else image
+    pipe = fork(base, first.get("scheduler"), first.get("schedule_type"))
     callback = stop.watch(first.num_inference_steps) if stop else None
     embeds = prompts.embeds(first.encode_args(), len(unit), first.state())
     with torch.inference_mode():

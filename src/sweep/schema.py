@@ -45,6 +45,9 @@ class ModelConfig:
     lora: Any = None
     # An SDXL refiner (base + refiner "ensemble of experts"): a hub id, a diffusers refiner folder, or tiny.
     refiner: str | None = None
+    # ControlNets (sweep.controlnet): a diffusers folder, a diffusers-layout .safetensors file, a hub id or tiny;
+    # one, or a list. Needs control_image.
+    controlnet: Any = None
     # GPU options (recorded in results.csv).
     compile: bool = False  # torch.compile of the UNet (sweep.compiling); caches in ~/.cache/sdxl-sweep/inductor
     compile_mode: str = "default"  # default, reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs
