@@ -33,6 +33,7 @@ SMOKE = {
     "steps_10_to_90": ("height=32", "width=32"),
     "resolution_512_1024": ("num_inference_steps=1", "sweep.grid.resolution=[64x64,128x96]"),
     "hires": ("height=32", "width=32", "num_inference_steps=4"),  # int(4 x 0.3): one second-pass step
+    "controlnet": ("height=64", "width=64", "num_inference_steps=2", "model.controlnet=tiny"),  # built in code
 }
 
 

@@ -239,6 +239,7 @@ def legacy_hash(path: Path) -> str:
 
 def load(model: Mapping[str, Any], pipe: Any, device: str, dtype: Any) -> tuple[Any, tuple[str, ...]]:
     """(ControlNetModel or MultiControlNetModel, the labels) for model.controlnet, on the pipeline's device."""
+    import torch
     from diffusers import ControlNetModel
 
     found = check(model)
@@ -253,7 +254,9 @@ def load(model: Mapping[str, Any], pipe: Any, device: str, dtype: Any) -> tuple[
                                                   use_safetensors=not model.get("allow_pickle"))
         else:
             net = _from_file(expand(item.value), pipe.unet)
-        nets.append(net.to(device=device, dtype=dtype).eval())
+        if any(p.dtype != dtype for p in net.parameters()):  # built in fp32: cast plainly (diffusers' `to` warns)
+            net = torch.nn.Module.to(net, dtype=dtype)
+        nets.append(net.to(device=device).eval())
     if len(nets) == 1:
         return nets[0], (found[0].label,)
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
@@ -298,8 +301,8 @@ def build_tiny_controlnet(unet: Any, seed: int = 7) -> Any:
         with torch.no_grad():
             for module in (net.controlnet_cond_embedding.conv_out, *net.controlnet_down_blocks,
                            net.controlnet_mid_block):
-                module.weight.normal_(0.0, 0.2)
-                module.bias.normal_(0.0, 0.05)
+                module.weight.normal_(0.0, 0.6)
+                module.bias.normal_(0.0, 0.1)
     return net.to(dtype=torch.float32)
 
 
