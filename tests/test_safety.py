@@ -330,7 +330,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(tmp_path, signum, co
     assert proc.returncode == code
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
-    assert len(lines) == 1 and "run the same command to resume" in lines[0]
+    assert len(lines) == 1 and "to resume, run: " in lines[0] and "hydra.run.dir=stopped" in lines[0]
     kept = table(run_dir)
     assert 1 <= len(kept) < 6 and f"interrupted: {len(kept)} of 6 images in {run_dir}" in lines[0]
     assert all(Image.open(run_dir / p).size == (128, 128) for p in kept["image"])
@@ -366,7 +366,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_
         app.run_job(make_cfg(*GRID, "batch_size=1"), run_dir)
     err = capsys.readouterr().err
     assert info.value.code == 1 and err.count("\n") == 1 and "No space left on device" in err
-    assert "run the same command to resume" in err
+    assert "to resume, run the same command with hydra.run.dir=" in err
     assert len(table(run_dir)) == 1  # the image written before the disk filled, with its row
     monkeypatch.setattr(writer, "atomic_write", original)
     assert quiet(make_cfg(*GRID, "batch_size=1"), run_dir).made == 3

@@ -18,6 +18,7 @@ from sweep.config_dirs import add_config_dirs
 from sweep.errors import EXIT_DISK, disk_error, survive_closed_output
 from sweep.hydra_flags import conflicting_modes, flags_first
 from sweep.paths import CONF_DIR, expand_home
+from sweep.resume import current_hint, remember_invocation
 from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
 
 HYDRA_SUBDIR = ".hydra"
@@ -87,14 +88,15 @@ def entry() -> None:
         sys.argv[0] = SCRIPT
     survive_closed_output()  # `... | head -1`: the run goes on when its reader goes away; sweep.log keeps it all
     add_config_dirs(args)
+    remember_invocation(args)  # the words of the resume command printed on a stop, a failure or a full disk
     install_compact_errors()
     install_entry_handlers()
     try:
-        with guard(RESUME_HINT):
+        with guard(lambda: current_hint(RESUME_HINT)):
             main()
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        print(interrupted_line(signum, RESUME_HINT), file=sys.stderr, flush=True)
+        print(interrupted_line(signum, current_hint(RESUME_HINT)), file=sys.stderr, flush=True)
         _exit_now(128 + signum)
     except OSError as exc:  # a full or read-only disk before the run's own handling (Hydra's log file)
         line = disk_error(exc)

@@ -29,6 +29,24 @@ REFUSED = "refused"  # a multirun job refused an existing job dir: its error goe
 
 def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path | None = None,
             save_hydra: Callable[[Path], None] | None = None, job: dict[str, Any] | None = None) -> int:
+    """`_run_job`, with its directory known to the resume hints (sweep.resume) while it runs, and after a
+    Ctrl-C that reaches the entry point."""
+    from sweep.resume import remember_dir
+
+    remember_dir(sweep_dir if multirun and sweep_dir is not None else run_dir, multirun=multirun)
+    try:
+        code = _run_job(cfg, run_dir, multirun=multirun, sweep_dir=sweep_dir, save_hydra=save_hydra, job=job)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        remember_dir(None)
+        raise
+    remember_dir(None)
+    return code
+
+
+def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path | None = None,
+             save_hydra: Callable[[Path], None] | None = None, job: dict[str, Any] | None = None) -> int:
     """Run one sweep into run_dir; return the exit code (0 ok, 1 some image failed, 2 bad input).
 
     `save_hydra(dir)` writes Hydra's record of the job (.hydra/) once the directory is accepted, so a refused
@@ -65,8 +83,8 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
         return _fail(code, multirun)
     except Interrupted as exc:
         if ranks.is_main:
-            print(str(exc) or f"interrupted: {run_dir}; run the same command to resume", file=sys.stderr,
-                  flush=True)
+            print(str(exc) or f"interrupted: {run_dir}; {_resume_hint(run_dir, sweep_dir, multirun)}",
+                  file=sys.stderr, flush=True)
             remove_hydra_only_dir(run_dir)
         sys.exit(exc.code)  # a multirun stops too: its other jobs resume with the same command
     except OSError as exc:
@@ -95,6 +113,15 @@ def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path 
     if not summary.ok:
         return _fail(EXIT_FAILED_CELLS, multirun)
     return 0
+
+
+def _resume_hint(run_dir: Path, sweep_dir: Path | None, multirun: bool) -> str:
+    """The command that resumes this run (a multirun as a whole: its sweep dir)."""
+    from sweep.resume import hint
+
+    if multirun and sweep_dir is not None:
+        return hint(sweep_dir, multirun=True)
+    return hint(run_dir)
 
 
 def _fail(code: int, multirun: bool) -> int:

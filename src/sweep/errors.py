@@ -57,8 +57,11 @@ def disk_error(exc: BaseException | None) -> str | None:
     fix = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space", errno.EROFS: "use a writable place",
            errno.EACCES: "fix its permissions or use another place", errno.EPERM: "fix its permissions or flags "
            "(chattr -i) or use another place"}.get(exc.errno, "check the disk")
-    return " ".join(f"{where}: {exc.strerror or os.strerror(exc.errno)}; {fix}, then run the same command "
-                    "again".split())
+    from sweep.resume import current_hint
+
+    then = current_hint("then run the same command again")
+    then = then if then.startswith("then") else "then " + then.split("; ", 1)[1]
+    return " ".join(f"{where}: {exc.strerror or os.strerror(exc.errno)}; {fix}, {then}".split())
 
 
 class _DropOnBrokenPipe:

@@ -63,7 +63,10 @@ class RunSummary:
         out += self.extra
         out += [f"error:   {error}" for error in self.errors]
         if self.failed:
-            out.append(f"FAILED: {self.failed} image(s) failed; see the 'error' column of results.csv")
+            from sweep.resume import hint_here
+
+            out.append(f"FAILED: {self.failed} image(s) failed; see the 'error' column of results.csv; they are "
+                       f"made again on resume: {hint_here(self.run_dir)}")
         return out
 
 
@@ -260,8 +263,10 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
     summary.made, summary.failed = writer.ok, writer.failed
     summary.seconds = time.perf_counter() - started
     if stop.requested:
+        from sweep.resume import hint_here
+
         raise Interrupted(stop.signum, f"interrupted: {len(done) + writer.ok} of {len(cells)} images in "
-                          f"{run_dir}; run the same command to resume")
+                          f"{run_dir}; {hint_here(run_dir)}")
     _gather(summary, ranks)
     ranks.wait()
     if ranks.is_main:

@@ -126,6 +126,8 @@ class Settings:
     restart: bool = False
     # Let a sweep of another name add its cells to the experiment already in the run directory.
     grow: bool = False
+    # last: go on with the newest timestamped run of this sweep (outputs/NAME/...) instead of starting a new one.
+    resume: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -156,11 +158,16 @@ Config = _config()
 def register() -> None:
     """Register the schema so `conf/config.yaml` can extend it (defaults: [schema, ...]).
 
-    Also `${safe:...}`: a sweep name becomes a run-dir component that cannot leave `outputs/`.
+    Also `${safe:...}`: a sweep name becomes a run-dir component that cannot leave `outputs/`; and
+    `${sweep_run_dir:BASE,STAMP,${resume}}`: a new timestamped run dir, or with resume=last the newest one.
     """
     ConfigStore.instance().store(name="schema", node=Config)
     if not OmegaConf.has_resolver("safe"):
         OmegaConf.register_new_resolver("safe", lambda text: safe_name(str(text)) or "sweep")
+    if not OmegaConf.has_resolver("sweep_run_dir"):
+        from sweep.resume import run_dir
+
+        OmegaConf.register_new_resolver("sweep_run_dir", run_dir)
 
 
 register()

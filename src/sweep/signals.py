@@ -85,8 +85,10 @@ def interrupted_line(signum: int, hint: str) -> str:
     return f"interrupted ({signal.Signals(signum).name}): {hint}"
 
 
-def _hard_exit(signum: int, hint: str, how: str) -> None:
-    """Print one line with a raw write (the main thread may hold sys.stderr's lock) and end the process."""
+def _hard_exit(signum: int, hint: str | Callable[[], str], how: str) -> None:
+    """Print one line with a raw write (the main thread may hold sys.stderr's lock) and end the process.
+    `hint` may be a function: the run dir, and with it the resume command, is known only once the job runs."""
+    hint = hint() if callable(hint) else hint
     try:
         os.write(2, (interrupted_line(signum, f"{how}; {hint}") + "\n").encode("utf-8", "replace"))
     except OSError:
@@ -95,7 +97,7 @@ def _hard_exit(signum: int, hint: str, how: str) -> None:
 
 
 @contextmanager
-def guard(hint: str, grace: float | None = None) -> Iterator[None]:
+def guard(hint: str | Callable[[], str], grace: float | None = None) -> Iterator[None]:
     """While inside, a second SIGINT/SIGTERM, or a first one still not acted on after `grace` seconds, ends the
     process with one line (`hint`: what is kept and how to go on) and exit code 128 + the signal's number.
 
@@ -160,8 +162,10 @@ def stop_on_signals() -> Iterator[Stop]:
 
     def handle(signum: int, frame: Any) -> None:
         if stop.signum is not None:
-            print(f"interrupted again ({signal.Signals(signum).name}): stopping now; run the same command to "
-                  "resume", file=sys.stderr, flush=True)
+            from sweep.resume import current_hint
+
+            print(f"interrupted again ({signal.Signals(signum).name}): stopping now; "
+                  f"{current_hint('run the same command to resume')}", file=sys.stderr, flush=True)
             os._exit(128 + signum)
         stop.signum = signum
         if stop.immediate:

@@ -13,6 +13,7 @@ from sweep import axes
 from sweep.errors import SweepError
 from sweep.grid import Cell
 from sweep.results import DIGEST, ResultsTable, atomic_write, file_digest
+from sweep.resume import hint_here
 
 # Errors of the disk, not of a cell: stop at once (every further write would fail too), resume later.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
@@ -96,7 +97,7 @@ class ImageWriter:
         except OSError as exc:
             if exc.errno in DISK_ERRORS:
                 self.fatal = StorageError(f"{self.run_dir / row['image']}: could not write ({exc.strerror}); "
-                                          "free space or fix the disk, then run the same command to resume")
+                                          f"free space or fix the disk; {hint_here(self.run_dir)}")
                 return None
             return _failed(row, f"could not write the image: {exc}")
         except Exception as exc:  # encoding failed (bad metadata): this cell fails, the others go on
@@ -108,7 +109,7 @@ class ImageWriter:
         except OSError as exc:
             if self.fatal is None:  # the first disk error is the one to report
                 self.fatal = StorageError(f"{self.table.path}: could not append a row ({exc.strerror}); free "
-                                          "space or fix the disk, then run the same command to resume")
+                                          f"space or fix the disk; {hint_here(self.run_dir)}")
             return
         if row["status"] == "ok":
             self.ok += 1
