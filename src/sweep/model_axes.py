@@ -103,6 +103,10 @@ def check(model: Mapping[str, Any], swept: Sequence[axes.Values]) -> None:
                 found = checkpoint_config(model, value, key)
                 if found.get("path"):
                     checkpoints.check_sdxl_path(key, found["path"], allow_pickle=allow_pickle)
+                elif found.get("source") == "hub":
+                    from sweep.hub import require_cached
+
+                    require_cached(key, str(found["id"]))
                 if model.get("controlnet"):  # each ControlNet must fit this checkpoint's UNet too
                     from sweep.controlnet import check as check_controlnets
 

@@ -32,7 +32,8 @@ def check(model: Mapping[str, Any]) -> list[str]:
     if source == "path":
         path = checkpoints.expand(str(model.get("path")))
         if not path.exists():
-            raise bad_value("model.path", str(path), f"an existing diffusers folder or .safetensors file; {FIX_HINT}")
+            raise bad_value("model.path", str(path), "an existing diffusers folder or .safetensors file, or a Hugging "
+                            f"Face id such as RunDiffusion/Juggernaut-XL-v9; {FIX_HINT}")
         checkpoints.check_sdxl_path("model.path", path, allow_pickle=allow_pickle)
         if model.get("config"):
             checkpoints.check_config("model.config", model["config"])

@@ -63,8 +63,10 @@ def _hub_reader(repo: str) -> Reader:
     def read(name: str) -> dict[str, Any] | None:
         from huggingface_hub import try_to_load_from_cache
 
+        from sweep.hub import hub_cache
+
         try:
-            found = try_to_load_from_cache(repo, name)
+            found = try_to_load_from_cache(repo, name, cache_dir=str(hub_cache()))
         except Exception:  # an invalid repo id: the load reports it in its own words
             return None
         return _folder_reader(Path(found).parent)(Path(found).name) if isinstance(found, str) else None

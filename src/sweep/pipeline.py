@@ -301,9 +301,13 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
     path = checkpoints.expand(str(model["path"])) if source == "path" else None
     try:
         if source == "hub":
+            from sweep import hub
+
+            model = hub.resolve(model)  # a checkpoint axis's hub id: the variant its repository has
             if dtype in HALF and model.get("variant"):  # bf16 loads the fp16 files and casts them
                 kwargs["variant"] = model["variant"]
-            pipe = StableDiffusionXLPipeline.from_pretrained(model["id"], use_safetensors=True, **kwargs)
+            pipe = StableDiffusionXLPipeline.from_pretrained(model["id"], use_safetensors=True,
+                                                             cache_dir=str(hub.hub_cache()), **kwargs)
         elif path.is_file():
             if model.get("config"):
                 config = checkpoints.expand(str(model["config"]))

@@ -100,9 +100,10 @@ def _run_sweep(
     once the directory is accepted, before anything is written into it (the CLI saves Hydra's config files).
     `job`: a multirun job's number and overrides (its dir must not hold another job's values).
     """
-    from sweep import model_facts, rundir
+    from sweep import hub, model_facts, rundir
 
     cfg = to_dict(cfg)
+    cfg["model"] = hub.resolve(cfg["model"])  # model.path=org/name is a hub id; the variant the repo has
     run_dir = Path(run_dir)
     model_cfg = cfg["model"]
     ranks = ranks or ranks_for(cfg)
