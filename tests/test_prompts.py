@@ -118,14 +118,15 @@ def test_compel_syntax_weights_with_compels_rules(tmp_path):
     assert "Prompt syntax: compel" in text["parameters"] and "prompt" not in text  # ComfyUI's syntax differs
 
 
-def test_lora_tags_and_prompt_editing_are_refused_in_one_line_when_they_cannot_apply():
+def test_lora_tags_and_broken_prompt_editing_are_refused_in_one_line_when_they_cannot_apply():
     with pytest.raises(SweepError, match=r"^prompt: got '<lora:detail:0.5>'; allowed: a LoRA named in model.lora"):
         plan_sweep(make_cfg(*SMALL, "prompt='a cat <lora:detail:0.5>'"))
-    with pytest.raises(SweepError, match=r"^prompt: got .*; allowed: A1111 attention syntax without prompt editing"):
-        plan_sweep(make_cfg(*SMALL, "prompt='a [cat:dog:0.5]'"))
+    with pytest.raises(SweepError, match=r"^prompt: got .*; allowed: prompt editing .* that A1111's grammar does "
+                                         r"not read"):
+        plan_sweep(make_cfg(*SMALL, "prompt='a [cat|dog'"))
     with pytest.raises(SweepError, match=r"<lora:NAME:W> tags only"):
         plan_sweep(make_cfg(*SMALL, "prompt='a cat <hypernet:x:1>'"))
-    plan_sweep(make_cfg(*SMALL, "prompt='a [cat:dog:0.5]'", "prompt_syntax=none"))  # literal text there
+    plan_sweep(make_cfg(*SMALL, "prompt='a [cat|dog'", "prompt_syntax=none"))  # literal text there
 
 
 def test_a_schedule_type_a_sampler_cannot_take_is_refused_in_one_line():

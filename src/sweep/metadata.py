@@ -111,8 +111,8 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
     """A ComfyUI API graph (the `prompt` chunk) that remakes the cell: sampler and scheduler in ComfyUI's names,
     LoRAs as LoraLoader nodes, clip skip as CLIPSetLastLayer. None where ComfyUI has no equivalent (a sampler or
     schedule it lacks, a refiner, a second pass, a prompt syntax other than A1111's, which ComfyUI's text encoder
-    follows)."""
-    from sweep.prompt_syntax import split_tags
+    follows, or A1111's prompt editing)."""
+    from sweep.prompt_syntax import edits_itself, split_tags
 
     spec, schedule = sampler_fields(cell, axes.facts_for(facts, cell))
     sampler = axes.COMFY_SAMPLERS.get(spec.base_name) if spec else None
@@ -125,6 +125,8 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
     if cell.get("prompt_2") or cell.get("negative_prompt_2"):
         return None  # CLIPTextEncode feeds one text to both encoders
     texts = cell.texts()
+    if edits_itself(texts, cell.get("prompt_syntax")):
+        return None  # A1111's prompt editing: ComfyUI's CLIPTextEncode would read the brackets as text
     strengths = {name.split(".", 1)[1]: value for name, value in cell.state() if name.startswith(f"{axes.LORA}.")}
     model, clip = ["4", 0], ["4", 1]
     graph: dict[str, Any] = {"4": {"class_type": "CheckpointLoaderSimple",

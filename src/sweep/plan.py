@@ -199,19 +199,26 @@ def _check_passes(cells: list[Cell], swept: list[str], model: Mapping[str, Any])
 
 def _check_prompts(cells: list[Cell], model: Mapping[str, Any], swept: list[axes.Values]) -> None:
     """Prompt syntax before anything loads: `<lora:NAME:W>` names a LoRA of model.lora and is not also swept
-    (one strength per LoRA and image); A1111 prompt editing is refused rather than encoded as characters."""
+    (one strength per LoRA and image); every text an edited prompt takes, and prompt editing only in a single
+    pass."""
     from sweep.lora import parse
-    from sweep.prompt_syntax import check_texts
+    from sweep.prompt_syntax import check_texts, edits_itself
 
     names = [name for name, _ in parse(model.get("lora"), allow_pickle=bool(model.get("allow_pickle")))]
     swept_loras = {v.axis.name.split(".", 1)[1] for v in swept if v.axis.name.startswith(f"{axes.LORA}.")}
     seen: set[tuple] = set()
     for cell in cells:
-        key = (tuple(cell.texts().items()), cell.get("prompt_syntax"))
+        second_pass = ("hires_scale" if cell.get("hires_scale") is not None else "init_image"
+                       if cell.get("init_image") is not None else "model.refiner" if model.get("refiner") else None)
+        key = (tuple(cell.texts().items()), cell.get("prompt_syntax"), cell.num_inference_steps, second_pass)
         if key in seen:
             continue
         seen.add(key)
-        tagged = check_texts(cell.texts(), cell.get("prompt_syntax"), names)
+        tagged = check_texts(cell.texts(), cell.get("prompt_syntax"), names, cell.num_inference_steps)
+        if second_pass and edits_itself(cell.texts(), cell.get("prompt_syntax")):
+            edited = next(k for k, v in cell.texts().items() if v and edits_itself({k: v}, cell.get("prompt_syntax")))
+            raise bad_value(edited, cell.texts()[edited], f"prompt editing [from:to:when] / alternation [a|b] in a "
+                            f"single pass (not with {second_pass}: its second pass's timeline is not supported)")
         both = sorted(set(tagged) & swept_loras)
         if both:
             raise bad_value(f"sweep.grid.{axes.LORA}.{both[0]}", "swept", f"a LoRA that no prompt tags with "

@@ -70,8 +70,10 @@ def lora_tags(text: str | None, key: str = "prompt") -> dict[str, float]:
     return out
 
 
-def check_texts(texts: Mapping[str, str | None], syntax: str | None, lora_names: Sequence[str]) -> dict[str, float]:
-    """Check one cell's prompt texts before anything loads; returns the LoRA strengths the tags set."""
+def check_texts(texts: Mapping[str, str | None], syntax: str | None, lora_names: Sequence[str],
+                steps: int = 1) -> dict[str, float]:
+    """Check one cell's prompt texts before anything loads (every text an edited prompt takes over `steps`
+    steps); returns the LoRA strengths the tags set."""
     strengths: dict[str, float] = {}
     for key, text in texts.items():
         tags = lora_tags(text, key)
@@ -86,8 +88,16 @@ def check_texts(texts: Mapping[str, str | None], syntax: str | None, lora_names:
                                 f"(also {strengths[name]:g})")
             strengths[name] = weight
         if (syntax or "a1111") == "a1111" and text:
-            _check_a1111(split_tags(text)[0], key)
+            _check_a1111(split_tags(text)[0], key, steps)
     return strengths
+
+
+def edits_itself(texts: Mapping[str, str | None], syntax: str | None) -> bool:
+    """Whether a text of the cell uses prompt editing or alternation (checked texts only)."""
+    from sweep.prompt_schedule import read
+
+    return (syntax or "a1111") == "a1111" and any(
+        isinstance(v, str) and read(split_tags(v)[0]) is not None for v in texts.values())
 
 
 def _check_composable(text: str, key: str) -> None:
@@ -103,31 +113,23 @@ def _check_composable(text: str, key: str) -> None:
                         f"not supported; end the prompt with something else, e.g. a comma)")
 
 
-def _check_a1111(text: str, key: str) -> None:
-    """Weights that are numbers; `AND` and a trailing `:NUMBER` in a prompt (not in a negative prompt, where A1111
-    reads them as text); A1111's prompt editing `[from:to:when]` and alternation `[a|b]` change the prompt during
-    sampling: not supported, so refused rather than encoded as literal characters."""
+def _check_a1111(text: str, key: str, steps: int) -> None:
+    """Weights that are numbers (in every text an edited prompt takes); `AND` and a trailing `:NUMBER` in a
+    prompt (not in a negative prompt, where A1111 reads them as text); editing A1111 could read two ways."""
+    from sweep.prompt_schedule import ScheduleError, all_texts
+
     try:
-        weigh(text)
-    except PromptError as exc:
-        raise bad_value(key, text, f"{exc.allowed}: {exc.piece!r} is not (escape literal brackets "
-                        "as \\( \\))") from None
+        variants = all_texts(text, steps)
+    except ScheduleError as exc:
+        raise bad_value(key, text, str(exc)) from None
+    for variant in variants:
+        try:
+            weigh(variant)
+        except PromptError as exc:
+            raise bad_value(key, text, f"{exc.allowed}: {exc.piece!r} is not (escape literal brackets "
+                            "as \\( \\))") from None
     if key in PROMPT_TEXTS:
         _check_composable(text, key)
-    stack: list[str] = []
-    escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char in "([":
-            stack.append(char)
-        elif char in ")]" and stack:
-            stack.pop()
-        elif char in ":|" and stack and stack[-1] == "[":
-            raise bad_value(key, text, "A1111 attention syntax without prompt editing [from:to:when] or "
-                            "alternation [a|b] (not supported; escape literal brackets as \\[ \\])")
 
 
 def syntax_of(value: Any, key: str) -> str | None:

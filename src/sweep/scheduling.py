@@ -57,7 +57,7 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     """
     import torch
 
-    from sweep import passes
+    from sweep import passes, prompt_schedule
     from sweep.pipeline import fork
     from sweep.pixels import from_numpy, from_output, raw_output
 
@@ -74,7 +74,12 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         common["image"] = [image] * len(loaded.controlnet_labels) if len(loaded.controlnet_labels) > 1 else image
     pipe = fork(base, first.get("scheduler"), first.get("schedule_type"))
     callback = stop.watch(first.num_inference_steps) if stop else None
-    embeds = prompts.embeds(first.encode_args(), len(unit), first.state())
+    encode_args = first.encode_args()
+    edits = prompt_schedule.step_texts(encode_args, first.num_inference_steps)
+    embeds = prompts.embeds(edits.at(0) if edits else encode_args, len(unit), first.state())
+    if edits is not None:  # prompt editing / alternation: the conditioning changes between steps
+        callback = prompt_schedule.switcher(edits, lambda args: prompts.embeds(args, len(unit), first.state()),
+                                            callback)
     with torch.inference_mode():
         if passes.needed(first):  # Hires. fix or image-to-image: a second pipeline over the same components
             images = passes.run(loaded, pipe, embeds, common, first, len(unit),
