@@ -4,6 +4,7 @@
 2. `weigh` runs those tokens over a stack of open groups and returns weighted fragments.
 3. `cut_chunks` tokenizes the fragments and packs the tokens into 75-token chunks (BOS + 75 + EOS, padded).
 
+`split_tags` takes `<kind:args>` tags (LoRAs) out first, as they never reach the text encoders.
 The behaviour is pinned by tests/data/prompt_language.json (fragments, weights and chunks of 240+ prompts).
 """
 
@@ -53,6 +54,9 @@ _ESCAPABLE = "()[]\\"
 _WEIGHT_CLOSER = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
 _PLAIN_RUN = re.compile(r"[^\\()\[\]:]+")
 _BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*")  # the blanks around the word go with it
+# Extra-network tags as A1111 users write them: `<lora:name:0.8>`, `<hypernet:name>`: a word, a colon, anything
+# up to the next `>`.
+_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
 
 
 def lex(text: str) -> list[Token]:
@@ -158,6 +162,17 @@ def weigh(text: str) -> list[Fragment]:
 
 def is_break(fragment: Fragment) -> bool:
     return fragment[0] == BREAK_TEXT and fragment[1] == BREAK_WEIGHT
+
+
+def split_tags(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
+    """(text without `<kind:args>` tags, [(kind, args)]): tags are taken out before anything else is read."""
+    found: list[tuple[str, list[str]]] = []
+
+    def take(m: re.Match) -> str:
+        found.append((m.group(1), m.group(2).split(":")))
+        return ""
+
+    return _EXTRA_NETWORK.sub(take, text), found
 
 
 # --- chunks ----------------------------------------------------------------------------------------------

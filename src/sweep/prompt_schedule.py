@@ -249,7 +249,7 @@ class StepTexts:
     """The encode arguments of each model call of one pipeline call whose texts edit themselves."""
 
     def __init__(self, encode_args: Mapping[str, Any], steps: int) -> None:
-        from sweep.prompt_syntax import split_tags
+        from sweep.prompt_language import split_tags
 
         self.base = dict(encode_args)
         self.lines = {k: timeline(split_tags(v)[0], steps) for k, v in encode_args.items()

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.errors import SweepError, bad_value
-from sweep.prompt_language import PromptError, cut_chunks, weigh
+from sweep.prompt_language import PromptError, cut_chunks, split_tags, weigh
 
 SYNTAXES = ("a1111", "compel", "none")
 SYNTAX_HELP = "a1111 (A1111's (word:1.3) weighting and long prompts; the default), compel, or none"
@@ -29,22 +29,6 @@ PROMPT_TEXTS = ("prompt", "prompt_2")  # where <lora:...> tags are applied
 NEGATIVE_TEXTS = ("negative_prompt", "negative_prompt_2")
 AND_WORD = re.compile(r"\bAND\b")  # A1111's sub-prompt separator: the upper-case word on its own
 TRAILING_WEIGHT = re.compile(r"\s*:\s*[-+]?(?:\d+\.?|\d*\.\d+)\s*\Z")  # a sub-prompt's `:NUMBER` at its very end
-
-# Extra-network tags as A1111 users write them: `<lora:name:0.8>`, `<hypernet:name>`: a word, a colon, anything
-# up to the next `>`.
-_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
-
-
-def split_tags(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
-    """(text without `<kind:args>` tags, [(kind, args)]), as A1111 removes extra networks before encoding."""
-    found: list[tuple[str, list[str]]] = []
-
-    def take(m: re.Match) -> str:
-        found.append((m.group(1), m.group(2).split(":")))
-        return ""
-
-    return _EXTRA_NETWORK.sub(take, text), found
-
 
 def lora_tags(text: str | None, key: str = "prompt") -> dict[str, float]:
     """`<lora:NAME>` / `<lora:NAME:W>` tags of one text -> {NAME: W}; other tags and bad weights refused."""
