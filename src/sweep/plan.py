@@ -278,6 +278,10 @@ def _check_report(report: Mapping[str, Any], swept: list[axes.Values], multirun:
     # The similarity reference's value must be one the grid has (aliases too: steps:30).
     check_reference(report.get("reference"), {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)},
                     strict=not multirun)
+    # The scorers' models are found before generation (offline and not cached: one line now, not after the run).
+    from sweep.report.scores import ScoreOptions, check
+
+    check(ScoreOptions.from_mapping(report))
 
 
 def _check_prompt_sr(cells: list[Cell]) -> None:

@@ -397,12 +397,25 @@ def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
     """Sheets, summary table, plots, viewer and similarity metrics from the results table (sweep.report reads
     only the run dir)."""
     from sweep.report import build_report
+    from sweep.report.scores import ScoreOptions
 
     options = cfg.get("report") or {}
+    device = str((cfg.get("model") or {}).get("device", "auto"))
     return build_report(
         run_dir,
         cell_max=int(options.get("cell_max", 512)),
         max_cells=int(options.get("max_cells", 64)),
         captions=bool(options.get("captions", True)),
         reference=options.get("reference"),
+        scores=ScoreOptions.from_mapping(options, device=_score_device(device)),
     )
+
+
+def _score_device(device: str) -> str | None:
+    """The scorers run where the pipeline ran (None: the report picks cuda when there is one)."""
+    from sweep.devices import resolve_device
+
+    try:
+        return resolve_device(device)
+    except Exception:  # a device the report can still choose for itself
+        return None

@@ -110,6 +110,15 @@ class ReportConfig:
     # Image every other image is compared with (metrics.csv, plots/convergence_<axis>.png): AXIS:VALUE
     # (guidance_scale:7), AXIS (its last value), none, or null = the most steps when steps vary.
     reference: str | None = None
+    # Per-image scores into scores.csv, ranked per axis over seeds (docs/reports.md): clip_score, pickscore,
+    # aesthetic. Models: a local transformers folder or a hub id (safetensors only).
+    scores: list[str] = field(default_factory=list)
+    clip_model: str = "openai/clip-vit-large-patch14"  # clip_score, and the aesthetic predictor's embeddings
+    pickscore_model: str = "yuvalkirstain/PickScore_v1"
+    pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
+    # LAION's aesthetic MLP weights: a .safetensors file, or a .pth read with torch.load(weights_only=True).
+    aesthetic_model: str | None = None
+    score_batch: int = 8  # images per scoring batch
 
 
 @dataclass

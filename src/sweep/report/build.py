@@ -19,7 +19,9 @@ from sweep.report.convergence import write_convergence
 from sweep.report.data import load_run
 from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
 from sweep.report.plots import write_plots
+from sweep.report.ranking import write_ranking
 from sweep.report.result import Layout, ReportError, ReportResult
+from sweep.report.scores import ScoreOptions, attach_scores, score_run
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
 from sweep.report.viewer import write_viewer
@@ -97,7 +99,8 @@ def remove_stale_report_files(run_dir: Path) -> int:
 
 def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None = None,
                  sheets: str | None = None, *, cell_max: int = 512, max_cells: int = 64,
-                 captions: bool = True, reference: str | None = None) -> ReportResult:
+                 captions: bool = True, reference: str | None = None,
+                 scores: ScoreOptions | None = None) -> ReportResult:
     """Rebuild the sheets, summary.csv, plots and metrics of a finished or partial run. See sweep.report."""
     try:
         spec = ref.parse(reference, "reference")
@@ -121,6 +124,12 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
                 raise ReportError(slot, axis, f"an axis not already on {named[axis]}")
             named[axis] = slot
     result = ReportResult(run_dir=run.run_dir)
+
+    # Scores (report.scores) before the viewer, which shows them; none asked: those an earlier report wrote.
+    scored = score_run(run.run_dir, cells, scores or ScoreOptions())
+    result.insights += scored.lines
+    result.metrics += [scored.path] if scored.path else []
+    score_columns = attach_scores(cells, scored.table)
 
     # Metrics first: the sheets' captions show each image's similarity beside its seconds.
     chosen, note = mx.choose_reference(run, cells, spec)
@@ -161,11 +170,16 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         written = tm.write(timing, cells, run.run_dir)
         result.metrics += [written] if written else []
         result.plots = write_plots(cells, moving, run.run_dir / PLOTS_DIR, timing)
-        # Thumbnails are made here, while the last sheets are still being encoded on the saver's thread.
-        result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None)
         convergence, sentences = write_convergence(run, cells, metrics, timing, run.run_dir / PLOTS_DIR)
         result.metrics += [p for p in convergence if p.suffix == ".csv"]
         result.plots += [p for p in convergence if p.suffix != ".csv"]
         result.insights += sentences
+        ranked, ranking = write_ranking(run.run_dir, cells, run.candidates, score_columns, run.run_dir / PLOTS_DIR)
+        result.metrics += [p for p in ranked if p.suffix == ".csv"]
+        result.plots += [p for p in ranked if p.suffix != ".csv"]
+        result.insights += ranking
+        # Thumbnails are made here, while the last sheets are still being encoded on the saver's thread.
+        result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None,
+                                     scores=(score_columns, ranking))
     result.sheets = [p.path for p in result.pages]
     return result

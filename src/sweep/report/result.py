@@ -9,7 +9,7 @@ from sweep.errors import SweepError
 
 # Everything a report writes into a run dir (restart=true moves these aside with the experiment).
 OUTPUTS = ("sheets", "plots", "summary.csv", "metrics.csv", "seed_spread.csv", "convergence.csv", "timing.csv",
-           "index.html", "thumbs")
+           "index.html", "thumbs", "scores.csv", "scores.json", "ranking.csv")
 
 
 class ReportError(SweepError):

@@ -13,7 +13,8 @@ Page data (`<script id="sweep-data" type="application/json">`), version 1:
     default {x, y} (axis names or null), aliases {alias: axis}, thumb_edge,
     columns [results.csv column, ...], strings [text, ...],
     cells [{id, job, k [value index per axis], st ok|failed|missing, i image, t thumbnail, w, h (native pixels),
-            s seconds, e error, p A1111 parameters, r [index into strings per column]}]
+            s seconds, e error, p A1111 parameters, r [index into strings per column], sc? [score per scorer]}],
+    scores? {names [scorer, ...], lines [ranking sentence, ...]} (report.scores; sc values null when unscored)
 """
 
 from __future__ import annotations
@@ -42,12 +43,19 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _UNSAFE_JSON = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
-def write_viewer(run: RunData, default: Layout | None = None) -> Path:
-    """Make the thumbnails and write run_dir/index.html; returns its path."""
+def write_viewer(run: RunData, default: Layout | None = None,
+                 scores: tuple[dict[str, pd.Series], list[str]] | None = None) -> Path:
+    """Make the thumbnails and write run_dir/index.html; returns its path. `scores`: ({scorer: Series on the
+    cells' index}, the ranking's sentences) when the run has scores."""
     cells = run.cells
     images = [i for i, st in zip(cells["image"], cells["status"], strict=True) if i and st == "ok"]
     thumbs = make_thumbs(run.run_dir, images)
     data = page_data(run, thumbs, default)
+    if scores and scores[0]:
+        columns, lines = scores
+        data["scores"] = {"names": list(columns), "lines": list(lines)}
+        for n, index in enumerate(cells.index):
+            data["cells"][n]["sc"] = [_score(columns[name].get(index)) for name in columns]
     return atomic_write(run.run_dir / PAGE, render_page(data))
 
 
@@ -188,6 +196,10 @@ def _single(cells: pd.DataFrame, column: str) -> str | None:
         return None
     found = list(dict.fromkeys(v for v in cells[column] if v))
     return str(found[0]) if len(found) == 1 else None
+
+
+def _score(value: Any) -> float | None:
+    return round(float(value), 4) if value is not None and value == value else None
 
 
 def _pixels(value: Any) -> int | None:
