@@ -22,6 +22,7 @@ from sweep.report.plots import write_plots
 from sweep.report.ranking import write_ranking
 from sweep.report.result import Layout, ReportError, ReportResult
 from sweep.report.scores import ScoreOptions, attach_scores, score_run
+from sweep.report.scores import check as check_scores
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
 from sweep.report.viewer import write_viewer
@@ -108,6 +109,8 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         raise ReportError("reference", reference, ref.FORMS) from None
     cell_max = _check_int("cell_max", cell_max, MIN_CELL)
     max_cells = _check_int("max_cells", max_cells, 1)
+    if scores is not None:
+        check_scores(scores)  # a scorer's model that cannot be found: one line before anything is written
     run = load_run(run_dir)
     remove_stale_report_files(run.run_dir)
     cells = run.cells

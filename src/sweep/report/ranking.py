@@ -173,11 +173,13 @@ def _join(items: list[str]) -> str:
 
 
 def _values(cells: pd.DataFrame, axis: str, values: list[str]) -> str:
-    """'5 and 9' when the axis is said as 'HEAD value' (CFG 5), else each value named ('Euler a and DDIM')."""
-    head = axes.title(axis)
+    """'5 and 9' when the axis says every value as 'HEAD value' (CFG 5), else each value named ('Euler a and DDIM',
+    'P1 and P2')."""
     said = [nm.name(cells, axis, v) for v in values]
-    if all(s.startswith(head + " ") for s in said):
-        said = [s[len(head) + 1:] for s in said]
+    plain = [axes.label(axis, v) for v in values]
+    heads = {s[: -len(p)] for s, p in zip(said, plain, strict=True) if p and s.endswith(" " + p)}
+    if len(heads) == 1 and all(s.endswith(" " + p) for s, p in zip(said, plain, strict=True) if p):
+        said = plain
     return _join(said)
 
 

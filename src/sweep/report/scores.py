@@ -275,7 +275,7 @@ def load_aesthetic(path: Path) -> list[tuple[Any, Any]]:
         raise ReportError("report.aesthetic_model", str(path), "a state dict of Linear layers")
     found: dict[int, dict[str, Any]] = {}
     for key, tensor in state.items():
-        m = re.fullmatch(r"(?:.*\.)?(?:(\d+)\.)?(weight|bias)", str(key))
+        m = re.fullmatch(r"(?:(?:.*\.)?(\d+)\.)?(weight|bias)", str(key))
         if m and hasattr(tensor, "shape"):
             found.setdefault(int(m.group(1) or 0), {})[m.group(2)] = tensor.float()
     layers = [(found[i]["weight"], found[i].get("bias")) for i in sorted(found) if "weight" in found[i]]
@@ -288,6 +288,10 @@ def load_aesthetic(path: Path) -> list[tuple[Any, Any]]:
 
 
 def aesthetic_scores(layers: list[tuple[Any, Any]], embeds: Any) -> Any:
+    if layers[0][0].shape[1] != embeds.shape[1]:
+        raise ReportError("report.aesthetic_model", f"an MLP taking {layers[0][0].shape[1]} inputs",
+                          f"one whose input size is report.clip_model's embedding size ({embeds.shape[1]}; LAION's "
+                          "predictor takes CLIP ViT-L/14's 768)")
     x = embeds / embeds.norm(dim=-1, keepdim=True)
     for weight, bias in layers:
         x = x @ weight.to(x.device).T + (bias.to(x.device) if bias is not None else 0)
