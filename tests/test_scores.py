@@ -14,11 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
+import test_viewer
 from conftest import run_cli, snapshot
 from report_fixtures import grid, make_run
 from sweep.report import build_report
 from sweep.report.ranking import rank, sentence, t_interval
 from sweep.report.scores import ScoreOptions, plain_prompt
+
+browser = test_viewer.browser  # Chromium through Playwright: skips without one, fails in CI
 
 # t(0.975, df) from a printed table (Student's t): the ranking's scipy quantile is checked against these.
 T975 = {3: 3.182446305284263, 4: 2.7764451051977987}
@@ -297,3 +300,36 @@ def test_bad_scores_input_is_one_line_before_anything(tmp_path):
                    f"hydra.run.dir={tmp_path / 'never'}", cwd=tmp_path)
     assert done.returncode == 2 and "report.clip_model: got 'nobody/no-such-clip'" in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_viewer_shows_colours_and_sorts_by_score(tmp_path, tiny_clip, browser):
+    run = scored_run(tmp_path / "run")
+    build_report(run, scores=ScoreOptions(("clip_score",), clip_model=str(tiny_clip)))
+    rows = {r["image"]: float(r["clip_score"]) for r in read(run / "scores.csv")}
+    cells = pd.read_csv(run / "results.csv", dtype=str)
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto((run / "index.html").as_uri() + "#x=guidance_scale&y=seed&prompt=" + PROMPTS[1].replace(" ", "%20")
+              + "&score=clip_score&sortx=1")
+    page.wait_for_selector("html[data-ready]")
+    assert "on clip_score" in page.inner_text("#ranking")
+    # Columns ordered by their mean score (highest first), each caption with its image's score.
+    mine = cells[cells["prompt"] == PROMPTS[1]].assign(score=lambda t: t["image"].map(rows))
+    means = mine.groupby("guidance_scale")["score"].mean().sort_values(ascending=False)
+    heads = page.eval_on_selector_all("#cells .colhead", "els => els.map(e => e.textContent)")
+    assert heads == [f"{float(g):g}" for g in means.index]
+    captions = page.eval_on_selector_all("#cells figure[data-score]", "els => els.map(e => [e.querySelector("
+                                         "'[data-cell]').dataset.cell, e.querySelector('figcaption').textContent])")
+    assert len(captions) == 6
+    by_id = mine.set_index("cell_id")["score"]
+    for cell_id, caption in captions:
+        assert f"clip_score {by_id[cell_id]:.{len(caption.rsplit('.', 1)[1])}f}" in caption
+    # The large view lists the score; unticking the sort restores the sweep's order.
+    page.click("#cells img >> nth=0")
+    assert "clip_score" in page.inner_text("#large-status")
+    page.keyboard.press("Escape")
+    page.click("#sort-score")
+    assert page.eval_on_selector_all("#cells .colhead", "els => els.map(e => e.textContent)") == ["3", "7"]
+    assert "sortx" not in page.evaluate("location.hash")
+    assert errors == []

@@ -9,7 +9,9 @@
   const ROLE_TIP = {
     x: 'columns', y: 'rows', sx: 'columns of grids', sy: 'rows of grids', pick: 'show one value (pick it on the right)',
   };
-  const RESERVED = new Set([...ROLES, 'hide']);
+  const RESERVED = new Set([...ROLES, 'hide', 'score', 'sortx']);
+  // report.scores: one score per scorer per cell (c.sc), the ranking's sentences; none when the run has none.
+  const SC = D.scores || { names: [], lines: [] };
   const FIT_FLOOR = 160; // fit-to-height never shrinks the largest image below this (css px); scroll instead
   const FIT_MIN = 24; // the smallest cell fit goes to (css px, longest side); past it fit says so and scrolls
   const SHORT = 40; // characters of a value shown in a button or a head; the full text is in its title
@@ -25,6 +27,8 @@
     cycleSecs: 2,
     timer: null,
     large: null, // {x, y, sx, sy}: value indices of the cell shown large
+    score: -1, // the scorer shown under each image and as its colour (index into SC.names), -1: none
+    sortX: false, // X values ordered by their mean score (highest first)
   };
   const $ = (id) => document.getElementById(id);
   let sized = []; // [node, w, h] of every image-sized element, rescaled without a rebuild
@@ -149,6 +153,8 @@
     });
     S.role = { x: axisIndex(D.default.x), y: axisIndex(D.default.y), sx: -1, sy: -1 };
     S.pick = A.map(() => 0); // axes left out take their first value
+    S.score = -1;
+    S.sortX = false;
     S.hidden = A.map(() => new Set());
     const found = [];
     const names = A.map((axis) => axis.name).join(', ') || 'none';
@@ -184,7 +190,12 @@
       if (S.role[r] < 0 && given.get(r) !== '' && free >= 0 && (r === 'x' || A.length > 1)) S.role[r] = free;
     }
     for (const [key, value] of pairs) {
-      if (key === 'hide') {
+      if (key === 'score') {
+        S.score = SC.names.indexOf(value);
+        if (S.score < 0) found.push(() => `score=${value}: no score "${value}" in this run (${SC.names.join(', ') || 'none'})`);
+      } else if (key === 'sortx') {
+        S.sortX = value === '1';
+      } else if (key === 'hide') {
         const at = value.indexOf(':');
         const a = at < 0 ? -1 : axisIndex(value.slice(0, at));
         const v = a >= 0 ? valueIndex(a, value.slice(at + 1)) : -1;
@@ -228,6 +239,8 @@
     A.forEach((axis, a) => {
       for (const v of [...S.hidden[a]].sort((p, q) => p - q)) parts.push(`hide=${enc(axis.name)}:${enc(axis.values[v])}`);
     });
+    if (S.score >= 0) parts.push(`score=${enc(SC.names[S.score])}`);
+    if (S.score >= 0 && S.sortX) parts.push('sortx=1');
     return '#' + parts.join('&');
   }
 
@@ -249,6 +262,10 @@
     if (D.prompt !== null && D.prompt !== undefined) {
       $('prompt').hidden = false;
       $('prompt').replaceChildren(el('b', { text: 'prompt ' }), D.prompt);
+    }
+    if (SC.lines.length) {
+      $('ranking').hidden = false;
+      $('ranking').replaceChildren(el('b', { text: 'scores ' }), SC.lines.join('\n'));
     }
     if (D.fixed.length) {
       $('fixed').hidden = false;
@@ -350,6 +367,18 @@
         type: 'checkbox', id: 'show-seconds', checked: S.seconds,
         onchange: (event) => { S.seconds = event.target.checked; draw(); },
       }), ' seconds')));
+    if (SC.names.length) {
+      const which = el('select', {
+        id: 'score-name', title: 'the score under each image; its colour runs from the lowest (dark) to the highest (yellow)',
+        onchange: (event) => { S.score = Number(event.target.value); changed(); },
+      }, el('option', { value: '-1', text: '(none)' }), ...SC.names.map((n, i) => el('option', { value: String(i), text: n })));
+      which.value = String(S.score);
+      box.append(el('div', { class: 'row' }, el('span', { class: 'name', text: 'score' }), which,
+        el('label', { title: 'order X by the mean score of each column (highest first)' }, el('input', {
+          type: 'checkbox', id: 'sort-score', checked: S.sortX, disabled: S.score < 0,
+          onchange: (event) => { S.sortX = event.target.checked; changed(); },
+        }), ' sort X by score')));
+    }
     const picks = pickAxes();
     if (S.cycleAxis >= 0 && !picks.includes(S.cycleAxis)) stopCycle();
     const choice = el('select', {
@@ -447,8 +476,58 @@
       sized.push([mark, w, h]);
       fig.append(mark);
     }
-    if (S.seconds && c.st === 'ok' && c.s !== null && c.s !== undefined) fig.append(el('figcaption', { text: `${c.s.toFixed(2)} s` }));
+    const words = [];
+    if (S.seconds && c.st === 'ok' && c.s !== null && c.s !== undefined) words.push(`${c.s.toFixed(2)} s`);
+    const value = scoreOf(c);
+    if (value !== null) {
+      const colour = scoreColour(value);
+      words.push(`${SC.names[S.score]} ${value.toFixed(scoreDigits())}`);
+      (fig.firstChild).style.boxShadow = `0 0 0 3px ${colour}`;
+      fig.dataset.score = String(value);
+    }
+    if (words.length) {
+      fig.append(el('figcaption', {}, value !== null ? el('span', { class: 'swatch', style: `background:${scoreColour(value)}` }) : null,
+        words.join(' · ')));
+    }
     return fig;
+  }
+
+  // --- scores -------------------------------------------------------------------------------------------
+  const scoreOf = (c) => (S.score >= 0 && c && c.sc && c.sc[S.score] !== null && c.sc[S.score] !== undefined ? c.sc[S.score] : null);
+  function scoreRange() {
+    const values = D.cells.map(scoreOf).filter((v) => v !== null);
+    return values.length ? [Math.min(...values), Math.max(...values)] : [0, 1];
+  }
+  // Decimals enough to tell this run's scores apart (3 significant digits of their range).
+  function scoreDigits() {
+    const [lo, hi] = scoreRange();
+    const span = hi - lo || Math.abs(hi) || 1;
+    return Math.min(4, Math.max(1, 2 - Math.floor(Math.log10(span))));
+  }
+  // Viridis (dark purple -> teal -> yellow): ordered, and readable with the common colour-vision deficiencies.
+  const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  function scoreColour(value) {
+    const [lo, hi] = scoreRange();
+    const t = hi > lo ? (value - lo) / (hi - lo) : 1;
+    const f = Math.min(0.9999, Math.max(0, t)) * (VIRIDIS.length - 1);
+    const i = Math.floor(f);
+    const mix = VIRIDIS[i].map((a, k) => Math.round(a + (VIRIDIS[i + 1][k] - a) * (f - i)));
+    return `rgb(${mix.join(',')})`;
+  }
+
+  // X values by the mean score of their column among the cells drawn (highest first; unscored last).
+  function sortedByScore(xs, pos) {
+    const [x, y, sx, sy] = ROLES.map((r) => S.role[r]);
+    const mean = new Map(xs.map((xv) => {
+      const got = [];
+      for (const bv of visible(sy)) for (const yv of visible(y)) for (const sv of visible(sx)) {
+        const i = cellAt({ ...pos, x: xv, y: yv, sx: sv, sy: bv });
+        const v = i === null ? null : scoreOf(D.cells[i]);
+        if (v !== null) got.push(v);
+      }
+      return [xv, got.length ? got.reduce((a, b) => a + b, 0) / got.length : -Infinity];
+    }));
+    return x >= 0 ? [...xs].sort((a, b) => mean.get(b) - mean.get(a)) : xs;
   }
 
   function drawGrid() {
@@ -457,7 +536,7 @@
     sized = [];
     nodes = new Map();
     const [x, y, sx, sy] = ROLES.map((r) => S.role[r]);
-    const xs = visible(x);
+    const xs = S.sortX && S.score >= 0 ? sortedByScore(visible(x), {}) : visible(x);
     const ys = visible(y);
     const sxs = visible(sx);
     const sys = visible(sy);
@@ -710,7 +789,11 @@
     const status = $('large-status');
     status.className = c && c.st === 'failed' ? 'failed' : '';
     if (!c) status.textContent = 'no image with these values';
-    else if (c.st === 'ok') status.textContent = c.s === null ? c.id : `${c.id} · ${c.s.toFixed(2)} s`;
+    else if (c.st === 'ok') {
+      const scores = SC.names.map((n, k) => (c.sc && c.sc[k] !== null && c.sc[k] !== undefined ? `${n} ${c.sc[k].toFixed(4)}` : null))
+        .filter(Boolean);
+      status.textContent = [c.id, c.s === null ? null : `${c.s.toFixed(2)} s`, ...scores].filter(Boolean).join(' · ');
+    }
     else status.textContent = `${c.id} · ${c.st}${c.e ? ': ' + c.e : ''}`;
     if (c && c.st === 'ok' && c.i) {
       img.hidden = false;
