@@ -204,7 +204,8 @@ def sentence(r: Ranked, cells: pd.DataFrame) -> str:
         return (f"{head}{said} scores highest on {r.scorer} ({where}); one seed per value: seed noise cannot be "
                 f"told apart (sweep several seeds)")
     if near and not below and not unknown:
-        return (f"{head}{axes.title(r.axis)}: no value is better beyond seed noise on {r.scorer} (highest: "
+        at = f" at {r.label}" if r.label else ""
+        return (f"{axes.title(r.axis)}{at}: no value is better beyond seed noise on {r.scorer} (highest: "
                 f"{axes.label(r.axis, r.best) if not nm.is_text(r.axis) else said}, {where})")
     text = f"{head}{said} scores highest on {r.scorer} ({where})"
     if near:
