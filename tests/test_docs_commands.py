@@ -42,7 +42,7 @@ OFFLINE_ONLY = {
     "python -m sweep -m hydra/launcher=joblib hydra.launcher.n_jobs=2 sweep=steps_10_to_90 model=tiny "
     "guidance_scale=3,7": "needs hydra-joblib-launcher, which the docs install on the line before (not a "
     "dependency of this project)",
-    "python -m sweep sweep=seeds_steps_guidance report.scores=[clip_score]": "needs openai/clip-vit-large-patch14 in "
+    "python -m sweep sweep=seeds_steps_guidance 'report.scores=[clip_score]'": "needs openai/clip-vit-large-patch14 in "
     "the Hugging Face cache (a download the first time, online); offline it stops before the first image",
     "python -m sweep.compare outputs/steps_10_to_90/before outputs/steps_10_to_90/after [out=DIR] [tolerance=N]":
     "a usage line: [out=DIR] marks optional words, not a command to paste",

@@ -402,7 +402,7 @@ def _report(merged: Merged, rows: list[dict[str, str]], options: dict[str, Any])
         result = build_report(merged.sweep_dir, **layout, cell_max=int(options.get("cell_max", 512)),
                               max_cells=int(options.get("max_cells", 64)),
                               captions=bool(options.get("captions", True)),
-                              reference=options.get("reference"))
+                              reference=options.get("reference"))  # scores: the jobs' (sweep.report.scores)
     except Exception as exc:  # the merged table is written; a report error is recorded, not fatal
         log.exception("merged report failed")
         merged.errors.append(f"report: {type(exc).__name__}: {exc}")

@@ -318,6 +318,21 @@ def _device(wanted: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _read_tables(run_dir: Path) -> Any:
+    """scores.csv; for a multirun's sweep dir without one, its jobs' (each image under its job's folder, as the
+    merged results.csv names it)."""
+    import pandas as pd
+
+    if (run_dir / CSV).is_file() or (run_dir / MANIFEST).is_file():
+        return _read_table(run_dir / CSV)
+    parts = []
+    for path in sorted(run_dir.glob(f"*/{CSV}")):
+        table = _read_table(path)
+        table["image"] = [f"{path.parent.name}/{i}" for i in table["image"]]
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True).fillna("") if parts else pd.DataFrame(columns=list(FIXED))
+
+
 def _read_table(path: Path) -> Any:
     import pandas as pd
 
@@ -338,6 +353,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) and isinstance(data.get("scorers"), dict) else {}
+
+
+def _job_manifest(run_dir: Path) -> dict[str, Any]:
+    """A multirun sweep dir's: the scorers every job's scores.json records with the same model hash."""
+    jobs = [_read_manifest(p).get("scorers") or {} for p in sorted(run_dir.glob(f"*/{MANIFEST}"))]
+    if not jobs:
+        return {}
+    same = {n: e for n, e in jobs[0].items() if all((j.get(n) or {}).get("sha256") == e.get("sha256") for j in jobs)}
+    return {"scorers": same}
 
 
 def _images(run_dir: Path, cells: Any) -> list[tuple[str, str, str]]:
@@ -369,8 +393,8 @@ def score_run(run_dir: Path, cells: Any, options: ScoreOptions) -> Scored:
     from sweep.report.atomic import save_csv
 
     csv_path, manifest_path = run_dir / CSV, run_dir / MANIFEST
-    table = _read_table(csv_path)
-    manifest = _read_manifest(manifest_path)
+    table = _read_tables(run_dir)
+    manifest = _read_manifest(manifest_path) if manifest_path.is_file() else _job_manifest(run_dir)
     recorded: dict[str, Any] = dict(manifest.get("scorers") or {})
     current = _images(run_dir, cells)
     frame = pd.DataFrame(current, columns=list(FIXED))
