@@ -220,17 +220,26 @@ def sentence(r: Ranked, cells: pd.DataFrame) -> str:
     return text
 
 
+def flat(r: Ranked) -> bool:
+    """Every other value within noise of the best: no value stands out."""
+    others = r.table[~r.table["best"]]
+    return bool(len(others)) and bool(others["within_noise"].all())
+
+
 def sentences(found: list[Ranked], cells: pd.DataFrame) -> list[str]:
+    """One sentence per scorer, axis and group (at most MAX_GROUPS each); an axis on which no value stands out
+    in any of several groups is one sentence."""
     out: list[str] = []
-    shown: dict[tuple[str, str], int] = {}
-    for r in found:
-        key = (r.scorer, r.axis)
-        shown[key] = shown.get(key, 0) + 1
-        if shown[key] <= MAX_GROUPS:
-            out.append(sentence(r, cells))
-        elif shown[key] == MAX_GROUPS + 1:
-            more = sum(1 for x in found if (x.scorer, x.axis) == key) - MAX_GROUPS
-            out.append(f"  ... {more} more groups for {axes.title(r.axis)} on {r.scorer} in {CSV}")
+    for scorer, axis in dict.fromkeys((r.scorer, r.axis) for r in found):
+        mine = [r for r in found if (r.scorer, r.axis) == (scorer, axis)]
+        if len(mine) > 1 and all(flat(r) for r in mine):
+            where = " · ".join(axes.title(k) for k in mine[0].keys)
+            out.append(f"{axes.title(axis)}: no value is better beyond seed noise on {scorer}, at any {where} "
+                       f"({len(mine)} groups; {CSV} has each)")
+            continue
+        out += [sentence(r, cells) for r in mine[:MAX_GROUPS]]
+        if len(mine) > MAX_GROUPS:
+            out.append(f"  ... {len(mine) - MAX_GROUPS} more groups for {axes.title(axis)} on {scorer} in {CSV}")
     said = "\n".join(out)
     text_axes = list(dict.fromkeys(k for r in found for k in (*r.keys, r.axis) if nm.is_text(k)))
     out += [t for t in nm.legend(cells, text_axes) if re.search(rf"\b{re.escape(t.split(':')[0])}\b", said)]
@@ -265,7 +274,8 @@ def write_ranking(run_dir: Path, cells: pd.DataFrame, candidates: list[str], sco
     lines = sentences(found, cells)
     for scorer, axis in dict.fromkeys((r.scorer, r.axis) for r in found):
         mine = [r for r in found if r.scorer == scorer and r.axis == axis]
-        notes = [sentence(r, cells) for r in mine[:MAX_LINES]]
+        # A no-break space keeps '95 %' on one line when the note is wrapped.
+        notes = [sentence(r, cells).replace("95 %", "95\u00a0%") for r in mine[:MAX_LINES]]
         written.append(plot(cells, mine, notes, out_dir / f"{PREFIX}{safe(scorer)}_{safe(axis)}.png"))
     if out_dir.is_dir():
         for path in out_dir.glob(f"{PREFIX}*.png"):
@@ -291,7 +301,7 @@ def plot(cells: pd.DataFrame, found: list[Ranked], notes: list[str], path: Path)
     width = 8.0
     wrapped = [textwrap.fill(t, int(width * 13), subsequent_indent="    ") for t in notes]
     n_text = sum(w.count("\n") + 1 for w in wrapped)
-    figure = Figure(figsize=(width, 4.6 + 0.2 * n_text + (0.3 if len(lines) > 1 else 0)), layout="constrained")
+    figure = Figure(figsize=(width, 4.6 + 0.16 * n_text), layout="constrained")
     FigureCanvasAgg(figure)
     grid = figure.add_gridspec(2, 1, height_ratios=[1.0, max(0.08, 0.055 * n_text)])
     ax = figure.add_subplot(grid[0])

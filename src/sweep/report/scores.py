@@ -101,10 +101,12 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
 
 
-def locate(key: str, name: str, *, download: bool = False) -> Path | None:
+def locate(key: str, name: str, *, download: bool = False, weights: bool = True) -> Path | None:
     """A CLIP folder: the local folder itself, or the hub id's snapshot in the Hugging Face cache (downloaded
     when `download` and online). None: a hub id not cached that can be downloaded later. Raises ReportError
-    (one line) for a folder that is not a model, a path that does not exist, or an uncached id while offline."""
+    (one line) for a folder that is not a model, a path that does not exist, or an uncached id while offline.
+    weights=False (a processor): only its configuration and vocabulary files are fetched."""
+    patterns = PATTERNS if weights else [p for p in PATTERNS if p != "*.safetensors"]
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "preprocessor_config.json").is_file():
@@ -116,7 +118,7 @@ def locate(key: str, name: str, *, download: bool = False) -> Path | None:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(name, local_files_only=True, allow_patterns=PATTERNS))
+        return Path(snapshot_download(name, local_files_only=True, allow_patterns=patterns))
     except Exception:  # not cached (huggingface_hub raises several kinds)
         pass
     if _offline():
@@ -125,7 +127,7 @@ def locate(key: str, name: str, *, download: bool = False) -> Path | None:
     if not download:
         return None
     try:
-        return Path(snapshot_download(name, allow_patterns=PATTERNS))
+        return Path(snapshot_download(name, allow_patterns=patterns))
     except Exception as exc:
         raise ReportError(f"report.{key}", name, f"a hub id that can be downloaded ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
@@ -138,7 +140,7 @@ def check(options: ScoreOptions) -> None:
         locate("clip_model", options.clip_model)
     if "pickscore" in wanted:
         locate("pickscore_model", options.pickscore_model)
-        locate("pickscore_processor", options.pickscore_processor)
+        locate("pickscore_processor", options.pickscore_processor, weights=False)
     if "aesthetic" in wanted:
         aesthetic_file(options.aesthetic_model)
 
@@ -422,7 +424,7 @@ def score_run(run_dir: Path, cells: Any, options: ScoreOptions) -> Scored:
     for names, key, model_name, processor_name in groups:
         folder = locate(key, model_name, download=True)
         processor = folder if processor_name == model_name else locate("pickscore_processor", processor_name,
-                                                                        download=True)
+                                                                        download=True, weights=False)
         assert folder is not None and processor is not None  # download=True returns a folder or raises
         entries = {}
         for name in names:
