@@ -9,7 +9,7 @@
   `report.clip_model` (the predictor was trained on CLIP ViT-L/14's).
 
 The text scored is the prompt the image was made for, as A1111 shows it: weighting syntax stripped to its
-fragments' text (sweep.prompt_syntax's parser), `<lora:...>` tags removed, BREAK a space, whitespace collapsed.
+fragments' text (sweep.prompt_language's weigh), `<lora:...>` tags removed, BREAK a space, whitespace collapsed.
 
 scores.csv: one row per image of results.csv with status ok: `image` (as results.csv), `image_sha256` (of the
 file scored), `prompt_text` and one column per scorer. Resumable: a row whose image and sha256 are unchanged keeps
@@ -197,11 +197,12 @@ def _identity(entry: Mapping[str, Any]) -> str:
 def plain_prompt(text: str) -> str:
     """The text an image was made for, as A1111 shows it: weights stripped to the fragments' text, `<lora:...>`
     tags removed, BREAK a space, whitespace collapsed."""
-    from sweep.prompt_syntax import parse_prompt_attention, split_tags
+    from sweep.prompt_language import BREAK_TEXT, weigh
+    from sweep.prompt_syntax import split_tags
 
     stripped, _ = split_tags(str(text or ""))
-    pieces = parse_prompt_attention(stripped)
-    joined = "".join(" " if (t == "BREAK" and w == -1) else t for t, w in pieces)
+    # A BREAK marker is a negative weight (scaled by the groups around it); it separates, it is not a word.
+    joined = "".join(" " if (t == BREAK_TEXT and w < 0) else t for t, w in weigh(stripped))
     return " ".join(joined.split())
 
 
