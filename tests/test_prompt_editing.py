@@ -64,11 +64,14 @@ def run(tmp_path, prompts, *overrides):
 
 
 def test_an_edit_differs_from_both_ends_and_equals_each_where_it_holds_all_steps(tmp_path):
-    a, b = "a red cat, (long:1.3) BREAK tail", "a blue dog"
-    images, run_dir = run(tmp_path, [a, b, f"[{a}:{b}:0.5]", f"[{a}:{b}:1.0]", f"[{a}:{b}:0]"],
+    a, b = "a red cat, (long:1.3) " + "word " * 20 + "BREAK tail", "a blue dog"  # weighted, 2 chunks, BREAK
+    images, run_dir = run(tmp_path, [a, b, f"[{a}:{b}:0.5]", f"[{a}:{b}:1.0]", f"[{a}:{b}:0]", "a red cat",
+                                     "[a red cat:a blue dog:0.5]"],
                           "num_inference_steps=6", "negative_prompt='[blurry:dark:2]'")
     edited = images[f"[{a}:{b}:0.5]"]
     assert not np.array_equal(edited, images[a]) and not np.array_equal(edited, images[b])
+    edited = images["[a red cat:a blue dog:0.5]"]
+    assert not np.array_equal(edited, images["a red cat"]) and not np.array_equal(edited, images[b])
     # Holding all steps: the image of that text alone (with the same edited negative prompt).
     assert np.array_equal(images[f"[{a}:{b}:1.0]"], images[a])
     assert np.array_equal(images[f"[{a}:{b}:0]"], images[b])
@@ -118,3 +121,10 @@ def test_an_edited_prompt_writes_no_comfyui_graph(tmp_path):
     _, run_dir = run(tmp_path, ["[a:b:0.5]"], "num_inference_steps=2")
     text = Image.open(next((run_dir / "images").glob("*.png"))).text
     assert text["parameters"].startswith("[a:b:0.5]\n") and "prompt" not in text
+
+
+def test_deep_brackets_are_text_or_one_line_never_a_recursion_error():
+    deep = "(" * 3000 + "x"
+    assert prompt_schedule.timeline(deep, 4) == [(4, deep)]  # no editing: the weighting reads it as it is
+    with pytest.raises(prompt_schedule.ScheduleError, match="at most 100 nested brackets"):
+        prompt_schedule.timeline("[" * 3000 + "a:b:0.5" + "]" * 3000, 4)

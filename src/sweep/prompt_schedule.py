@@ -18,8 +18,15 @@ _STRAY = "[]():"  # characters the top level may hold outside any construct
 EDIT_TEXTS = ("prompt", "prompt_2", "negative_prompt", "negative_prompt_2")
 
 
+MAX_DEPTH = 100  # brackets nested deeper than this are not read as editing (the reader recurses)
+
+
 class ScheduleError(ValueError):
     """A prompt whose editing A1111 may read in more than one way: refused rather than guessed."""
+
+
+class _TooDeep(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class _Reader:
     where a construct is preferred to strays wherever one fits."""
 
     def __init__(self, text: str) -> None:
-        self.text, self.at, self.strays = text, 0, 0
+        self.text, self.at, self.strays, self.depth = text, 0, 0, 0
 
     def peek(self) -> str:
         return self.text[self.at:self.at + 1]
@@ -83,6 +90,15 @@ class _Reader:
         return False
 
     def group(self) -> Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep
+            return self._group()
+        finally:
+            self.depth -= 1
+
+    def _group(self) -> Node | None:
         opening = self.peek()
         self.at += 1
         first = self.sequence()
@@ -168,7 +184,12 @@ def read(text: str) -> Seq | None:
     """The tree of a prompt that edits itself; None when it has no edit or alternation (its text is used as it
     is at every step, as A1111 uses a prompt its editing grammar cannot read). Refuses what is ambiguous."""
     reader = _Reader(text)
-    tree = reader.top()
+    try:
+        tree = reader.top()
+    except _TooDeep:
+        if _looks_edited(text):
+            raise ScheduleError(f"prompt editing within at most {MAX_DEPTH} nested brackets") from None
+        return None  # plain text however deep: the weighting reads it without recursion
     if tree is None:
         if _looks_edited(text):
             raise ScheduleError("prompt editing [from:to:when] or alternation [a|b] that A1111's grammar does "
