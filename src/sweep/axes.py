@@ -528,7 +528,8 @@ class Axis:
     # encoders, so it is part of the prompt cache key), "size" (height and width), "scheduler" (a scheduler
     # built per call), "seed" (the per-image generator), "repeat" (nothing: the same cell again), "transform"
     # (rewrites the prompt texts), "state" (set on the shared pipeline: LoRA strengths), "model" (what is loaded:
-    # checkpoint, VAE), "pass" (a second pass or an image-to-image input: Hires. fix, init image, strength).
+    # checkpoint, VAE), "pass" (a second pass or an image-to-image input: Hires. fix, init image, strength),
+    # "noise" (the starting noise, made per image from the seed: A1111's variation seeds, sweep.variations).
     enters: str
     base_type: Any = None  # type of the top-level config key; None: a grid-only axis
     base_default: Any = None
@@ -562,6 +563,12 @@ class Axis:
     fill: Any = None
     # One value as users say it with its axis ("CFG 7", "30 steps"); default "TITLE VALUE".
     phrase: Callable[[str], str] | None = None
+    # Its infotext fields are written only where this axis of the cell is set and non-zero (A1111 writes
+    # `Variation seed` only when `Variation seed strength` is above 0).
+    only_with: str = ""
+    # Calls with a non-zero value change the shared UNet while they run (PAG swaps its attention processors):
+    # they run one at a time, never beside another call.
+    solo: bool = False
     # How it moves an image's seconds (the report's timing model): None: it does not (seed, prompt); "linear":
     # a fixed cost plus a cost per unit (steps); else a function naming a value's cost class (each size its
     # own; guidance: CFG on or off, which halves the UNet batch).
@@ -860,6 +867,56 @@ def _control_record(value: str | None) -> dict[str, Any]:
 MAX_CONTROL_SCALE = 5.0  # sd-webui-controlnet's Weight slider stops at 2; diffusers has no bound
 
 
+# --- variation seeds, FreeU and PAG (sweep.variations, sweep.unet_tweaks) ----------------------------------
+
+MAX_FREEU = 10.0  # ComfyUI's FreeU node bounds each of b1, b2, s1, s2 to [0, 10]
+MAX_PAG_SCALE = 100.0  # ComfyUI's PerturbedAttentionGuidance node bounds its scale to [0, 100]
+FREEU_HELP = (f"off (or false/null) or 'b1,b2,s1,s2': four numbers from 0 to {MAX_FREEU:g} (diffusers' "
+              "enable_freeu; SDXL's suggested values are '1.3,1.4,0.9,0.2')")
+FREEU_KEYS = ("b1", "b2", "s1", "s2")
+
+
+def _subseed(value: Any, key: str, facts: Facts) -> int | None:
+    return None if value is None else _int(value, key, f"an integer in [0, {MAX_SEED}] (A1111's Variation seed), "
+                                           "or null for none", 0, MAX_SEED)
+
+
+def _freeu(value: Any, key: str, facts: Facts) -> tuple[float, float, float, float] | None:
+    """off -> None; 'b1,b2,s1,s2' (or {b1: .., b2: .., s1: .., s2: ..}) -> four floats in [0, MAX_FREEU]."""
+    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("off", "none",
+                                                                                              "null", "")):
+        return None  # YAML reads a bare `off` as false
+    if isinstance(value, Mapping) and set(value) == set(FREEU_KEYS):
+        parts: list[Any] = [value[k] for k in FREEU_KEYS]
+    elif isinstance(value, str) and value.count(",") == 3:
+        parts = [p.strip() for p in value.split(",")]
+    else:
+        raise bad_value(key, value, FREEU_HELP)
+    numbers = []
+    for part in parts:
+        if isinstance(part, bool):
+            raise bad_value(key, value, FREEU_HELP)
+        try:
+            number = float(part)
+        except (TypeError, ValueError, OverflowError):
+            raise bad_value(key, value, FREEU_HELP) from None
+        if math.isnan(number) or not 0.0 <= number <= MAX_FREEU:
+            raise bad_value(key, value, FREEU_HELP)
+        numbers.append(number)
+    return tuple(numbers)  # type: ignore[return-value]
+
+
+def freeu_text(value: tuple[float, ...]) -> str:
+    """'1.3,1.4,0.9,0.2': the value as users type it (results.csv, labels)."""
+    return ",".join(number_text(v) for v in value)
+
+
+def _freeu_infotext(value: tuple[float, ...]) -> list[tuple[str, Any]]:
+    # No A1111 key for diffusers' FreeU: the sd-webui-freeu extension writes its own stage-by-stage settings
+    # (backbone windows, cutoffs, a step schedule) that diffusers' four numbers do not fill in. A clear key.
+    return [("FreeU", ", ".join(f"{k}={number_text(v)}" for k, v in zip(FREEU_KEYS, value, strict=True)))]
+
+
 AXES: tuple[Axis, ...] = (
     Axis("prompt", _text(False), "encode",
          title="Prompt", base_type=str, base_default=DEFAULT_PROMPT, aliases=("prompts",),
@@ -1005,6 +1062,33 @@ AXES: tuple[Axis, ...] = (
          base_type=float | None, numeric=True, ranges=True, requires="controlnet", title="ControlNet end",
          short="cne", aliases=("guidance end", "controlnet end", "end percent"),
          id=lambda v: f"cne{number_text(v)}", none_label="1 (default)", help="ControlNet guidance end"),
+    # A1111's variation seeds: the starting noise slerped from the seed's toward the subseed's (sweep.variations).
+    # Made per image, so cells that differ only here share a pipeline call, as seeds do.
+    Axis("subseed", _subseed, "noise", title="Var. seed", base_type=int | None, numeric=True, ranges=True,
+         splits_calls=False, sort_values=False, id=lambda v: f"vseed{v}",
+         infotext=lambda v: [("Variation seed", v)], info_rank=64, only_with="subseed_strength",
+         none_label="none", aliases=("var. seed", "variation seed", "subseeds", "var_seed"),
+         help="variation seed", phrase=lambda v: f"var. seed {v}"),
+    Axis("subseed_strength", _optional_float(0.0, 1.0, "a variation strength from 0 (the seed's image) to 1 (the "
+                                             "subseed's)"), "noise", title="Var. strength",
+         base_type=float | None, numeric=True, ranges=True, splits_calls=False,
+         id=lambda v: f"vstr{number_text(v)}", infotext=lambda v: [("Variation seed strength", v)], info_rank=64,
+         only_with="subseed_strength", none_label="0", aliases=("var. strength", "variation strength",
+                                                                "variation seed strength"),
+         help="variation strength", phrase=lambda v: f"var. strength {v}"),
+    # FreeU (diffusers' enable_freeu) set on the shared UNet between calls, like LoRA strengths (sweep.unet_tweaks).
+    Axis("freeu", _freeu, "state", title="FreeU", base_type=Any, record=lambda v: {"freeu": freeu_text(v) if v
+                                                                                  else None},
+         id=lambda v: "freeu-" + "-".join(number_text(x) for x in v), infotext=_freeu_infotext, info_rank=79,
+         none_label="off", help="FreeU b1,b2,s1,s2", allowed=FREEU_HELP,
+         phrase=lambda v: f"FreeU {v}"),
+    # Perturbed-Attention Guidance: diffusers' StableDiffusionXLPAGPipeline over the same components
+    # (sweep.unet_tweaks); null or 0 = the plain pipeline. Its calls swap the shared UNet's attention processors.
+    Axis("pag_scale", _optional_float(0.0, MAX_PAG_SCALE, f"a PAG scale from 0 (off) to {MAX_PAG_SCALE:g}"),
+         "state", title="PAG scale", base_type=float | None, numeric=True, ranges=True, solo=True,
+         id=lambda v: f"pag{number_text(v)}", infotext=lambda v: [("PAG scale", v)] if v else [], info_rank=79,
+         none_label="off", aliases=("pag", "pag scale"), help="Perturbed-Attention Guidance scale",
+         phrase=lambda v: f"PAG {v}", timing=lambda v: "PAG off" if _number_or(v, 0.0) == 0 else "PAG on"),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 # Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.

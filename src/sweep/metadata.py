@@ -83,7 +83,7 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
         axis = axes.get(name)
         if value is None and axis.resolve is not None and facts is not None:
             value = axis.resolve(facts)
-        if value is not None and axis.infotext is not None:
+        if value is not None and axis.infotext is not None and (not axis.only_with or cell.get(axis.only_with)):
             fields += [(axis.info_rank, key, shown) for key, shown in axis.infotext(value)]
     spec, schedule = sampler_fields(cell, facts)
     if schedule is not None and not any(key == "Schedule type" for _, key, _ in fields):
@@ -109,9 +109,10 @@ def _tagged(texts: Mapping[str, Any]) -> set[str]:
 
 def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = None) -> str | None:
     """A ComfyUI API graph (the `prompt` chunk) that remakes the cell: sampler and scheduler in ComfyUI's names,
-    LoRAs as LoraLoader nodes, clip skip as CLIPSetLastLayer. None where ComfyUI has no equivalent (a sampler or
+    LoRAs as LoraLoader nodes, clip skip as CLIPSetLastLayer, FreeU as its `FreeU` node (the constant-factor one
+    diffusers implements), PAG as PerturbedAttentionGuidance. None where ComfyUI has no equivalent (a sampler or
     schedule it lacks, a refiner, a second pass, a prompt syntax other than A1111's, which ComfyUI's text encoder
-    follows, or A1111's prompt editing)."""
+    follows, A1111's prompt editing, a variation seed: ComfyUI's core nodes have none)."""
     from sweep.prompt_syntax import edits_itself, split_tags
 
     spec, schedule = sampler_fields(cell, axes.facts_for(facts, cell))
@@ -124,6 +125,10 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
         return None  # a Hires. fix or image-to-image pass: this five-node graph would not remake it
     if cell.get("prompt_2") or cell.get("negative_prompt_2"):
         return None  # CLIPTextEncode feeds one text to both encoders
+    from sweep.variations import varies
+
+    if varies(cell):
+        return None
     texts = cell.texts()
     if edits_itself(texts, cell.get("prompt_syntax")):
         return None  # A1111's prompt editing: ComfyUI's CLIPTextEncode would read the brackets as text
@@ -137,6 +142,14 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
             "lora_name": f"{name}.safetensors", "strength_model": weight, "strength_clip": weight,
             "model": model, "clip": clip}}
         model, clip = [node, 0], [node, 1]
+    if cell.get("freeu") is not None:
+        graph["30"] = {"class_type": "FreeU", "inputs": {**dict(zip(axes.FREEU_KEYS, cell["freeu"], strict=True)),
+                                                         "model": model}}
+        model = ["30", 0]
+    if cell.get("pag_scale"):
+        graph["31"] = {"class_type": "PerturbedAttentionGuidance", "inputs": {"scale": cell["pag_scale"],
+                                                                              "model": model}}
+        model = ["31", 0]
     if cell.get("clip_skip") is not None:
         graph["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -(cell["clip_skip"] + 1),
                                                                     "clip": clip}}

@@ -92,9 +92,10 @@ def upscale_pixels(images: np.ndarray, size: tuple[int, int], upscaler: str) -> 
 
 
 def run(loaded: Any, pipe: Any, embeds: dict[str, Any], common: dict[str, Any], cell: Any, count: int,
-        watch: Any) -> np.ndarray | None:
+        watch: Any, first_pass: dict[str, Any] | None = None) -> np.ndarray | None:
     """Float images for `count` images of `cell` (None: a stop interrupted a pass). `pipe` is the caller's
-    fork of the base pipeline; `common` its call arguments and generators; `watch(steps)` a stop callback."""
+    fork of the base pipeline; `common` its call arguments and generators; `watch(steps)` a stop callback;
+    `first_pass` what only the Hires. fix first pass takes (variation seeds' starting noise)."""
     from sweep.pipeline import fork
 
     width, height = cell.size
@@ -109,7 +110,8 @@ def run(loaded: Any, pipe: Any, embeds: dict[str, Any], common: dict[str, Any], 
     upscaler, denoise = cell["hires_upscaler"], cell["hires_denoise"]
     size = axes.hires_size(width, height, cell["hires_scale"])
     latent = upscaler in axes.HIRES_LATENT
-    first = pipe(**embeds, **common, height=height, width=width, output_type="latent" if latent else "np",
+    first = pipe(**embeds, **common, **(first_pass or {}), height=height, width=width,
+                 output_type="latent" if latent else "np",
                  callback_on_step_end=watch(steps))
     if getattr(pipe, "_interrupt", False):
         return None

@@ -62,6 +62,7 @@ class Loaded:
     controlnet: Any = None  # ControlNetModel / MultiControlNetModel of model.controlnet (sweep.controlnet)
     controlnet_labels: tuple[str, ...] = ()  # sd-webui-controlnet's `NAME [hash]` of each
     control_pipe: Any = None  # StableDiffusionXLControlNetPipeline sharing `pipe`'s components
+    pag: Any = None  # StableDiffusionXLPAGPipeline sharing `pipe`'s components (sweep.unet_tweaks)
 
     def record(self) -> dict[str, Any]:
         """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths
@@ -132,7 +133,7 @@ def _swap_vae(loaded: Loaded, model: Mapping[str, Any]) -> bool:
         if model.get("vae_tiling"):
             vae.enable_tiling()
     for pipe in (loaded.pipe, loaded.refiner.pipe if loaded.refiner else None, loaded.second_pass,
-                 loaded.control_pipe):
+                 loaded.control_pipe, loaded.pag):
         if pipe is not None:
             pipe.register_modules(vae=vae)
     loaded.vae, loaded.vae_hash, loaded.vae_source = name, vae_hash, want
@@ -365,13 +366,18 @@ def _configure(pipe: Any, model: Mapping[str, Any], device: str) -> None:
 
 
 def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:
-    """Set what a cell changes on the shared pipeline (LoRA strengths, `lora.NAME` axes) before its call."""
+    """Set what a cell changes on the shared pipeline (LoRA strengths, `lora.NAME` axes; FreeU) before its call."""
     from sweep import lora
     from sweep.axes import LORA
 
     strengths = {name.split(".", 1)[1]: value for name, value in state if name.startswith(f"{LORA}.")}
     if strengths:
         lora.set_lora_strengths(loaded.pipe, strengths)
+    settings = dict(state)
+    if "freeu" in settings:
+        from sweep.unet_tweaks import set_freeu
+
+        set_freeu(loaded.pipe, settings["freeu"])
 
 
 def fork(pipe: Any, scheduler: Any = None, schedule_type: str | None = None) -> Any:

@@ -137,6 +137,10 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     from sweep.controlnet import check_cells
 
     check_cells(cells, cfg["model"], [v.axis.name for v in swept])
+    from sweep import unet_tweaks, variations
+
+    variations.check(cells, [v.axis.name for v in swept])
+    unet_tweaks.check(cells, [v.axis.name for v in swept], cfg["model"])
     _check_prompts(cells, cfg["model"], swept)
     check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,

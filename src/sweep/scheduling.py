@@ -55,9 +55,11 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     interrupted returns nothing. With a refiner, the base hands its latents over at the cell's refiner switch
     (SDXL's "ensemble of experts").
     """
+    import contextlib
+
     import torch
 
-    from sweep import passes, prompt_schedule
+    from sweep import passes, prompt_schedule, unet_tweaks, variations
     from sweep.pipeline import fork
     from sweep.pixels import from_numpy, from_output, raw_output
 
@@ -65,7 +67,8 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     generators = [torch.Generator(device=generator_device).manual_seed(c.seed) for c in unit]
     width, height = first.size
     common = {**first.call_args(), "generator": generators if len(unit) > 1 else generators[0]}
-    base = loaded.pipe
+    pag = unet_tweaks.uses_pag(first)  # never with a ControlNet (sweep.unet_tweaks.check)
+    base = unet_tweaks.pag_pipeline(loaded) if pag else loaded.pipe
     if loaded.controlnet is not None:  # the ControlNet pipeline over the same components, with the control image
         from sweep import controlnet
 
@@ -73,6 +76,14 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         image = controlnet.control_image(first["control_image"], width, height)
         common["image"] = [image] * len(loaded.controlnet_labels) if len(loaded.controlnet_labels) > 1 else image
     pipe = fork(base, first.get("scheduler"), first.get("schedule_type"))
+    # What only the first (text-to-image) pass takes: each image's varied starting noise (drawn now, from the
+    # generators, as diffusers would draw it), the PAG scale.
+    first_pass: dict[str, Any] = {}
+    noise = variations.latents(pipe, unit, generators, height, width, generator_device)
+    if noise is not None:
+        first_pass["latents"] = noise
+    if pag:
+        first_pass["pag_scale"] = first["pag_scale"]
     callback = stop.watch(first.num_inference_steps) if stop else None
     encode_args = first.encode_args()
     edits = prompt_schedule.step_texts(encode_args, first.num_inference_steps)
@@ -80,10 +91,11 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     if edits is not None:  # prompt editing / alternation: the conditioning changes between steps
         callback = prompt_schedule.switcher(edits, lambda args: prompts.embeds(args, len(unit), first.state()),
                                             callback)
-    with torch.inference_mode():
+    kept = unet_tweaks.attention_kept(pipe) if pag else contextlib.nullcontext()
+    with torch.inference_mode(), kept:
         if passes.needed(first):  # Hires. fix or image-to-image: a second pipeline over the same components
             images = passes.run(loaded, pipe, embeds, common, first, len(unit),
-                                lambda steps: stop.watch(steps) if stop else None)
+                                lambda steps: stop.watch(steps) if stop else None, first_pass)
             if images is None:  # a stop interrupted one of the passes
                 return []
             return [(pixels, None) for pixels in from_numpy(images)]
@@ -91,13 +103,13 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         if loaded.refiner is None:
             # "pt" after raw_output: the decode as it is, on the device; sweep.pixels converts it exactly as "pil"
             # would, off this thread on the CPU, on the GPU itself there.
-            output = pipe(**embeds, **common, height=height, width=width, output_type="pt",
+            output = pipe(**embeds, **common, **first_pass, height=height, width=width, output_type="pt",
                           callback_on_step_end=callback)
         else:
             from sweep.refiner import DEFAULT_SWITCH
 
             switch = first.get("refiner_switch") or DEFAULT_SWITCH
-            latents = pipe(**embeds, **common, height=height, width=width, denoising_end=switch,
+            latents = pipe(**embeds, **common, **first_pass, height=height, width=width, denoising_end=switch,
                            output_type="latent", callback_on_step_end=callback).images
             refiner = fork(loaded.refiner.pipe, first.get("scheduler"), first.get("schedule_type"))
             raw_output(refiner)
@@ -185,6 +197,13 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
     with ThreadPoolExecutor(workers, thread_name_prefix="sweep-pipe") as pool:
         for state, group in groups.items():
             apply_state(loaded, state)  # nothing runs now: the previous group has finished
+            if alone(state):  # its calls change the shared UNet while they run: one at a time, here
+                for unit in group:
+                    if stop.requested:
+                        return
+                    torch.set_num_threads(default)
+                    yield from _run_unit(loaded, prompts, unit, generator_device, stop, 1)
+                continue
             todo = sorted((u for u in group if len(u) > 1), key=lambda u: -_cost(u))
             running: set = set()
             while todo or running:
@@ -201,6 +220,13 @@ def _run_parallel(loaded: Any, prompts: Any, units: list[list[Cell]], generator_
                     return
                 torch.set_num_threads(default)  # also resets MKL's process-wide count the workers lowered
                 yield from _run_unit(loaded, prompts, unit, generator_device, stop, 1)
+
+
+def alone(state: tuple[tuple[str, Any], ...]) -> bool:
+    """Calls of this pipeline state run one at a time (an axis marked `solo` is set and non-zero: PAG)."""
+    from sweep import axes
+
+    return any(value and axes.get(name).solo for name, value in state)
 
 
 def _run_unit(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str, stop: Stop, slots: int):

@@ -33,9 +33,9 @@ from sweep.report.result import ReportError
 METRICS, SPREAD = "metrics.csv", "seed_spread.csv"
 SEED = "seed"
 # The automatic comparison axis: steps when they vary (the most-refined image is the natural reference);
-# never an axis whose values are interchangeable draws (seed) or copies.
+# never an axis whose values are interchangeable draws (seed, variation seed) or copies.
 PREFERRED = "num_inference_steps"
-NOT_AUTOMATIC = (SEED, "repeat", "job", "copy")
+NOT_AUTOMATIC = (SEED, "subseed", "repeat", "job", "copy")
 MAX_SEEDS = 16  # pairs grow as n^2: seed spread uses the first 16 seeds of a setting (120 pairs)
 
 

@@ -28,7 +28,7 @@ from sweep.report.timing import TimingModel
 GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "scheduler", "dtype", "device", "sweep")
 MAX_LINES = 8
 # Axes whose timing says nothing (noise, copies).
-SKIP = ("seed", "repeat", "job", "copy")
+SKIP = ("seed", "subseed", "repeat", "job", "copy")
 Y_LABEL = "seconds per image (s)\n(what it cost the sweep: throughput)"
 PREFIX = "seconds_vs_"
 

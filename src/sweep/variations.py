@@ -1,0 +1,97 @@
+"""A1111's variation seeds (`Var. seed`, `Var. strength`): each image's starting noise, made here and handed to
+the pipeline as `latents=`.
+
+As A1111 makes it (`processing.create_random_tensors`): `noise = randn(seed)`, `subnoise = randn(subseed)` of the
+same shape, `noise = slerp(strength, noise, subnoise)`. The seed's noise is drawn from the image's own generator
+exactly as diffusers' `prepare_latents` draws it (same shape, device, dtype; `randn_tensor`), so the generator is
+left where the plain call leaves it: ancestral samplers and a Hires. fix pass draw the same further noise as
+without a subseed (A1111's step noise also comes from the seed's generator). diffusers scales `latents=` by the
+scheduler's `init_noise_sigma` itself (`prepare_latents`), so the noise is passed unscaled.
+
+Strength 0 (or no subseed) passes nothing: the plain call, pixel for pixel. Strength 1 passes the subseed's noise
+as it is, so with a sampler that adds no noise per step the image is that of seed = subseed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sweep.errors import bad_value
+
+# A1111 blends linearly where the two noises are nearly parallel (the mean cosine above this), where slerp's
+# sin(omega) would be ~0.
+PARALLEL = 0.9995
+
+
+def varies(cell: Any) -> bool:
+    """The cell's noise is not its seed's own: a subseed at a strength above 0."""
+    return cell.get("subseed") is not None and bool(cell.get("subseed_strength"))
+
+
+def slerp(t: float, low: Any, high: Any, dim: int) -> Any:
+    """Spherical interpolation from `low` (t=0) to `high` (t=1) of the vectors along `dim`, each pair by its own
+    angle (A1111 normalises along dim 1 of a C x H x W noise: per channel and column, over the rows). Where the
+    vectors are nearly parallel on average, the linear blend (1 - t) low + t high."""
+    import torch
+
+    low_unit = low / torch.linalg.vector_norm(low, dim=dim, keepdim=True)
+    high_unit = high / torch.linalg.vector_norm(high, dim=dim, keepdim=True)
+    cos = (low_unit * high_unit).sum(dim)
+    if cos.mean() > PARALLEL:
+        return low * (1.0 - t) + high * t
+    omega = torch.acos(cos)
+    sin = torch.sin(omega)
+    to_low = (torch.sin((1.0 - t) * omega) / sin).unsqueeze(dim)
+    to_high = (torch.sin(t * omega) / sin).unsqueeze(dim)
+    return to_low * low + to_high * high
+
+
+def latents(pipe: Any, unit: Sequence[Any], generators: Sequence[Any], height: int, width: int,
+            generator_device: str) -> Any | None:
+    """The unscaled starting noise of a call's images (B x C x H/8 x W/8), or None where no image of the unit
+    varies (the plain call). Draws each image's seed noise from its generator, as diffusers would."""
+    if not any(varies(c) for c in unit):
+        return None
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    # What the SDXL pipelines' prepare_latents is given: the execution device, the text embeddings' dtype
+    # (encode_prompt casts them to the second text encoder's dtype), the UNet's latent channels.
+    device = pipe._execution_device
+    encoder = getattr(pipe, "text_encoder_2", None)
+    dtype = encoder.dtype if encoder is not None else pipe.unet.dtype
+    shape = (1, pipe.unet.config.in_channels, int(height) // pipe.vae_scale_factor,
+             int(width) // pipe.vae_scale_factor)
+    made = []
+    for cell, generator in zip(unit, generators, strict=True):
+        noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        if varies(cell):
+            sub_generator = torch.Generator(device=generator_device).manual_seed(cell["subseed"])
+            subnoise = randn_tensor(shape, generator=sub_generator, device=device, dtype=dtype)
+            strength = float(cell["subseed_strength"])
+            if strength >= 1.0:
+                noise = subnoise
+            else:  # in float32 whatever the model's dtype: the angles of half-precision vectors are coarse
+                noise = slerp(strength, noise[0].float(), subnoise[0].float(), dim=1).unsqueeze(0).to(dtype)
+        made.append(noise)
+    return torch.cat(made)
+
+
+def check(cells: Sequence[Any], swept: Sequence[str]) -> None:
+    """Before anything loads: a strength above 0 needs a subseed, a subseed needs a strength (else every image
+    of a subseed axis would be the seed's), and variations apply to text-to-image noise only."""
+    def key(name: str) -> str:
+        return f"sweep.grid.{name}" if name in swept else name
+
+    for cell in cells:
+        subseed, strength = cell.get("subseed"), cell.get("subseed_strength")
+        if strength and subseed is None:
+            raise bad_value(key("subseed"), None, "an integer seed to vary toward when subseed_strength is above 0 "
+                            f"(subseed_strength is {strength})")
+        if subseed is not None and strength is None:
+            raise bad_value(key("subseed_strength"), None, "a variation strength from 0 (the seed's image) to 1 "
+                            "(the subseed's) when subseed is set")
+        if strength and cell.get("init_image") is not None:
+            raise bad_value(key("subseed_strength"), strength, "0 or null with init_image (variation seeds vary "
+                            "the text-to-image starting noise; image-to-image draws its noise inside diffusers)")
