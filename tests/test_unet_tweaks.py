@@ -105,9 +105,9 @@ def test_the_shared_unet_is_left_as_it_was():
         pag._set_pag_attn_processor(pag_applied_layers=pag.pag_applied_layers, do_classifier_free_guidance=True)
         raise RuntimeError("a call that fails half-way")
     assert {k: type(v) for k, v in loaded.pipe.unet.attn_processors.items()} == before
-    unet_tweaks.set_freeu(loaded.pipe, (1.3, 1.4, 0.9, 0.2))
+    pipeline.set_freeu(loaded.pipe, (1.3, 1.4, 0.9, 0.2))
     assert loaded.pipe.unet.up_blocks[0].b1 == 1.3
-    unet_tweaks.set_freeu(loaded.pipe, None)
+    pipeline.set_freeu(loaded.pipe, None)
     assert all(getattr(block, "b1", None) is None for block in loaded.pipe.unet.up_blocks)
 
 

@@ -375,9 +375,16 @@ def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:
         lora.set_lora_strengths(loaded.pipe, strengths)
     settings = dict(state)
     if "freeu" in settings:
-        from sweep.unet_tweaks import set_freeu
-
         set_freeu(loaded.pipe, settings["freeu"])
+
+
+def set_freeu(pipe: Any, value: tuple[float, float, float, float] | None) -> None:
+    """FreeU on the shared UNet (None: off, the plain UNet exactly); see sweep.unet_tweaks."""
+    if value is None:
+        pipe.disable_freeu()
+        return
+    b1, b2, s1, s2 = value
+    pipe.enable_freeu(s1=s1, s2=s2, b1=b1, b2=b2)
 
 
 def fork(pipe: Any, scheduler: Any = None, schedule_type: str | None = None) -> Any:

@@ -1,10 +1,10 @@
 """FreeU and Perturbed-Attention Guidance: two changes to how the loaded UNet runs, with no new weights.
 
-FreeU (`freeu` axis): diffusers' `enable_freeu(s1, s2, b1, b2)` sets four factors on the shared UNet's first two
-up blocks (the backbone's first half of channels times b, the skip connection's lowest frequencies times s);
-`disable_freeu()` clears them, which is the plain UNet exactly. Set between calls, like LoRA strengths. This is
-ComfyUI's `FreeU` node (constant factors per stage), not `FreeU_V2` (factors scaled by each pixel's mean
-activation): the metadata names `FreeU`.
+FreeU (`freeu` axis; `sweep.pipeline.set_freeu`): diffusers' `enable_freeu(s1, s2, b1, b2)` sets four factors
+on the shared UNet's first two up blocks (the backbone's first half of channels times b, the skip connection's
+lowest frequencies times s); `disable_freeu()` clears them, which is the plain UNet exactly. Set between calls,
+like LoRA strengths. This is ComfyUI's `FreeU` node (constant factors per stage), not `FreeU_V2` (factors
+scaled by each pixel's mean activation): the metadata names `FreeU`.
 
 PAG (`pag_scale` axis): diffusers' `StableDiffusionXLPAGPipeline`, made once from the loaded pipeline's components
 (`from_pipe`: nothing reloads), with its default `pag_applied_layers="mid"` (every self-attention of the UNet's
@@ -23,15 +23,6 @@ from typing import Any
 from sweep.errors import bad_value
 
 _LOCK = threading.Lock()
-
-
-def set_freeu(pipe: Any, value: tuple[float, float, float, float] | None) -> None:
-    """FreeU on the shared UNet (None: off)."""
-    if value is None:
-        pipe.disable_freeu()
-        return
-    b1, b2, s1, s2 = value
-    pipe.enable_freeu(s1=s1, s2=s2, b1=b1, b2=b2)
 
 
 def uses_pag(cell: Any) -> bool:
