@@ -151,3 +151,8 @@ def test_bad_values_are_refused_in_one_line(override, key):
 def test_pag_with_a_second_pass_is_refused():
     with pytest.raises(SweepError, match=r"^sweep.grid.pag_scale: .*hires_scale"):
         plan_sweep(make_cfg("sweep=freeu", "hires_scale=2"))
+
+
+def test_pag_with_a_controlnet_is_refused():
+    with pytest.raises(SweepError, match=r"^sweep.grid.pag_scale: .*model.controlnet"):
+        plan_sweep(make_cfg("sweep=freeu", "model.controlnet=tiny", "control_image=builtin:rings"))
