@@ -156,3 +156,8 @@ def test_pag_with_a_second_pass_is_refused():
 def test_pag_with_a_controlnet_is_refused():
     with pytest.raises(SweepError, match=r"^sweep.grid.pag_scale: .*model.controlnet"):
         plan_sweep(make_cfg("sweep=freeu", "model.controlnet=tiny", "control_image=builtin:rings"))
+
+
+def test_pag_with_prompt_editing_is_refused():
+    with pytest.raises(SweepError, match=r"^sweep.grid.pag_scale: .*prompt editing"):
+        plan_sweep(make_cfg("sweep=freeu", "prompt='[a red cat:a blue dog:0.5]'"))
