@@ -109,6 +109,9 @@ def test_plain_prompt_strips_weights_and_lora_tags():
     assert plain_prompt(PROMPTS[0]) == "a red cat on a mat"
     assert plain_prompt(PROMPTS[1]) == "blue dog in snow"
     assert plain_prompt(r"a \(literal\) (word:0.5)") == "a (literal) word"
+    # Prompt editing: the text in force at the last step (a switch past the last step never happens).
+    assert plain_prompt("a [dog:(cat:1.2):0.5] in snow", 20) == "a cat in snow"
+    assert plain_prompt("a [dog:cat:30] in snow", 20) == "a dog in snow"
 
 
 def test_clip_score_and_pickscore_match_transformers(tmp_path, tiny_clip):

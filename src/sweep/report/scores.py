@@ -9,7 +9,8 @@
   `report.clip_model` (the predictor was trained on CLIP ViT-L/14's).
 
 The text scored is the prompt the image was made for, as A1111 shows it: weighting syntax stripped to its
-fragments' text (sweep.prompt_language's weigh), `<lora:...>` tags removed, BREAK a space, whitespace collapsed.
+fragments' text (sweep.prompt_language's weigh), `<lora:...>` tags removed, BREAK a space, whitespace collapsed; prompt
+editing and alternation as the text in force at the last step.
 
 scores.csv: one row per image of results.csv with status ok: `image` (as results.csv), `image_sha256` (of the
 file scored), `prompt_text` and one column per scorer. Resumable: a row whose image and sha256 are unchanged keeps
@@ -194,13 +195,18 @@ def _identity(entry: Mapping[str, Any]) -> str:
 # --- the prompt as text ---------------------------------------------------------------------------------
 
 
-def plain_prompt(text: str) -> str:
+def plain_prompt(text: str, steps: int | None = None) -> str:
     """The text an image was made for, as A1111 shows it: weights stripped to the fragments' text, `<lora:...>`
-    tags removed, BREAK a space, whitespace collapsed."""
-    from sweep.prompt_language import BREAK_TEXT, weigh
-    from sweep.prompt_syntax import split_tags
+    tags removed, BREAK a space, whitespace collapsed; prompt editing `[from:to:when]` and alternation `[a|b]`
+    as the text in force at the last of `steps` steps (what the image settles into)."""
+    from sweep.prompt_language import BREAK_TEXT, split_tags, weigh
+    from sweep.prompt_schedule import ScheduleError, timeline
 
     stripped, _ = split_tags(str(text or ""))
+    try:
+        stripped = timeline(stripped, max(1, steps or 1))[-1][1]
+    except (ScheduleError, ValueError):
+        pass  # a text the run refused to schedule is scored as written
     # A BREAK marker is a negative weight (scaled by the groups around it); it separates, it is not a word.
     joined = "".join(" " if (t == BREAK_TEXT and w < 0) else t for t, w in weigh(stripped))
     return " ".join(joined.split())
@@ -371,12 +377,13 @@ def _images(run_dir: Path, cells: Any) -> list[tuple[str, str, str]]:
     """(image, sha256 of its file, prompt text) for every ok cell whose image file is there."""
     out = []
     seen = set()
-    for image, status, prompt in zip(cells["image"], cells["status"], cells["prompt"], strict=True):
+    steps = cells["num_inference_steps"] if "num_inference_steps" in cells else [""] * len(cells)
+    for image, status, prompt, n in zip(cells["image"], cells["status"], cells["prompt"], steps, strict=True):
         path = run_dir / str(image)
         if not image or status != "ok" or image in seen or not path.is_file():
             continue
         seen.add(image)
-        out.append((str(image), _sha256(path), plain_prompt(prompt)))
+        out.append((str(image), _sha256(path), plain_prompt(prompt, int(n) if str(n).isdigit() else None)))
     return out
 
 
