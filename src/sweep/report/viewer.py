@@ -93,24 +93,28 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
     out_cells = []
     for n, row in enumerate(cells.to_dict("records")):
         image = str(row.get("image") or "")
-        thumb = thumbs.get(image) if row["status"] == "ok" else None
+        status, error = str(row["status"]), str(row.get("error") or "")
+        if status == "ok" and image and not (run.run_dir / image).is_file():
+            # Deleted or moved after the run: counted and marked missing, not shown as a broken image.
+            status, error = "missing", f"image file not found: {image}"
+        thumb = thumbs.get(image) if status == "ok" else None
         width, height = (thumb.width, thumb.height) if thumb else (_pixels(row["_w"]), _pixels(row["_h"]))
         seconds = row["_seconds"]
         out_cells.append({
             "id": str(row.get("cell_id", "")),
             "job": str(row.get("job", "")),
             "k": [index[a][label_of[a][n]] for a in axes],
-            "st": row["status"],
+            "st": status,
             "i": image if image and inside(run.run_dir, image) else "",
             "t": thumb.thumb if thumb else "",
             "w": width, "h": height,
             "s": round(float(seconds), 4) if seconds == seconds else None,
-            "e": str(row.get("error") or ""),
+            "e": error,
             "p": thumb.parameters if thumb else "",
             "r": [intern(str(row[c])) for c in columns],
         })
 
-    status = cells["status"].value_counts()
+    status = pd.Series([c["st"] for c in out_cells]).value_counts() if out_cells else pd.Series(dtype=int)
     moving = set(axes) | set(deps)
     fixed = [[a, v] for a in run.candidates if a not in moving and a not in ("prompt",)
              for v in [_single(cells, a)] if v and not (a == "repeat" and v == "0")]

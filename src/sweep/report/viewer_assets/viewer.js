@@ -444,6 +444,26 @@
     return big ? c.i || c.t : c.t || c.i;
   }
 
+  // An image file that is gone (deleted or moved after the report): the cell is counted and marked missing
+  // in the header, the grid and the large view, once, instead of the browser's broken-image icon.
+  let redrawGone = 0;
+  function gone(c, path) {
+    if (c.st !== 'ok') return;
+    c.st = 'missing';
+    c.e = `image file not found: ${path}`;
+    D.counts.ok -= 1;
+    D.counts.missing = (D.counts.missing || 0) + 1;
+    if (redrawGone) return;
+    redrawGone = requestAnimationFrame(() => {
+      redrawGone = 0;
+      const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.cell : null;
+      drawHeader();
+      drawGrid();
+      if (S.large) drawLarge();
+      if (focused && !S.large) { const n = document.querySelector(`#cells [data-cell="${CSS.escape(focused)}"]`); if (n) n.focus(); }
+    });
+  }
+
   function cellNode(i, pos) {
     const fig = el('figure', { class: 'cell' });
     const open = (event) => openLarge(pos, event.currentTarget);
@@ -460,6 +480,7 @@
       const img = el('img', {
         'data-cell': c.id, 'data-job': c.job || null, 'data-status': 'ok', loading: 'lazy', decoding: 'async',
         alt: c.id, title: 'click (or Enter) for the full image and its parameters', onclick: open, tabindex: '0',
+        onerror: () => gone(c, c.i || src),
       });
       nodes.set(posKey(pos), img);
       img.src = encodePath(src);
@@ -798,6 +819,7 @@
     if (c && c.st === 'ok' && c.i) {
       img.hidden = false;
       mark.hidden = true;
+      img.onerror = () => gone(c, c.i);
       img.src = encodePath(c.i);
       img.alt = c.id;
       img.classList.toggle('small', Math.max(c.w || 0, c.h || 0) <= 256);
@@ -807,6 +829,7 @@
       img.hidden = true;
       img.removeAttribute('src');
       mark.hidden = false;
+      img.onerror = null;
       mark.className = c ? (c.st === 'ok' ? 'noimage' : c.st) : 'none';
       mark.textContent = c ? (c.st === 'ok' ? 'no image file' : `${c.st}${c.e ? '\n\n' + c.e : ''}`) : 'no image with these values';
       $('large-open').hidden = true;
@@ -869,6 +892,12 @@
   // Focus that gets behind the large view (a click on the page, a screen reader) is brought back into it.
   document.addEventListener('focusin', (event) => {
     if (S.large && !$('large').contains(event.target)) $('large-close').focus();
+  });
+  // The skip link moves focus to the grid's first image without touching the hash (the hash is the view).
+  $('skip').addEventListener('click', (event) => {
+    event.preventDefault();
+    const first = $('cells').querySelector('[tabindex="0"]');
+    if (first) { first.focus(); first.scrollIntoView({ block: 'nearest' }); }
   });
   $('notice-close').addEventListener('click', () => { problems = []; drawNotice(); });
   $('controls-box').addEventListener('toggle', () => { if (S.size === 'fit') resize(); });
