@@ -131,13 +131,12 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     # Scores (report.scores) before the viewer, which shows them; none asked: those an earlier report wrote.
     scored = score_run(run.run_dir, cells, scores or ScoreOptions())
     result.insights += scored.lines
-    result.metrics += [scored.path] if scored.path else []
     score_columns = attach_scores(cells, scored.table)
 
     # Metrics first: the sheets' captions show each image's similarity beside its seconds.
     chosen, note = mx.choose_reference(run, cells, spec)
     metrics = mx.compute(run, cells, chosen)
-    result.metrics = mx.write(metrics, run.run_dir)
+    result.metrics = mx.write(metrics, run.run_dir) + ([scored.path] if scored.path else [])
     cells["_ssim"] = metrics.table["ssim"] if metrics.table is not None else float("nan")
     cells["_similarity"] = mx.similarity_labels(cells, metrics)
     result.insights += [note] if note else []

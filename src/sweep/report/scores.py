@@ -460,8 +460,8 @@ def score_run(run_dir: Path, cells: Any, options: ScoreOptions) -> Scored:
                 torch.cuda.empty_cache()
         for name, entry in entries.items():
             recorded[name] = entry
-        result.lines.append(f"scores: {', '.join(names)} of {len(todo)} image{'s' if len(todo) != 1 else ''} "
-                            f"({len(frame) - len(todo)} kept) with {model_name} on {device}")
+        result.lines.append(f"scores: {', '.join(names)} of {len(todo)} new image{'s' if len(todo) != 1 else ''} "
+                            f"({len(frame) - len(todo)} already scored) with {model_name} on {device}")
     result.path = save_csv(frame, csv_path)
     atomic_write(manifest_path, json.dumps({"version": 1, "scorers": recorded}, indent=2) + "\n")
     result.table = frame
