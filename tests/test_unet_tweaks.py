@@ -161,3 +161,18 @@ def test_pag_with_a_controlnet_is_refused():
 def test_pag_with_prompt_editing_is_refused():
     with pytest.raises(SweepError, match=r"^sweep.grid.pag_scale: .*prompt editing"):
         plan_sweep(make_cfg("sweep=freeu", "prompt='[a red cat:a blue dog:0.5]'"))
+
+
+def test_batched_pag_and_freeu_calls_match_single_ones(grid, tmp_path):
+    """PAG calls run alone even where batched calls run side by side on the CPU: a batch of two seeds gives each
+    seed's single-call image to within 1/255."""
+    root, table, _ = grid
+    batched = quiet(make_cfg("sweep=freeu", *SMALL[:3], "batch_size=2", f'sweep.grid.freeu=["{FREEU}",off]',
+                             "sweep.grid.pag_scale=[0,3,null]", "sweep.grid.seed=[4,6]", "sweep.layout.sheets=null"),
+                    tmp_path)
+    assert batched.ok
+    other = pd.read_csv(tmp_path / "results.csv", keep_default_na=False, dtype=str)
+    assert set(other["batch_size"]) == {"2"}
+    for _, single in table.iterrows():
+        twin = row(other, freeu=single["freeu"], pag_scale=single["pag_scale"], seed="4")
+        assert np.abs(pixels(tmp_path, twin["image"]) - pixels(root / "grid", single["image"])).max() <= 1
