@@ -78,7 +78,8 @@ def test_comfyui_loads_each_png_as_an_api_graph_that_remakes_it(varied):
                                                        "Euler a": ("euler_ancestral", "ddim_uniform")}[row["scheduler"]]
         assert (read["seed"], read["steps"], read["cfg"], read["size"]) == (str(HUGE_SEED), "1", "5.0", "64x32")
         clip_skip = next(n for n in graph.values() if n["class_type"] == "CLIPSetLastLayer")
-        assert clip_skip["inputs"]["stop_at_clip_layer"] == -2  # clip_skip=1: A1111's "Clip skip: 2"
+        # clip_skip=1 (A1111's "Clip skip: 2"): one layer before SDXL's default there, the penultimate (-2).
+        assert clip_skip["inputs"]["stop_at_clip_layer"] == -3
         assert json.loads(text["sdxl-sweep"])["cell_id"] == row["cell_id"]
 
 

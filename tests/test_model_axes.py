@@ -180,8 +180,9 @@ def test_vae_axis_swaps_the_vae_without_reloading_the_checkpoint(grid_run, files
     (("sweep.grid.checkpoint=[tiny,nothere]",), "model.models_dir is not set"),
     (("sweep.grid.vae=[/no/vae.safetensors]",), "sweep.grid.vae: got '/no/vae.safetensors'"),
     (("sweep.grid.hires_denoise=[0.5]",), "sweep.grid.hires_denoise: got 0.5; allowed: with hires_scale set"),
-    (("hires_scale=2", "sweep.grid.hires_denoise=[0.1]", "num_inference_steps=5"),
-     "sweep.grid.hires_denoise: got 0.1; allowed: a strength that leaves at least one of the 5 steps"),
+    (("hires_scale=2", "sweep.grid.hires_denoise=[0.1,0.001]", "num_inference_steps=5"),
+     "sweep.grid.hires_denoise: got 0.001; allowed: a Hires. fix whose schedule the model's sampler can take: A1111 "
+     "runs 5 second-pass steps over int(5 / 0.001) = 5000, more than 1000"),
     (("sweep.grid.hires_upscaler=[Latent,ESRGAN_4x]", "hires_scale=2"), "allowed: an upscaler: Latent,"),
     (("sweep.grid.strength=[0.5]",), "sweep.grid.strength: got 0.5; allowed: with init_image set"),
     (("init_image=/no/such.png",), "init_image: got '/no/such.png'; allowed: an image file"),

@@ -643,19 +643,6 @@ def max_steps(spec: SchedulerSpec | None, facts: Facts) -> int:
     return steps
 
 
-def check_steps_for_schedulers(cells: Iterable[Any], facts: Facts, key: str) -> None:
-    """Every cell's steps within what its scheduler can take (a cross-axis bound: steps x scheduler)."""
-    for steps, spec in {(c.get("num_inference_steps"), c.get("scheduler")) for c in cells}:
-        if steps is None:
-            continue
-        limit = max_steps(spec, facts)
-        if steps > limit:
-            name = (spec or facts.scheduler).name
-            raise bad_value(key, steps, f"an integer from 1 to {limit} with {name} (timestep_spacing 'leading' "
-                            f"plus steps_offset {facts.steps_offset} run past its {facts.num_train_timesteps} "
-                            "timesteps), or another sampler such as Euler")
-
-
 def _guidance(value: Any, key: str, facts: Facts) -> float:
     return _float(value, key, f"a number from 0 to {MAX_GUIDANCE:g} (<= 1 turns classifier-free guidance off)",
                   0.0, MAX_GUIDANCE)

@@ -24,9 +24,19 @@ class Cell:
 
     params: tuple[tuple[str, Any], ...]
     _map: dict[str, Any] = field(init=False, repr=False, compare=False, hash=False)
+    _call: Any = field(init=False, repr=False, compare=False, hash=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_map", dict(self.params))
+
+    def call(self) -> Any:
+        """What runs (`sweep.calls.Call`): every value after Prompt S/R, `<lora:...>` tags and the passes' step
+        semantics. Everything recorded, checked and bounded about the cell reads it."""
+        if self._call is None:
+            from sweep.calls import resolve
+
+            object.__setattr__(self, "_call", resolve(self))
+        return self._call
 
     def __getitem__(self, name: str) -> Any:
         return self._map[name]
@@ -67,7 +77,7 @@ class Cell:
     @property
     def cell_id(self) -> str:
         """Stable, file-name-safe identity made of every set value: also the image's file name without `.png`."""
-        parts = [axes.get(name).id(value) for name, value in self.params
+        parts = [axes.get(name).id(value) for name, value in self.call().values
                  if value is not None and not (name == "repeat" and value == 0)]
         text = "_".join(parts)
         if len(text) > MAX_ID:  # many long values: keep a readable head, stay unique with a hash of the whole
@@ -75,34 +85,26 @@ class Cell:
         return text
 
     def texts(self) -> dict[str, str | None]:
-        """The prompt texts as the text encoders get them, after any prompt transform (Prompt S/R)."""
-        found = {name: self._map.get(name) for name in axes.TEXT_AXES}
-        for name, value in self.params:
-            if value is not None and axes.get(name).enters == "transform":
-                search, replacement = value
-                found = {k: (v.replace(search, replacement) if isinstance(v, str) else v) for k, v in found.items()}
-        return found
+        """The prompt texts as the text encoders get them, after any prompt transform (Prompt S/R); an empty
+        optional text is None (an empty negative is zeros however it became empty)."""
+        return dict(self.call().texts)
 
     def encode_args(self) -> dict[str, Any]:
         """Keyword arguments of `pipe.encode_prompt` (the prompt cache key)."""
         args = self.texts()
-        args.update({n: v for n, v in self.params if axes.get(n).enters == "encode" and n not in args})
+        args.update({n: v for n, v in self.call().values if axes.get(n).enters == "encode" and n not in args})
         return args
 
     def call_args(self) -> dict[str, Any]:
         """Pipeline keyword arguments set by the cell (None values are left to the pipeline's default)."""
-        return {n: v for n, v in self.params if v is not None and axes.get(n).enters == "call"}
+        return {n: v for n, v in self.call().values if v is not None and axes.get(n).enters == "call"}
 
     def state(self) -> tuple[tuple[str, Any], ...]:
         """Values set on the shared pipeline rather than passed to a call (LoRA strengths): calls with different
-        states never run at the same time."""
-        state = {n: v for n, v in self.params if axes.get(n).enters == "state"}
-        # `<lora:NAME:W>` in a prompt sets that LoRA's strength, as in A1111 (plan.py checked NAME and W).
-        from sweep.prompt_syntax import PROMPT_TEXTS, lora_tags
-
-        texts = self.texts()
-        for key in PROMPT_TEXTS:
-            state.update({f"{axes.LORA}.{name}": weight for name, weight in lora_tags(texts.get(key), key).items()})
+        states never run at the same time. `<lora:NAME:W>` tags are applied (sweep.calls)."""
+        call = self.call()
+        state = {n: v for n, v in call.values if axes.get(n).enters == "state"}
+        state.update({f"{axes.LORA}.{name}": weight for name, weight in call.loras})
         return tuple(state.items())
 
     def batch_key(self) -> tuple:
@@ -115,7 +117,7 @@ class Cell:
         values the model decides (its own scheduler) as `facts` say (those of the cell's checkpoint)."""
         facts = axes.facts_for(facts, self)
         out: dict[str, Any] = {"cell_id": self.cell_id}
-        for name, value in self.params:
+        for name, value in self.call().values:
             out.update(axes.get(name).to_record(value, facts))
         out.update({k: v for k, v in self.texts().items() if k in out})
         return out

@@ -63,17 +63,22 @@ def check(plan: Any, facts: axes.Facts | axes.PerModel | None, device: str, mode
     dtype_bytes = BYTES.get(dtype, 4)
     tiling = bool(model.get("vae_tiling"))
     where = "sweep.grid.resolution" if any(v.axis.name == "resolution" for v in plan.swept) else "height/width"
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[Any, ...]] = set()
     for cell in plan.cells:
         own = axes.facts_for(facts, cell) if facts is not None else None
         size = cell.size or (own.native_size if own else None)
-        if size is None or size in seen:
+        final = cell.call().final_size(size)  # the image the call makes: Hires. fix's upscaled size included
+        if final is None or (size, final) in seen:
             continue
-        seen.add(size)
-        width, height = size
+        seen.add((size, final))
+        width, height = final
         need = cell_bytes(width, height, 1, own or axes.Facts(), dtype_bytes, tiling)
         if need > available:
             tiles = not tiling and cell_bytes(width, height, 1, own or axes.Facts(), dtype_bytes, True) <= available
-            raise SweepError(f"{where}: got {width}x{height}; allowed: a size whose image fits in this {device}'s "
+            got = f"{size[0]}x{size[1]}" + ("" if final == size else
+                                            f" x hires_scale {cell.get('hires_scale'):g} = {width}x{height}")
+            if final != size and any(v.axis.name == "hires_scale" for v in plan.swept):
+                where = "sweep.grid.hires_scale"
+            raise SweepError(f"{where}: got {got}; allowed: a size whose image fits in this {device}'s "
                              f"memory ({_gb(available)}): one image needs at least {_gb(need)}"
                              + ("; or model.vae_tiling=true, which decodes it in tiles" if tiles else ""))

@@ -79,7 +79,7 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
     lines = [prompt, f"Negative prompt: {texts.get('negative_prompt') or ''}"]
     fields: list[tuple[int, str, Any]] = []
     facts = axes.facts_for(facts, cell)
-    for name, value in cell.params:
+    for name, value in cell.call().values:  # as applied (sweep.calls): tags, S/R and defaults resolved
         axis = axes.get(name)
         if value is None and axis.resolve is not None and facts is not None:
             value = axis.resolve(facts)
@@ -151,7 +151,9 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
                                                                               "model": model}}
         model = ["31", 0]
     if cell.get("clip_skip") is not None:
-        graph["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -(cell["clip_skip"] + 1),
+        # ComfyUI's SDXL default is already the penultimate layer (-2), as diffusers' clip_skip=None: n more is
+        # -(n + 2).
+        graph["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -(cell["clip_skip"] + 2),
                                                                     "clip": clip}}
         clip = ["10", 0]
     width, height = cell.size or (None, None)

@@ -3,8 +3,10 @@
 Both run `StableDiffusionXLImg2ImgPipeline.from_pipe(pipe)`: the same UNet, VAE and text encoders, no second
 load. Hires. fix as A1111 does it: the first pass at the cell's size, then the image upscaled by `hires_scale`
 (in latent space for the `Latent` modes, with PIL for the pixel upscalers `Lanczos` and `Nearest`) and denoised
-again at `hires_denoise` for `hires_steps` (null: the first pass's steps; diffusers, like A1111, runs
-int(steps x strength) of them). At `hires_denoise` 0 the upscaled first pass is the image.
+again at `hires_denoise`. The second pass runs A1111's steps (`sweep.calls.hires_pass`): exactly `hires_steps`
+(null: the first pass's steps) over a schedule of int(steps / denoise). Image-to-image runs A1111's img2img
+steps, int(steps x strength) of the schedule, as diffusers does. At `hires_denoise` 0 the upscaled first pass is
+the image.
 """
 
 from __future__ import annotations
@@ -99,20 +101,20 @@ def run(loaded: Any, pipe: Any, embeds: dict[str, Any], common: dict[str, Any], 
     from sweep.pipeline import fork
 
     width, height = cell.size
-    steps = cell.num_inference_steps
+    passes = cell.call().passes  # sweep.calls: each pass's schedule, steps and strength
     second = fork(second_pass_pipeline(loaded), cell.get("scheduler"), cell.get("schedule_type"))
     if cell.get("init_image") is not None:
-        strength = cell["strength"]
+        (img2img,) = passes
         image = init_image(cell["init_image"], width, height)
-        output = second(**embeds, **common, image=[image] * count, strength=strength, output_type="np",
-                        callback_on_step_end=watch(int(steps * strength)))
+        output = second(**embeds, **{**common, "num_inference_steps": img2img.schedule}, image=[image] * count,
+                        strength=img2img.strength, output_type="np", callback_on_step_end=watch(img2img.steps))
         return None if getattr(second, "_interrupt", False) else output.images
     upscaler, denoise = cell["hires_upscaler"], cell["hires_denoise"]
-    size = axes.hires_size(width, height, cell["hires_scale"])
+    size = cell.call().final_size(cell.size)
     latent = upscaler in axes.HIRES_LATENT
-    first = pipe(**embeds, **common, **(first_pass or {}), height=height, width=width,
-                 output_type="latent" if latent else "np",
-                 callback_on_step_end=watch(steps))
+    first = pipe(**embeds, **{**common, "num_inference_steps": passes[0].schedule}, **(first_pass or {}),
+                 height=height, width=width, output_type="latent" if latent else "np",
+                 callback_on_step_end=watch(passes[0].steps))
     if getattr(pipe, "_interrupt", False):
         return None
     if latent:
@@ -123,7 +125,7 @@ def run(loaded: Any, pipe: Any, embeds: dict[str, Any], common: dict[str, Any], 
         upscaled = upscale_pixels(first.images, size, upscaler)
         if not denoise:
             return np.stack([np.asarray(p, dtype=np.float32) / 255.0 for p in upscaled])
-    hires_steps = cell.get("hires_steps") or steps
-    output = second(**embeds, **{**common, "num_inference_steps": hires_steps}, image=upscaled, strength=denoise,
-                    output_type="np", callback_on_step_end=watch(int(hires_steps * denoise)))
+    hires = passes[1]
+    output = second(**embeds, **{**common, "num_inference_steps": hires.schedule}, image=upscaled,
+                    strength=hires.strength, output_type="np", callback_on_step_end=watch(hires.steps))
     return None if getattr(second, "_interrupt", False) else output.images

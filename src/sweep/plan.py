@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweep import axes, titles
+from sweep import axes, calls, titles
 from sweep.errors import SweepError, bad_value, suggest
 from sweep.grid import Cell, check_unique_ids, expand, with_native_size
 
@@ -64,11 +64,7 @@ class Plan:
                     axes.get(name).parse(cell.get(name), key, own)
             cells += with_native_size([cell], own.native_size) if own.native_size else [cell]
         check_schedules(self.cells, facts, self.swept)
-        for cell in cells:
-            if cell.get("schedule_type") is None:  # another schedule type than Automatic sets its own spacing
-                axes.check_steps_for_schedulers([cell], axes.facts_for(facts, cell), "sweep.grid.num_inference_steps"
-                                                if any(v.axis.name in ("num_inference_steps", "scheduler")
-                                                       for v in self.swept) else "num_inference_steps")
+        calls.check_steps(cells, facts, {v.axis.name for v in self.swept})  # every pass, with its checkpoint's facts
         check_unique_ids(cells)
         return cells
 
@@ -141,6 +137,7 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
 
     variations.check(cells, [v.axis.name for v in swept])
     unet_tweaks.check(cells, [v.axis.name for v in swept], cfg["model"])
+    calls.check_steps(cells, facts, {v.axis.name for v in swept})  # again with the model's facts (Plan.resolved)
     _check_prompts(cells, cfg["model"], swept)
     check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
@@ -175,7 +172,7 @@ def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str
 
 def _check_passes(cells: list[Cell], swept: list[str], model: Mapping[str, Any]) -> None:
     """Settings of a pass need the pass (hires_denoise needs hires_scale), Hires. fix and image-to-image do not
-    mix (A1111 has Hires. fix in txt2img only) nor go with a refiner, and a pass has at least one step."""
+    mix (A1111 has Hires. fix in txt2img only) nor go with a refiner. (Each pass's steps: sweep.calls.check_steps.)"""
     def key(name: str) -> str:
         return f"sweep.grid.{name}" if name in swept else name
 
@@ -192,13 +189,6 @@ def _check_passes(cells: list[Cell], swept: list[str], model: Mapping[str, Any])
         if (hires is not None or init is not None) and model.get("refiner"):
             name = "hires_scale" if hires is not None else "init_image"
             raise bad_value(key(name), cell.get(name), "null when model.refiner is set (one second pass at a time)")
-        for name, steps, strength in (("hires_denoise", cell.get("hires_steps") or cell.num_inference_steps,
-                                       cell.get("hires_denoise") if hires is not None else None),
-                                      ("strength", cell.num_inference_steps, cell.get("strength"))):
-            # diffusers runs int(steps * strength) steps of an image-to-image pass, as A1111 does.
-            if strength and int(steps * strength) < 1:
-                raise bad_value(key(name), strength, f"a strength that leaves at least one of the {steps} steps "
-                                f"(int({steps} x {strength}) = 0), or more steps")
 
 
 def _check_prompts(cells: list[Cell], model: Mapping[str, Any], swept: list[axes.Values]) -> None:
