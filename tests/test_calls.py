@@ -194,3 +194,11 @@ def test_comfyui_clip_skip_counts_from_sdxls_penultimate_layer(clip_skip, layer)
     graph = json.loads(comfy_prompt(cell, {"model": "tiny"}))
     node = next(n for n in graph.values() if n["class_type"] == "CLIPSetLastLayer")
     assert node["inputs"]["stop_at_clip_layer"] == layer
+
+
+def test_the_work_estimate_counts_every_pass():
+    """3 first-pass steps and 3 second-pass steps (A1111's Hires. fix at 0.3), two seeds: 12 steps."""
+    from sweep.plan import describe
+
+    plan = plan_sweep(make_cfg("sweep=hires", "num_inference_steps=3", "sweep.grid.hires_denoise=[0.3]"))
+    assert describe(plan, "tiny") == "hires: 2 images (2 seed x 1 hires_denoise), 12 denoising steps, model tiny"

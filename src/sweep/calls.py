@@ -41,6 +41,11 @@ class Call:
     loras: tuple[tuple[str, float], ...]  # LoRA name -> strength applied
     passes: tuple[Pass, ...]
 
+    @property
+    def steps(self) -> int:
+        """Denoising steps run over all passes (the work estimate printed before a run)."""
+        return sum(done.steps for done in self.passes)
+
     def get(self, name: str, default: Any = None) -> Any:
         return dict(self.values).get(name, default)
 

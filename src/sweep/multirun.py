@@ -168,7 +168,7 @@ def estimate(config: Any) -> str:
             unknown += 1
             continue
         images += len(plan.cells)
-        steps += sum(c.num_inference_steps for c in plan.cells)
+        steps += sum(c.call().steps for c in plan.cells)
     bad = f" ({unknown} with bad input)" if unknown else ""
     return f"multirun: {len(jobs)} jobs{bad}, {images} images, {steps} denoising steps in all"
 

@@ -295,7 +295,7 @@ def _check_prompt_sr(cells: list[Cell]) -> None:
 
 def describe(plan: Plan, model_name: str, todo: int | None = None) -> str:
     """The work estimate printed before anything runs (A1111 prints the same before a big grid)."""
-    steps = sum(c.num_inference_steps for c in plan.cells)
+    steps = sum(c.call().steps for c in plan.cells)
     sizes = " x ".join(f"{len(v.values)} {v.axis.name}" for v in plan.swept)
     left = "" if todo is None or todo == len(plan.cells) else f"; {todo} of {len(plan.cells)} images to make"
     return f"{plan.name}: {len(plan.cells)} images ({sizes}), {steps} denoising steps, model {model_name}{left}"
