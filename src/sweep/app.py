@@ -15,6 +15,7 @@ from typing import Any
 from sweep.distributed import Ranks, ranks_for, remove_hydra_only_dir, shared_run_dir
 from sweep.errors import SweepError, disk_error
 from sweep.results import atomic_write
+from sweep.safe_log import escape_controls
 from sweep.signals import Interrupted
 
 log = logging.getLogger("sweep")
@@ -74,7 +75,7 @@ def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path
                             shared_dir=sweep_dir if multirun else None, on_accept=accepted, job=job)
     except SweepError as exc:
         if ranks.is_main:  # every rank meets the same error; say it once
-            print(f"error: {exc}", file=sys.stderr, flush=True)
+            print(f"error: {escape_controls(str(exc))}", file=sys.stderr, flush=True)
         code = exc.exit_code
         if multirun and ranks.is_main:
             _record_job_error(run_dir, sweep_dir, job or {}, str(exc), code, save_hydra)

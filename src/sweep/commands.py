@@ -31,7 +31,9 @@ def run_command(argv: list[str] | None, doc: str | None, run: Callable[[list[str
         with guard(hint):
             return run(args)
     except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        from sweep.safe_log import escape_controls
+
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr, flush=True)
         return exc.exit_code
     except (KeyboardInterrupt, Interrupted) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT

@@ -252,6 +252,11 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None,
     target = Path(out) if out not in (None, "") else run_b.run_dir / f"compare_{safe(run_a.run_dir.resolve().name)}"
     if target.exists() and not target.is_dir():
         raise ReportError("out", str(target), "a directory (or a path to create one at)")
+    from sweep.rundir import check_links
+
+    if out in (None, ""):  # written into DIR_B: nothing through a link there (compare_X -> elsewhere)
+        check_links(run_b.run_dir, "DIR_B")
+    check_links(target, "out")  # previous/ (where foreign files go) or compare.csv as links
     a = run_a.cells[run_a.cells["status"] != "missing"]
     b = run_b.cells[run_b.cells["status"] != "missing"]
     pairs = _pairs(a, b)

@@ -58,8 +58,10 @@ class Once(logging.Handler):
                     and (here is None or Path(handler.baseFilename).resolve().parent == here)):
                 return handler
         if self._own is None and self.run_dir is not None:
-            self._own = logging.FileHandler(Path(self.run_dir) / LOG_NAME, delay=True, encoding="utf-8")
-            self._own.setFormatter(logging.Formatter(FILE_FORMAT))
+            from sweep.safe_log import EscapingFormatter, RunLogHandler
+
+            self._own = RunLogHandler(Path(self.run_dir) / LOG_NAME, delay=True, encoding="utf-8")
+            self._own.setFormatter(EscapingFormatter(FILE_FORMAT))
         return self._own
 
     def close(self) -> None:

@@ -66,6 +66,27 @@ def _our_images(folder: Path) -> bool:
     return False
 
 
+def check_links(run_dir: Path, key: str = KEY) -> None:
+    """Refuse a run directory that holds a symbolic link at its top level (images/, previous/, sheets/, sweep.log,
+    results.csv, ...): the tool writes only inside the run directory, and a link there would send a resume or a
+    report's files wherever it points (docs/security.md). The run directory itself may be a link: the user
+    named it. Inside images/, sheets/, ... a linked file is replaced, never written through (sweep.atomic)."""
+    run_dir = Path(run_dir)
+    try:
+        links = sorted(entry.name for entry in run_dir.iterdir() if entry.is_symlink())
+    except OSError:
+        return  # missing or unreadable: classify says so
+    if links:
+        from sweep.safe_log import escape_controls
+
+        shown = ", ".join(f"{name} -> {os.readlink(run_dir / name)}" for name in links[:3])
+        shown += ", ..." if len(links) > 3 else ""
+        raise RunDirError(escape_controls(
+            f"{key}: '{run_dir}' holds {'a link' if len(links) == 1 else 'links'} ({shown}); allowed: real "
+            "folders and files only: sdxl-sweep writes only inside its run directory and never through a link "
+            "(move the link out of the run directory, or copy what it points to in its place)"))
+
+
 def classify(run_dir: Path) -> str:
     """'new' or 'ours'; raises RunDirError (one line) for anything the tool must not write into."""
     run_dir = Path(run_dir)
@@ -74,6 +95,7 @@ def classify(run_dir: Path) -> str:
         raise RunDirError(f"{KEY}: got '{shown}', which is a file; allowed: a directory (new or a run of sdxl-sweep)")
     if not run_dir.exists():
         return "new"
+    check_links(run_dir)
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise RunDirError(f"{KEY}: got '{shown}', which you cannot write to; allowed: a writable directory")
     entries = [e for e in run_dir.iterdir() if not hydra_only(e)]

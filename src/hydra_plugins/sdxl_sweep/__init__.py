@@ -19,6 +19,8 @@ The same file can come from three more places, and behaves the same from each:
 
 A file that is not valid YAML (syntax, tabs, duplicate keys, bytes that are not UTF-8, a recursive alias) or
 whose keys or types the schema refuses fails with one line naming the file, the line where known, and the key.
+A sweep file is untrusted data (docs/security.md): `hydra:`, `defaults:`, `_target_` and resolvers are refused
+here, before Hydra sees the file (sweep.sweep_data).
 """
 
 from __future__ import annotations
@@ -138,11 +140,15 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     if not isinstance(raw, dict):
         raise ConfigFileError(f"sweep file {path}: got a {type(raw).__name__} at the top; allowed: a mapping "
                               "of name, description, grid, layout, titles, descriptions and base parameters")
+    from sweep.sweep_data import data_of
+
+    raw = data_of(raw, path)  # untrusted data: no hydra:, defaults:, _target_ or resolver reaches Hydra
     _check_file_keys(raw, path)
     sweep = {key: raw.pop(key) for key in SWEEP_KEYS if key in raw}
     sweep.setdefault("name", Path(inner).stem)
     result.config = OmegaConf.create({**raw, GROUP: sweep})
-    result.header["package"] = "_global_"
+    # Whatever `# @package` header the file has: its keys were checked as top-level keys, so they stay there.
+    result.header = {"package": "_global_"}
     return result
 
 
@@ -203,12 +209,12 @@ def _check_expansion(path: str) -> None:
 
 def _check_file_keys(raw: dict[str, Any], path: str) -> None:
     """Keys and types of a sweep file against the schema; messages use the file's own keys (`grid`)."""
-    from sweep.config_checks import HYDRA_KEYS, ConfigFileError, check_mapping, keys_of
+    from sweep.config_checks import ConfigFileError, check_mapping, keys_of
     from sweep.errors import SweepError, suggest
 
     allowed = [*SWEEP_KEYS, *(k for k in keys_of("") or () if k != GROUP)]
     for key, value in raw.items():
-        if key not in allowed and key not in HYDRA_KEYS:
+        if key not in allowed:
             from sweep.config_checks import show
 
             raise ConfigFileError(f"sweep file {path}: {key}: unknown key (got {show(value)}); allowed: "

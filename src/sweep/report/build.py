@@ -26,6 +26,7 @@ from sweep.report.scores import check as check_scores
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
 from sweep.report.viewer import write_viewer
+from sweep.rundir import check_links
 
 SHEETS_DIR, PLOTS_DIR = "sheets", "plots"
 MIN_CELL = 64
@@ -112,6 +113,7 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     if scores is not None:
         check_scores(scores)  # a scorer's model that cannot be found: one line before anything is written
     run = load_run(run_dir)
+    check_links(run.run_dir, "DIR")  # a report writes nothing through a link (sheets/ -> elsewhere)
     remove_stale_report_files(run.run_dir)
     cells = run.cells
     if cells.empty:
