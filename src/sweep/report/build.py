@@ -112,8 +112,8 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
     max_cells = _check_int("max_cells", max_cells, 1)
     if scores is not None:
         check_scores(scores)  # a scorer's model that cannot be found: one line before anything is written
+    check_links(Path(run_dir), "DIR")  # a report writes nothing through a link (sheets/ -> elsewhere)
     run = load_run(run_dir)
-    check_links(run.run_dir, "DIR")  # a report writes nothing through a link (sheets/ -> elsewhere)
     remove_stale_report_files(run.run_dir)
     cells = run.cells
     if cells.empty:
