@@ -240,6 +240,21 @@ def test_a_link_where_the_tool_writes_is_refused_by_run_and_report(finished, nam
     assert snapshot(outside) == before
 
 
+def test_a_multirun_sweep_dir_with_a_linked_job_dir_is_refused_before_any_job(tmp_path):
+    sweep = ("-m", "sweep=seed_fixed", *TINY, "sweep.grid.repeat=1", "hydra.sweep.dir=multi")
+    assert run_cli(*sweep, "seed=1,2", cwd=tmp_path).returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.replace(tmp_path / "multi" / "1", outside / "1")
+    (tmp_path / "multi" / "1").symlink_to(outside / "1")
+    before, hydra_record = snapshot(outside), (tmp_path / "multi" / "multirun.yaml").read_bytes()
+    result = run_cli(*sweep, "seed=1,2,3", cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: hydra.sweep.dir: 'multi' holds a link (1 -> {outside / '1'}); allowed: "), line
+    assert snapshot(outside) == before and (tmp_path / "multi" / "multirun.yaml").read_bytes() == hydra_record
+
+
 def test_compare_writes_nothing_through_a_link_in_the_second_run(tmp_path, finished):
     from sweep.compare import compare
 

@@ -92,6 +92,20 @@ class Merged:
         return out
 
 
+def _refuse_links(sweep_dir: Path) -> None:
+    """Before Hydra writes multirun.yaml or any job starts: a sweep dir holding a link (a job dir `0 -> /elsewhere`,
+    jobs.csv, sheets/) is refused with one line, exit 2 (docs/security.md)."""
+    from sweep.errors import SweepError
+    from sweep.rundir import check_links
+    from sweep.safe_log import escape_controls
+
+    try:
+        check_links(sweep_dir, "hydra.sweep.dir")
+    except SweepError as exc:
+        print(f"error: {escape_controls(str(exc))}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+
+
 class MergeReport(Callback):
     """Writes the merged results.csv, jobs.csv and comparison sheets when a multirun ends."""
 
@@ -109,6 +123,7 @@ class MergeReport(Callback):
             with read_write(config), open_dict(config):
                 config.sweep.name = "sweeps"
         resolved = str(config.hydra.sweep.dir)
+        _refuse_links(Path(resolved))
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.sweep.dir = resolved
             config.hydra.overrides.hydra.append(f"hydra.sweep.dir={_quote(resolved)}")
