@@ -90,13 +90,15 @@ def test_a_sweep_file_with_hydras_keys_runs_nothing_and_is_one_line(tmp_path, ca
 
 
 def test_the_issue_reproduction_line(tmp_path):
-    """The file of issue 32, written as its text shows it, given by path and by name in a --config-dir."""
+    """The file of issue 32, written as its text shows it, given by path, by name in a --config-dir and in a
+    sweepdir:// folder."""
     marker = tmp_path / "PWN"
     text = ("{name: innocent, grid: {seed: [1]}, hydra: {callbacks: {a: {_target_: pathlib.Path.write_text, "
             f'_args_: [{{_target_: pathlib.Path, _args_: [{marker}]}}, "x"]}}}}}}}}\n')
     (tmp_path / "mine" / "sweep").mkdir(parents=True)
     sweep_file(tmp_path / "mine" / "sweep", text, "pwn.yaml")
-    for how in (["sweep=mine/sweep/pwn.yaml"], ["--config-dir", "mine", "sweep=pwn"]):
+    folder = f"hydra.searchpath=[sweepdir://{tmp_path / 'mine' / 'sweep'}]"
+    for how in (["sweep=mine/sweep/pwn.yaml"], ["--config-dir", "mine", "sweep=pwn"], [folder, "sweep=pwn"]):
         result = run_cli(*how, *TINY, cwd=tmp_path)
         assert result.returncode == 2 and not marker.exists(), result.stderr
         (line,) = result.stderr.strip().splitlines()
