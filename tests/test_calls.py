@@ -57,6 +57,10 @@ def test_a_lora_tag_is_recorded_at_the_strength_it_applies(tmp_path, lora_file):
     parameters = Image.open(tagged_dir / tagged["image"]).text["parameters"]
     assert parameters.splitlines()[0] == "a cat <lora:detail:0.5>"  # the tag once, as A1111 keeps it
     assert np.array_equal(pixels(tagged_dir, tagged["image"]), pixels(axis_dir, axis["image"]))
+    manifest = json.loads((tagged_dir / "sweep.json").read_text())
+    assert [c["lora.detail"] for c in manifest["expected_cells"]] == [0.5]
+    again = quiet(make_cfg(*ONE, f"model.lora=[{lora_file}]", "prompt='a cat <lora:detail:0.5>'"), tagged_dir)
+    assert (again.made, again.skipped) == (0, 1)  # resume: the identity check reads the same resolved record
     untagged = tmp_path / "untagged"  # and the strength did something: 1.0 (no tag) is another image
     plain = made(untagged, f"model.lora=[{lora_file}]", "prompt='a cat'").iloc[0]
     assert plain["lora.detail"] == 1 and not np.array_equal(pixels(untagged, plain["image"]),
@@ -161,7 +165,7 @@ def test_the_memory_bound_sees_the_hires_size(tmp_path, monkeypatch):
      "take: A1111 runs 1000 second-pass steps over int(1000 / 0.7) = 1428, more than 1000"),
     # 999 steps at denoise 1 is a 1000-step schedule: Euler takes it, DDIM on SDXL's config stops at 999.
     (("scheduler=DDIM", "hires_steps=999", "hires_denoise=1"), "hires_steps: got 999; allowed: a Hires. fix whose "
-     "schedule DDIM can take: A1111 runs 999 second-pass steps over int(999 / 1) = 1000, more than 999 "
+     "schedule DDIM can take: A1111 runs 999 second-pass steps over int(999 / 0.999) = 1000, more than 999 "
      "(timestep_spacing 'leading' plus steps_offset 1"),
     (("hires_steps=5000",), "hires_steps: got 5000; allowed: a Hires. fix whose schedule"),
     (("scheduler=PLMS", "sweep.grid.hires_steps=[2,1000]"), "sweep.grid.hires_steps: got 1000; allowed: a Hires. "

@@ -147,7 +147,7 @@ def check_steps(cells: Any, facts: axes.Facts | axes.PerModel | None, swept: Any
             if done.schedule <= limit:
                 continue
             if done.name == "hires":
-                requested, denoise = done.steps, cell.get("hires_denoise")
+                requested, denoise = done.steps, min(cell.get("hires_denoise"), MAX_DENOISE)
                 name = "hires_steps" if cell.get("hires_steps") is not None else "hires_denoise"
                 raise bad_value(key(name), cell.get(name), f"a Hires. fix whose schedule {sampler} can take: A1111 "
                                 f"runs {requested} second-pass steps over int({requested} / {denoise:g}) = "
