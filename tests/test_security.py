@@ -19,6 +19,7 @@ import logging
 import os
 import pickle
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -220,8 +221,6 @@ def test_a_resume_and_a_report_write_nothing_through_linked_images_and_sheets(tm
 
 
 def subprocess_report(run_dir: Path, cwd: Path):
-    import subprocess
-
     return subprocess.run([sys.executable, "-m", "sweep.report", str(run_dir)], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
 
@@ -254,6 +253,9 @@ def test_a_multirun_sweep_dir_with_a_linked_job_dir_is_refused_before_any_job(tm
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: hydra.sweep.dir: 'multi' holds a link (1 -> {outside / '1'}); allowed: "), line
+    merge = subprocess.run([sys.executable, "-m", "sweep.multirun", "multi"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)  # the merge on its own
+    assert merge.returncode == 2 and merge.stderr.startswith("error: SWEEP_DIR: 'multi' holds a link (1 -> ")
     assert snapshot(outside) == before and (tmp_path / "multi" / "multirun.yaml").read_bytes() == hydra_record
 
 

@@ -326,8 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     def run(args: list[str]) -> int:
         dir_a, dir_b, options = parse(args)
         result = compare(dir_a, dir_b, out=options.get("out"), tolerance=options.get("tolerance", 0))
-        for line in result.lines():
-            print(line)
+        from sweep.safe_log import escape_controls
+
+        for line in result.lines():  # values from two run dirs: escaped, each line one line
+            print(escape_controls(line))
         return result.exit_code
 
     return run_command(argv, __doc__, run, hint="the runs compared are untouched: run the same command again")

@@ -491,10 +491,16 @@ def _merge_command(args: list[str]) -> int:
         print("usage: python -m sweep.multirun SWEEP_DIR  (the multirun's hydra.sweep.dir)", file=sys.stderr)
         return 2
     check_sweep_dir(Path(args[0]))
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from sweep.rundir import check_links
+    from sweep.safe_log import EscapingFormatter, escape_controls
+
+    check_links(Path(args[0]), "SWEEP_DIR")  # the merge writes nothing through a link
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     merged = merge(Path(args[0]).resolve())
     for line in merged.lines():
-        print(line)
+        print(escape_controls(line))
     return merged.exit_code
 
 

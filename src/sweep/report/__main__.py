@@ -66,27 +66,35 @@ def main(argv: list[str] | None = None) -> int:
                        "command again to rebuild the report")
 
 
+def _say(text: str) -> None:
+    """One printed line, its control characters escaped (sweep.safe_log)."""
+    from sweep.safe_log import escape_controls
+
+    sys.stdout.write(escape_controls(text) + "\n")
+
+
 def _report(args: list[str]) -> int:
     run_dir, options = parse(args)
     from sweep.report import build_report
 
     result = build_report(run_dir, **options)
     root = Path(run_dir)
-    print(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "
-          f"({'; '.join(layout.describe() for layout in result.layouts)})")
+    # Every line escaped: axis values, notes and sentences come from the run dir (docs/security.md).
+    _say(f"{len(result.sheets)} sheet{'s' if len(result.sheets) != 1 else ''} in {root / 'sheets'} "
+         f"({'; '.join(layout.describe() for layout in result.layouts)})")
     if len(result.sheets) <= LISTED_SHEETS:
         for path in result.sheets:
-            print(f"  {path}")
+            _say(f"  {path}")
     if result.sheet_note:
-        print(f"  ({result.sheet_note}; every image in the viewer)")
-    print(f"summary: {result.summary}")
-    print(f"viewer:  {result.viewer}")
+        _say(f"  ({result.sheet_note}; every image in the viewer)")
+    _say(f"summary: {result.summary}")
+    _say(f"viewer:  {result.viewer}")
     for path in result.plots:
-        print(f"plot: {path}")
+        _say(f"plot: {path}")
     for path in result.metrics:
-        print(f"metrics: {path}")
+        _say(f"metrics: {path}")
     for line in result.insights:
-        print(line)
+        _say(line)
     return 0
 
 
