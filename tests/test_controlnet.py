@@ -116,6 +116,10 @@ def _refusals(nets):
     if not big.exists():
         Image.new("1", (9000, 8000)).save(big)
     (nets / "not-an-image.png").write_bytes(b"not an image")
+    truncated = nets / "truncated.png"
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:-2000])
     pickled = nets / "pickled"
     if not pickled.exists():
         pickled.mkdir()
@@ -134,7 +138,8 @@ def _refusals(nets):
          "null unless model.controlnet is set"),
         (f"{tiny} control_image=null", "control_image: got None", "a control image with model.controlnet set"),
         (f"{tiny} control_image={nets}", "control_image: got '", "(a folder)"),
-        (f"{tiny} control_image={nets / 'not-an-image.png'}", "control_image: got '", "(not an image PIL can read)"),
+        (f"{tiny} control_image={nets / 'not-an-image.png'}", "control_image: got '", "(not an image PIL can read"),
+        (f"{tiny} control_image={truncated}", "control_image: got '", "or truncated)"),
         (f"{tiny} control_image={big}", "control_image: got '", "(it is 9000x8000)"),
         (f"{tiny} control_image=/dev/zero", "control_image: got '/dev/zero'", "(not a regular file)"),
         (f"{tiny} controlnet_conditioning_scale=nan", "controlnet_conditioning_scale: got nan", "from 0 to 5"),
@@ -195,3 +200,34 @@ def test_the_shipped_controlnet_sweep_runs_from_the_cli(tmp_path):
     assert "controlnet: 6 made, 0 skipped (already done), 0 failed of 6 images" in result.stdout
     table = pd.read_csv(tmp_path / "run" / "results.csv")
     assert set(table.control_image) == {"builtin:rings"} and set(table.controlnet) == {"tiny"}
+
+
+def test_a_16_bit_map_is_scaled_to_8_bits_not_clipped(tmp_path):
+    from sweep.controlnet import control_image
+
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    Image.fromarray(ramp).save(tmp_path / "depth16.png")  # a 16-bit grayscale PNG, as depth estimators write them
+    rgb = np.asarray(control_image(str(tmp_path / "depth16.png"), 64, 64), dtype=np.int16)
+    assert rgb.shape == (64, 64, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, -1].tolist() == [255, 255, 255]
+    assert abs(int(rgb[0, 32, 0]) - round(ramp[0, 32] / 257)) <= 1  # mid-grey stays mid-grey
+
+
+def test_batched_seeds_and_checkpoint_axis_with_a_controlnet(tmp_path):
+    common = (*SCALES, "model.controlnet=tiny", "sweep.grid.controlnet_conditioning_scale=[1]",
+              "+sweep.grid.seed=[1,2]", "sweep.layout.cols=seed")
+    quiet(make_cfg(*common, "batch_size=2"), tmp_path / "batched")
+    quiet(make_cfg(*common, "batch_size=1"), tmp_path / "single")
+    batched, single = (pd.read_csv(tmp_path / d / "results.csv") for d in ("batched", "single"))
+    assert set(batched.batch_size) == {2} and set(single.batch_size) == {1}
+    for seed in (1, 2):  # one call for both seeds, one control image repeated by diffusers: within 1/255
+        a = pixels(tmp_path / "batched", batched, seed=seed)
+        b = pixels(tmp_path / "single", single, seed=seed)
+        assert np.abs(a - b).max() <= 1
+    summary = quiet(make_cfg(*SCALES, "model.controlnet=tiny", "sweep.grid.controlnet_conditioning_scale=[1]",
+                             "+sweep.grid.checkpoint=[tiny,tiny-alt]", "sweep.layout.cols=checkpoint"),
+                    tmp_path / "checkpoints")
+    table = pd.read_csv(tmp_path / "checkpoints" / "results.csv")
+    assert summary.made == 2 and set(table.checkpoint) == {"tiny", "tiny-alt"} and set(table.controlnet) == {"tiny"}
+    assert np.abs(pixels(tmp_path / "checkpoints", table, checkpoint="tiny")
+                  - pixels(tmp_path / "checkpoints", table, checkpoint="tiny-alt")).max() > 8

@@ -345,10 +345,11 @@ def check_image(value: Any, key: str) -> str | None:
     try:
         with Image.open(path) as image:
             size = image.size
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
-        raise bad_value(key, value, allowed + " (not an image PIL can read)") from None
-    if size[0] * size[1] > MAX_CONTROL_PIXELS:
-        raise bad_value(key, value, allowed + f" (it is {size[0]}x{size[1]})")
+            if size[0] * size[1] > MAX_CONTROL_PIXELS:
+                raise bad_value(key, value, allowed + f" (it is {size[0]}x{size[1]})")
+            image.load()  # a truncated file fails here, not in the middle of the sweep (maps are small)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
+        raise bad_value(key, value, allowed + " (not an image PIL can read, or truncated)") from None
     return value.strip()
 
 
@@ -374,8 +375,25 @@ def control_image(value: str, width: int, height: int) -> Any:
     else:
         with Image.open(os.path.expanduser(value)) as image:
             image.load()
-            rgb = image.convert("RGB")
+            rgb = to_rgb(image)
     return rgb if rgb.size == (width, height) else rgb.resize((width, height), Image.LANCZOS)
+
+
+def to_rgb(image: Any) -> Any:
+    """8-bit RGB of any PIL image: a 16-bit map (depth maps often are) scaled to 8 bits, not clipped at 255 as
+    PIL's own conversion does; CMYK, palette and alpha images as PIL converts them."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(np.round(array / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "F":
+        gray = np.clip(np.round(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    return image.convert("RGB")
 
 
 def image_hash(value: str | None) -> str | None:
