@@ -49,10 +49,11 @@ OFFLINE_ONLY = {
 }
 # Overrides naming the user's own files (a checkpoint, a VAE, LoRAs, a photo): composed and checked as written
 # (so a quoting mistake or a wrong key still fails), then planned with the tiny model in their place.
-USERS_OWN_FILES = re.compile(r"^(model\.(path|config|vae|lora|models_dir|controlnet)|sweep\.grid\.(checkpoint|vae))="
+USERS_OWN_FILES = re.compile(r"^(model\.(path|config|vae|lora|models_dir|controlnet|ip_adapter|ip_adapter_encoder)|"
+                             r"sweep\.grid\.(checkpoint|vae))="
                              r"(?!madebyollin/)")
 # The docs' image-to-image inputs (`~/...`): made in the test's home, so those lines are checked in full.
-PHOTOS = ("photos/sketch.png", "a.png", "b.png", "maps/edges.png", "maps/depth.png")
+PHOTOS = ("photos/sketch.png", "a.png", "b.png", "maps/edges.png", "maps/depth.png", "photos/style.png")
 # A file the docs show an error for, made as the docs describe it (sparse: no 3 GB written).
 TRUNCATED = ("models/half-downloaded.safetensors", 3_221_225_472, 6_938_078_334)
 
@@ -195,8 +196,9 @@ def own_files_swapped(overrides: list[str]) -> list[str]:
     kept = [o for o in overrides if not USERS_OWN_FILES.match(o)]
     if len(kept) == len(overrides):
         return overrides
-    if any(o.startswith("model.controlnet=") for o in overrides):
-        kept.append("model.controlnet=tiny")  # a ControlNet built in code for the tiny model, in place of the user's
+    for key in ("model.controlnet", "model.ip_adapter"):  # built in code for the tiny model, in place of the user's
+        if any(o.startswith(f"{key}=") for o in overrides):
+            kept.append(f"{key}=tiny")
     return ["model=tiny", *kept]
 
 

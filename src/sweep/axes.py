@@ -902,6 +902,16 @@ def _freeu_infotext(value: tuple[float, ...]) -> list[tuple[str, Any]]:
     # No A1111 key for diffusers' FreeU: the sd-webui-freeu extension writes its own stage-by-stage settings
     # (backbone windows, cutoffs, a step schedule) that diffusers' four numbers do not fill in. A clear key.
     return [("FreeU", ", ".join(f"{k}={number_text(v)}" for k, v in zip(FREEU_KEYS, value, strict=True)))]
+def _ip_image(value: Any, key: str, facts: Facts) -> str | None:
+    from sweep.controlnet import check_image
+
+    return check_image(value, key, "to take the look of")
+
+
+def _ip_record(value: str | None) -> dict[str, Any]:
+    from sweep.controlnet import image_hash as control_hash
+
+    return {"ip_adapter_image": value, "ip_adapter_image_hash": control_hash(value)}
 
 
 AXES: tuple[Axis, ...] = (
@@ -1076,6 +1086,18 @@ AXES: tuple[Axis, ...] = (
          id=lambda v: f"pag{number_text(v)}", infotext=lambda v: [("PAG scale", v)] if v else [], info_rank=79,
          none_label="off", aliases=("pag", "pag scale"), help="Perturbed-Attention Guidance scale",
          phrase=lambda v: f"PAG {v}", timing=lambda v: "PAG off" if _number_or(v, 0.0) == 0 else "PAG on"),
+    # IP-Adapter (sweep.ip_adapter): its reference image, and its scale, state of the shared UNet's attention
+    # processors (set between calls, as LoRA strengths are). Written as a `ControlNet N` unit (sweep.metadata).
+    Axis("ip_adapter_image", _ip_image, "control", base_type=str | None, requires="ip_adapter",
+         columns=("ip_adapter_image", "ip_adapter_image_hash"), record=_ip_record,
+         id=lambda v: text_id("ipa", file_label(v, keep_suffix=True), 16), none_label="(none)",
+         aliases=("ip adapter image", "ip_adapter_images"), help="IP-Adapter image", title="IP-Adapter image",
+         allowed="an image file, or builtin:rings", timing=str),
+    Axis("ip_adapter_scale", _optional_float(0.0, MAX_CONTROL_SCALE, f"an IP-Adapter scale from 0 to "
+                                             f"{MAX_CONTROL_SCALE:g} (0: no effect)"), "state",
+         base_type=float | None, numeric=True, ranges=True, requires="ip_adapter", title="IP-Adapter scale",
+         short="ipw", aliases=("ip adapter scale", "ip_scale", "ip-adapter weight"),
+         id=lambda v: f"ipw{number_text(v)}", none_label="1 (default)", help="IP-Adapter scale"),
 )
 BY_NAME = {axis.name: axis for axis in AXES}
 # Keyword arguments of StableDiffusionXLPipeline.__call__ the runner sets itself, or that are not scalars.

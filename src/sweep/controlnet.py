@@ -325,12 +325,12 @@ def control_pipeline(loaded: Any) -> Any:
 # --- control image -------------------------------------------------------------------------------------
 
 
-def check_image(value: Any, key: str) -> str | None:
-    """A control image: `builtin:rings`, or an image file PIL reads, at most 64 megapixels (header only)."""
+def check_image(value: Any, key: str, what: str = "such as an edge or depth map") -> str | None:
+    """A control (or IP-Adapter) image: `builtin:rings`, or an image file PIL reads in full, at most 64 MP."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    allowed = (f"an image file (PNG, JPEG, WebP, ...; at most {MAX_CONTROL_PIXELS // 2**20} megapixels) such as an "
-               f"edge or depth map, or {BUILTIN_IMAGE} (a drawn test pattern)")
+    allowed = (f"an image file (PNG, JPEG, WebP, ...; at most {MAX_CONTROL_PIXELS // 2**20} megapixels) {what}, "
+               f"or {BUILTIN_IMAGE} (a drawn test pattern)")
     if not isinstance(value, str):
         raise bad_value(key, value, allowed)
     if value.strip() == BUILTIN_IMAGE:
@@ -432,13 +432,22 @@ def units(cell: Any, row: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_cells(cells: list[Any], model: Mapping[str, Any], swept: list[str]) -> None:
-    """Across axes, before anything loads: a control image for every cell once model.controlnet is set, a guidance
-    start below its end, and no second pass (Hires. fix, image-to-image) with a ControlNet."""
-    if not entries(model.get("controlnet")):
-        return
-
+    """Across axes, before anything loads: a control image for every cell once model.controlnet is set (an
+    IP-Adapter image once model.ip_adapter is), a guidance start below its end, and no second pass (Hires. fix,
+    image-to-image) with a ControlNet."""
     def key(name: str) -> str:
         return f"sweep.grid.{name}" if name in swept else name
+
+    if model.get("ip_adapter"):
+        for cell in cells:
+            if cell.get("ip_adapter_image") is None:
+                raise bad_value(key("ip_adapter_image"), None, "an image with model.ip_adapter set: an image file, "
+                                f"or {BUILTIN_IMAGE} (a drawn test pattern)")
+            if cell.get("pag_scale"):  # a PAG call swaps the UNet's attention processors, the adapter's among them
+                raise bad_value(key("pag_scale"), cell["pag_scale"], "0 or null with model.ip_adapter set (PAG "
+                                "replaces the IP-Adapter's attention processors during its calls)")
+    if not entries(model.get("controlnet")):
+        return
 
     for cell in cells:
         if cell.get("control_image") is None:

@@ -30,7 +30,8 @@ def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str
 
     identity = {k: model.get(k) for k in ("source", "id", "path", "config", "variant")}
     # Model files loaded with the pipeline change the pixels; recorded only when set (older manifests lack them).
-    identity.update({k: model[k] for k in ("vae", "lora", "refiner", "controlnet") if model.get(k)})
+    identity.update({k: model[k] for k in ("vae", "lora", "refiner", "controlnet", "ip_adapter",
+                                                         "ip_adapter_encoder") if model.get(k)})
     identity["dtype"] = resolved_dtype_name(model)
     for name in swept_models:  # an axis says what is loaded for each cell: the model config's own is not used
         for key in ("source", "id", "path") if name == "checkpoint" else (name,):
@@ -61,6 +62,12 @@ def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] 
     for index, value in enumerate(entries(model.get("controlnet"))):
         if value != "tiny" and checkpoints.expand(value).exists():
             found[f"model.controlnet.{index}"] = checkpoints.weights_digest(value)
+    from sweep.ip_adapter import check as ip_adapter_files
+
+    adapter = ip_adapter_files(model)
+    if adapter is not None and adapter.weights is not None:
+        found["model.ip_adapter"] = checkpoints.weights_digest(adapter.weights)
+        found["model.ip_adapter_encoder"] = checkpoints.weights_digest(adapter.encoder)
     return found
 
 

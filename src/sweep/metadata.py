@@ -89,10 +89,13 @@ def a1111_parameters(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None
     if schedule is not None and not any(key == "Schedule type" for _, key, _ in fields):
         fields.append((axes.BY_NAME["schedule_type"].info_rank, "Schedule type", schedule))
     fields += [(rank, key, row[column]) for rank, key, column in ROW_FIELDS if row.get(column) not in (None, "")]
-    if row.get("controlnet"):
+    if row.get("controlnet") or row.get("ip_adapter"):
         from sweep.controlnet import units
+        from sweep.ip_adapter import unit
 
-        fields += [(88, key, text) for key, text in units(cell, row)]
+        found = units(cell, row)
+        found += [u for u in [unit(cell, row, len(found))] if u]
+        fields += [(88, key, text) for key, text in found]
     if row.get("generator_device") == "cpu":
         fields.append((78, "RNG", "CPU"))  # A1111 assumes GPU noise when the key is missing
     fields.append((999, "Version", f"sdxl-sweep {_version()}"))
@@ -118,7 +121,7 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
     spec, schedule = sampler_fields(cell, axes.facts_for(facts, cell))
     sampler = axes.COMFY_SAMPLERS.get(spec.base_name) if spec else None
     scheduler = axes.COMFY_SCHEDULERS.get(schedule or "")
-    if (not sampler or not scheduler or row.get("refiner") or row.get("controlnet")
+    if (not sampler or not scheduler or row.get("refiner") or row.get("controlnet") or row.get("ip_adapter")
             or cell.get("prompt_syntax") is not None):
         return None
     if any(cell.get(a.name) is not None for a in axes.AXES if a.enters == "pass"):

@@ -48,6 +48,10 @@ def check(model: Mapping[str, Any]) -> list[str]:
         from sweep import controlnet
 
         controlnet.check(model)
+    if model.get("ip_adapter"):
+        from sweep import ip_adapter
+
+        ip_adapter.check(model)
     # The names only: whether this machine has the device is checked when it is resolved (sweep.runner, before
     # the run dir is touched; sweep.pipeline.load), which imports torch.
     check_names(str(model.get("device", "auto")), str(model.get("dtype", "auto")))

@@ -63,6 +63,7 @@ class Loaded:
     controlnet_labels: tuple[str, ...] = ()  # sd-webui-controlnet's `NAME [hash]` of each
     control_pipe: Any = None  # StableDiffusionXLControlNetPipeline sharing `pipe`'s components
     pag: Any = None  # StableDiffusionXLPAGPipeline sharing `pipe`'s components (sweep.unet_tweaks)
+    ip_adapter: str = ""  # sd-webui-controlnet's `NAME [hash]` of model.ip_adapter ("" = none)
 
     def record(self) -> dict[str, Any]:
         """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths
@@ -76,6 +77,7 @@ class Loaded:
             "lora_hashes": hashes_text(self.loras),
             "refiner": self.refiner.label if self.refiner else "",
             "controlnet": "; ".join(self.controlnet_labels),
+            "ip_adapter": self.ip_adapter,
         }
 
 
@@ -201,6 +203,13 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
 
         control, control_labels = _loading("model.controlnet", model["controlnet"],
                                            lambda: controlnet.load(model, pipe, device, dtype))
+    # After the ControlNets: they are built from the UNet's config, which the IP-Adapter changes.
+    ip_label = ""
+    if model.get("ip_adapter"):
+        from sweep import ip_adapter
+
+        ip_label = _loading("model.ip_adapter", model["ip_adapter"],
+                            lambda: ip_adapter.load(model, pipe, device, dtype))
     _configure(pipe, model, device)
     pipe.set_progress_bar_config(disable=True)  # one bar for the whole sweep instead
     native = pipe.default_sample_size * pipe.vae_scale_factor
@@ -208,7 +217,8 @@ def _complete(pipe: Any, model: Mapping[str, Any], device: str, dtype: torch.dty
     return Loaded(pipe, device, str(dtype).removeprefix("torch."), (native, native), model_label(model),
                   options_label(model), model_hash=checkpoints.model_hash(path) if path and path.is_file() else "",
                   vae=vae_name, vae_hash=vae_hash, loras=loras, refiner=loaded_refiner,
-                  vae_source=model.get("vae") or None, controlnet=control, controlnet_labels=control_labels)
+                  vae_source=model.get("vae") or None, controlnet=control, controlnet_labels=control_labels,
+                  ip_adapter=ip_label)
 
 
 def _load_vae(model: Mapping[str, Any], pipe: Any, device: str, dtype: torch.dtype) -> tuple[Any, str, str]:
@@ -376,6 +386,10 @@ def apply_state(loaded: Loaded, state: tuple[tuple[str, Any], ...]) -> None:
     settings = dict(state)
     if "freeu" in settings:
         set_freeu(loaded.pipe, settings["freeu"])
+    if loaded.ip_adapter:
+        from sweep.ip_adapter import apply_scale
+
+        apply_scale(loaded.pipe, settings.get("ip_adapter_scale"))
 
 
 def set_freeu(pipe: Any, value: tuple[float, float, float, float] | None) -> None:

@@ -33,7 +33,7 @@ PNG_KEY = "sdxl-sweep"  # our PNG text chunk: the image's whole results row as J
 HEAD = ["cell_id", "sweep"]
 DIGEST = "image_sha256"  # SHA-256 of the PNG file as written: a resume keeps an image only if it still matches
 TAIL = ["batch_size", "seconds", "status", "error", "image", DIGEST, "model", "model_hash", "vae", "vae_hash",
-        "lora_hashes", "refiner", "controlnet", "device", "dtype", "options", "threads",
+        "lora_hashes", "refiner", "controlnet", "ip_adapter", "device", "dtype", "options", "threads",
         "generator_device", "torch", "diffusers", "transformers", "gpu", "finished_at", "load_avg", "cpus"]
 # How an image was made, beside what it shows, as its row records it: a change here is another experiment too
 # (the generator's device changes the noise; GPU options and the dtype change pixels). The manifest adds the

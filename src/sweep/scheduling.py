@@ -75,6 +75,10 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         base = controlnet.control_pipeline(loaded)
         image = controlnet.control_image(first["control_image"], width, height)
         common["image"] = [image] * len(loaded.controlnet_labels) if len(loaded.controlnet_labels) > 1 else image
+    if loaded.ip_adapter:  # the IP-Adapter's reference image; the pipeline encodes it with the image encoder
+        from sweep import controlnet
+
+        common["ip_adapter_image"] = controlnet.control_image(first["ip_adapter_image"], *_reference_size(first))
     pipe = fork(base, first.get("scheduler"), first.get("schedule_type"))
     # What only the first (text-to-image) pass takes: each image's varied starting noise (drawn now, from the
     # generators, as diffusers would draw it), the PAG scale.
@@ -118,6 +122,20 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
         if getattr(pipe, "_interrupt", False):
             return []
         return [(pixels, None) for pixels in from_output(output.images)]
+
+
+def _reference_size(cell: Cell) -> tuple[int, int]:
+    """The IP-Adapter image as given (the CLIP image processor resizes and crops it itself): its own size."""
+    import os
+
+    from PIL import Image
+
+    from sweep.controlnet import BUILTIN_IMAGE
+
+    if cell["ip_adapter_image"] == BUILTIN_IMAGE:
+        return 512, 512
+    with Image.open(os.path.expanduser(cell["ip_adapter_image"])) as image:
+        return image.size
 
 
 def execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,

@@ -48,6 +48,10 @@ class ModelConfig:
     # ControlNets (sweep.controlnet): a diffusers folder, a diffusers-layout .safetensors file, a hub id or tiny;
     # one, or a list. Needs control_image.
     controlnet: Any = None
+    # An IP-Adapter (sweep.ip_adapter): a local weights file or folder in diffusers' load_ip_adapter layout, or
+    # tiny; its CLIP image encoder is image_encoder/ beside it unless ip_adapter_encoder names the folder.
+    ip_adapter: str | None = None
+    ip_adapter_encoder: str | None = None
     # GPU options (recorded in results.csv).
     compile: bool = False  # torch.compile of the UNet (sweep.compiling); caches in ~/.cache/sdxl-sweep/inductor
     compile_mode: str = "default"  # default, reduce-overhead (CUDA graphs), max-autotune, max-autotune-no-cudagraphs
