@@ -142,3 +142,55 @@ def test_refused_from_the_command_line_before_the_model_loads(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "sweep.grid.subseed_strength" in lines[0], done.stderr
     assert not (tmp_path / "run" / "images").exists()
+
+
+# --- Seed resize from -------------------------------------------------------------------------------------------
+
+
+def test_seed_resize_from_places_the_other_sizes_noise_in_the_middle():
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from sweep import pipeline
+    from sweep.grid import Cell
+    from sweep.variations import latents
+
+    pipe = pipeline.load(dict(make_cfg()["model"])).pipe
+
+    def noise(seed, side):  # a seed's own unscaled noise at side x side pixels, as diffusers draws it
+        return randn_tensor((1, 4, side // 8, side // 8), generator=torch.Generator().manual_seed(seed),
+                            dtype=torch.float32)
+
+    def made(resize, subseed=None, strength=None):
+        cell = Cell((("seed", 5), ("subseed", subseed), ("subseed_strength", strength), ("seed_resize_from", resize)))
+        return latents(pipe, [cell], [torch.Generator().manual_seed(5)], 64, 64, "cpu")
+
+    assert torch.equal(made((64, 64)), noise(5, 64))  # the image's own size: the plain noise
+    larger = made((96, 96))  # 12 x 12 latents cut to the middle 8 x 8
+    assert torch.equal(larger, noise(5, 96)[:, :, 2:10, 2:10])
+    smaller = made((32, 48))  # 32 wide, 48 high: 6 rows x 4 columns inside the plain 8 x 8
+    outside = torch.ones(1, 4, 8, 8, dtype=torch.bool)
+    outside[:, :, 1:7, 2:6] = False
+    assert torch.equal(smaller[outside], noise(5, 64)[outside])  # outside the middle: the image's own noise
+    assert torch.equal(smaller[:, :, 1:7, 2:6], randn_tensor((1, 4, 6, 4), generator=torch.Generator().manual_seed(5)))
+    # With a variation, both noises are made at the resize size and slerped there.
+    assert torch.equal(made((96, 96), subseed=9, strength=1.0), noise(9, 96)[:, :, 2:10, 2:10])
+
+
+def test_seed_resize_from_is_recorded_as_a1111_writes_it(tmp_path):
+    table = run(tmp_path, "sweep=variations", "seed=5", "sweep.grid.subseed=[7]", "sweep.grid.subseed_strength=[0.3]",
+                "sweep.grid.seed_resize_from=[null,96x96]", "batch_size=1")
+    resized = by(table, seed_resize_from="96x96")
+    assert "sfrom96x96" in resized["cell_id"]
+    fields = a1111_parse(Image.open(tmp_path / resized["image"]).text["parameters"])
+    assert (fields["Seed resize from-1"], fields["Seed resize from-2"]) == ("96", "96")
+    assert fields["Variation seed"] == "7" and fields["Size-1"] == "64"
+    plain = by(table, seed_resize_from="")
+    assert "Seed resize from" not in Image.open(tmp_path / plain["image"]).text["parameters"]
+    assert np.abs(pixels(tmp_path, resized["image"]) - pixels(tmp_path, plain["image"])).max() > 10
+
+
+@pytest.mark.parametrize("value", ["100x100", "[[64,64]]", f"{2**15}x64", "abc", "[true]", "[nan]", "[64]"])
+def test_bad_seed_resize_sizes_are_refused(value):
+    with pytest.raises(SweepError) as refused:
+        plan_sweep(make_cfg("sweep=variations", f"sweep.grid.seed_resize_from={value}"))
+    assert str(refused.value).startswith("sweep.grid.seed_resize_from") and "\n" not in str(refused.value)

@@ -893,6 +893,22 @@ def _freeu(value: Any, key: str, facts: Facts) -> tuple[float, float, float, flo
     return tuple(numbers)  # type: ignore[return-value]
 
 
+MAX_SEED_RESIZE = 16384  # ComfyUI's MAX_RESOLUTION: the noise of a larger size is never useful
+SEED_RESIZE_HELP = (f"'WIDTHxHEIGHT' (multiples of 8, at most {MAX_SEED_RESIZE}) the seed's noise is made at, "
+                    "or null for the image's own size")
+
+
+def _seed_resize(value: Any, key: str, facts: Facts) -> tuple[int, int] | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null", "off")):
+        return None
+    if not isinstance(value, (str, Mapping)):
+        raise bad_value(key, value, SEED_RESIZE_HELP)
+    size = check_size(value, key)
+    if max(size) > MAX_SEED_RESIZE:
+        raise bad_value(key, value, SEED_RESIZE_HELP)
+    return size
+
+
 def freeu_text(value: tuple[float, ...]) -> str:
     """'1.3,1.4,0.9,0.2': the value as users type it (results.csv, labels)."""
     return ",".join(number_text(v) for v in value)
@@ -1073,6 +1089,12 @@ AXES: tuple[Axis, ...] = (
          only_with="subseed_strength", none_label="0", aliases=("var. strength", "variation strength",
                                                                 "variation seed strength"),
          help="variation strength", phrase=lambda v: f"var. strength {v}"),
+    # A1111's `Seed resize from`: the seed's (and subseed's) noise made at this size, centred in the image's.
+    Axis("seed_resize_from", _seed_resize, "noise", title="Seed resize from", base_type=Any, splits_calls=False,
+         record=lambda v: {"seed_resize_from": f"{v[0]}x{v[1]}" if v else None}, id=lambda v: f"sfrom{v[0]}x{v[1]}",
+         infotext=lambda v: [("Seed resize from", f"{v[0]}x{v[1]}")], info_rank=64, none_label="(image size)",
+         aliases=("seed resize from", "seed_resize"), help="size the seed's noise is made at",
+         allowed=SEED_RESIZE_HELP, phrase=lambda v: f"seed resized from {v}"),
     # FreeU (diffusers' enable_freeu) set on the shared UNet between calls, like LoRA strengths (sweep.unet_tweaks).
     Axis("freeu", _freeu, "state", title="FreeU", base_type=Any, record=lambda v: {"freeu": freeu_text(v) if v
                                                                                   else None},

@@ -128,9 +128,9 @@ def comfy_prompt(cell: Any, row: Mapping[str, Any], facts: axes.Facts | None = N
         return None  # a Hires. fix or image-to-image pass: this five-node graph would not remake it
     if cell.get("prompt_2") or cell.get("negative_prompt_2"):
         return None  # CLIPTextEncode feeds one text to both encoders
-    from sweep.variations import varies
+    from sweep.variations import custom
 
-    if varies(cell):
+    if custom(cell):
         return None
     texts = cell.texts()
     if edits_itself(texts, cell.get("prompt_syntax")):

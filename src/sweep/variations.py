@@ -8,8 +8,12 @@ left where the plain call leaves it: ancestral samplers and a Hires. fix pass dr
 without a subseed (A1111's step noise also comes from the seed's generator). diffusers scales `latents=` by the
 scheduler's `init_noise_sigma` itself (`prepare_latents`), so the noise is passed unscaled.
 
-Strength 0 (or no subseed) passes nothing: the plain call, pixel for pixel. Strength 1 passes the subseed's noise
-as it is, so with a sampler that adds no noise per step the image is that of seed = subseed.
+A1111's `Seed resize from` (WIDTHxHEIGHT): the seed's noise (and the subseed's) is made at that size from a fresh
+generator of the seed, slerped there, and placed in the middle of the image's own noise (cut where it is larger), so
+a composition found at one size survives at another.
+
+Strength 0 (or no subseed) and no resize pass nothing: the plain call, pixel for pixel. Strength 1 passes the
+subseed's noise as it is, so with a sampler that adds no noise per step the image is that of seed = subseed.
 """
 
 from __future__ import annotations
@@ -25,8 +29,26 @@ PARALLEL = 0.9995
 
 
 def varies(cell: Any) -> bool:
-    """The cell's noise is not its seed's own: a subseed at a strength above 0."""
+    """A subseed at a strength above 0."""
     return cell.get("subseed") is not None and bool(cell.get("subseed_strength"))
+
+
+def custom(cell: Any) -> bool:
+    """The cell's noise is not its seed's own: a variation, or a `Seed resize from` size."""
+    return varies(cell) or cell.get("seed_resize_from") is not None
+
+
+def centred(target: Any, source: Any) -> Any:
+    """`source` (1 x C x h x w) placed in the middle of `target` (1 x C x H x W), cut where it is larger."""
+    out = target.clone()
+    spans = []
+    for have, want in ((source.shape[2], target.shape[2]), (source.shape[3], target.shape[3])):
+        offset = (want - have) // 2
+        spans.append((slice(offset, offset + have), slice(0, have)) if offset >= 0
+                     else (slice(0, want), slice(-offset, -offset + want)))
+    (rows_to, rows_from), (cols_to, cols_from) = spans
+    out[:, :, rows_to, cols_to] = source[:, :, rows_from, cols_from]
+    return out
 
 
 def slerp(t: float, low: Any, high: Any, dim: int) -> Any:
@@ -51,7 +73,7 @@ def latents(pipe: Any, unit: Sequence[Any], generators: Sequence[Any], height: i
             generator_device: str) -> Any | None:
     """The unscaled starting noise of a call's images (B x C x H/8 x W/8), or None where no image of the unit
     varies (the plain call). Draws each image's seed noise from its generator, as diffusers would."""
-    if not any(varies(c) for c in unit):
+    if not any(custom(c) for c in unit):
         return None
     import torch
     from diffusers.utils.torch_utils import randn_tensor
@@ -66,15 +88,23 @@ def latents(pipe: Any, unit: Sequence[Any], generators: Sequence[Any], height: i
     made = []
     for cell, generator in zip(unit, generators, strict=True):
         noise = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        resize = cell.get("seed_resize_from")
+        # `Seed resize from`: the seed's noise as it is at that size (a fresh generator), centred in the image's
+        # own noise; the same size is the plain noise.
+        source_shape = shape if resize is None else (*shape[:2], resize[1] // pipe.vae_scale_factor,
+                                                     resize[0] // pipe.vae_scale_factor)
+        source = noise if source_shape == shape else randn_tensor(
+            source_shape, generator=torch.Generator(device=generator_device).manual_seed(cell.seed), device=device,
+            dtype=dtype)
         if varies(cell):
             sub_generator = torch.Generator(device=generator_device).manual_seed(cell["subseed"])
-            subnoise = randn_tensor(shape, generator=sub_generator, device=device, dtype=dtype)
+            subnoise = randn_tensor(source_shape, generator=sub_generator, device=device, dtype=dtype)
             strength = float(cell["subseed_strength"])
             if strength >= 1.0:
-                noise = subnoise
+                source = subnoise
             else:  # in float32 whatever the model's dtype: the angles of half-precision vectors are coarse
-                noise = slerp(strength, noise[0].float(), subnoise[0].float(), dim=1).unsqueeze(0).to(dtype)
-        made.append(noise)
+                source = slerp(strength, source[0].float(), subnoise[0].float(), dim=1).unsqueeze(0).to(dtype)
+        made.append(source if source_shape == shape else centred(noise, source))
     return torch.cat(made)
 
 
@@ -92,6 +122,10 @@ def check(cells: Sequence[Any], swept: Sequence[str]) -> None:
         if subseed is not None and strength is None:
             raise bad_value(key("subseed_strength"), None, "a variation strength from 0 (the seed's image) to 1 "
                             "(the subseed's) when subseed is set")
+        if cell.get("seed_resize_from") is not None and cell.get("init_image") is not None:
+            raise bad_value(key("seed_resize_from"), "x".join(map(str, cell["seed_resize_from"])), "null with "
+                            "init_image (it resizes the text-to-image starting noise; image-to-image draws its noise "
+                            "inside diffusers)")
         if strength and cell.get("init_image") is not None:
             raise bad_value(key("subseed_strength"), strength, "0 or null with init_image (variation seeds vary "
                             "the text-to-image starting noise; image-to-image draws its noise inside diffusers)")
