@@ -1,6 +1,14 @@
-"""The readers people open our PNGs with, as tests call them: A1111's own parsing rules (written from its
-`parse_generation_parameters`), sd-parsers and sd-prompt-reader (the PyPI packages), and ComfyUI's frontend (a
-Python port of what it does with a dropped PNG: the `prompt` chunk as an API graph, else `importA1111`).
+"""The readers people open our PNGs with, as tests call them. Each is this project's own code, written from a
+description of what the reader does, not from its source:
+
+- A1111's reading of a `parameters` text (`a1111_parse`): the last line is the settings line when at least three
+  `Key: value` pairs can be read from it, else it is one more prompt line; earlier lines are the prompt until one
+  starts `Negative prompt:`, which starts the negative prompt; a value in double quotes is a JSON string; a
+  `WIDTHxHEIGHT` value gives two fields, KEY-1 (width) and KEY-2 (height).
+- sd-parsers and sd-prompt-reader: the PyPI packages themselves.
+- ComfyUI's frontend on a dropped PNG (`read_comfy`): a `prompt` chunk is an API graph; without one, the
+  `parameters` text is turned into a graph only when it has a `Steps:` line with a `Negative prompt:` line before
+  it (`read_comfy_parameters`, whose docstring says what it keeps).
 
 Each reader returns the fields it reads, under one set of names: prompt, negative, steps, sampler, schedule,
 cfg, seed, size (WIDTHxHEIGHT), model, model_hash, rng. A field a reader has no notion of is absent.
@@ -16,47 +24,91 @@ from typing import Any
 
 from PIL import Image
 
-# --- A1111 (modules/infotext_utils.py parse_generation_parameters) ---------------------------------------------
-RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+# --- A1111 ---------------------------------------------------------------------------------------------------
+NEGATIVE_LABEL = "Negative prompt:"
+
+
+def _skip_space(line: str, at: int) -> int:
+    while at < len(line) and line[at].isspace():
+        at += 1
+    return at
+
+
+def _key_end(line: str, at: int) -> int | None:
+    """Index of the colon closing a key that starts at `at`, or None. A key is two or more characters out of
+    letters, digits, `_`, spaces, `-` and `/`, the first a letter, digit or `_`, with a colon right after it."""
+    if at >= len(line) or not (line[at].isalnum() or line[at] == "_"):
+        return None
+    end = at + 1
+    while end < len(line) and (line[end].isalnum() or line[end] in "_ -/"):
+        end += 1
+    return end if end - at >= 2 and line[end:end + 1] == ":" else None
+
+
+def _string_end(line: str, at: int) -> int | None:
+    """Index just past a non-empty string in double quotes opening at `at` (a backslash takes the character after
+    it along, so `\\"` does not close it), or None where it does not close."""
+    pos = at + 1
+    while pos < len(line) and line[pos] != '"':
+        pos += 2 if line[pos] == "\\" else 1
+    return pos + 1 if pos < len(line) and pos > at + 1 else None
+
+
+def settings_pairs(line: str) -> list[tuple[str, str]]:
+    """The `Key: value` pairs of one settings line, left to right. Blanks before a key and after its colon are
+    skipped; where no key starts, reading moves on one character. A value that opens with a closed string in
+    double quotes followed by a comma or the line's end is that string, quotes included; any other value runs to
+    the next comma (trailing blanks kept) or the line's end. The comma after a value is used up."""
+    pairs: list[tuple[str, str]] = []
+    at = 0
+    while at < len(line):
+        start = _skip_space(line, at)
+        colon = _key_end(line, start)
+        if colon is None:
+            at = start + 1
+            continue
+        begin = _skip_space(line, colon + 1)
+        end = _string_end(line, begin) if line[begin:begin + 1] == '"' else None
+        if end is None or line[end:end + 1] not in ("", ","):
+            comma = line.find(",", begin)
+            end = len(line) if comma < 0 else comma
+        pairs.append((line[start:colon], line[begin:end]))
+        at = end + 1
+    return pairs
+
+
+def _size(value: str) -> tuple[str, str] | None:
+    """(width, height) of a `WIDTHxHEIGHT` value of decimal digits (one trailing newline allowed), else None."""
+    width, cross, height = value.removesuffix("\n").partition("x")
+    return (width, height) if cross and width.isdecimal() and height.isdecimal() else None
 
 
 def a1111_parse(text: str) -> dict[str, str]:
-    """Only the last line holds parameters; an earlier line starting 'Negative prompt:' starts the negative
-    prompt; a quoted value is a JSON string; a WxH value is split into KEY-1 (width) and KEY-2 (height)."""
-    result: dict[str, str] = {}
-    prompt, negative, in_negative = "", "", False
+    """A `parameters` text as A1111 reads it (see the module docstring): every settings field under its key (a
+    size as KEY-1, KEY-2), then `Prompt` and `Negative prompt`. Lines are stripped; blank lines before a text's
+    first line are dropped, later ones kept."""
     *lines, last = text.strip().split("\n")
-    if len(RE_PARAM.findall(last)) < 3:
-        lines.append(last)
-        last = ""
+    pairs = settings_pairs(last)
+    if len(pairs) < 3:
+        lines, pairs = [*lines, last], []
+    texts: dict[str, list[str]] = {"Prompt": [], "Negative prompt": []}
+    into = texts["Prompt"]
     for line in lines:
         line = line.strip()
-        if line.startswith("Negative prompt:"):
-            in_negative, line = True, line[16:].strip()
-        if in_negative:
-            negative += ("" if not negative else "\n") + line
+        if line.startswith(NEGATIVE_LABEL):
+            into, line = texts["Negative prompt"], line.removeprefix(NEGATIVE_LABEL).strip()
+        if into or line:
+            into.append(line)
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if value[:1] == value[-1:] == '"':
+            value = json.loads(value)  # a ValueError where it is not JSON
+        size = _size(value)
+        if size is None:
+            fields[key] = value
         else:
-            prompt += ("" if not prompt else "\n") + line
-    for key, value in RE_PARAM.findall(last):
-        if value[:1] == '"' and value[-1:] == '"':
-            value = json.loads(value)
-        size = RE_SIZE.match(value)
-        if size:
-            result[f"{key}-1"], result[f"{key}-2"] = size.groups()
-        else:
-            result[key] = value
-    result["Prompt"], result["Negative prompt"] = prompt, negative
-    return result
-
-
-def read_a1111(path: Path) -> dict[str, Any]:
-    p = a1111_parse(Image.open(path).text["parameters"])
-    fields = {"prompt": p["Prompt"], "negative": p["Negative prompt"], "steps": p.get("Steps"),
-              "sampler": p.get("Sampler"), "schedule": p.get("Schedule type"), "cfg": p.get("CFG scale"),
-              "seed": p.get("Seed"), "size": f"{p.get('Size-1')}x{p.get('Size-2')}", "model": p.get("Model"),
-              "model_hash": p.get("Model hash"), "rng": p.get("RNG", "GPU")}  # A1111's default is GPU noise
-    return fields
+            fields[f"{key}-1"], fields[f"{key}-2"] = size
+    return {**fields, **{name: "\n".join(kept) for name, kept in texts.items()}}
 
 
 # --- sd-parsers --------------------------------------------------------------------------------------------------
@@ -112,7 +164,7 @@ def read_sd_prompt_reader(path: Path) -> dict[str, Any]:
 
 
 # --- ComfyUI's frontend ------------------------------------------------------------------------------------------
-# KSampler's sampler names (comfy/samplers.py KSAMPLER_NAMES + SAMPLER_NAMES), for importA1111's lookup.
+# KSampler's sampler names (comfy/samplers.py KSAMPLER_NAMES + SAMPLER_NAMES): a sampler outside them is not set.
 COMFY_SAMPLERS = [
     "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
     "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp",
@@ -120,51 +172,89 @@ COMFY_SAMPLERS = [
     "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep", "ddim",
     "uni_pc", "uni_pc_bh2",
 ]
-COMFY_OPTION = re.compile(r'\s*([^:]+:\s*([^"{].*?|".*?"|\{.*?\}))\s*(,|$)')
+COMFY_FIELDS = {"model": "model", "cfg scale": "cfg", "steps": "steps", "seed": "seed"}  # kept as written
 
 
-def comfy_import_a1111(parameters: str) -> dict[str, Any]:
-    """A port of ComfyUI frontend's `importA1111` (src/scripts/pnginfo.ts): nothing without a `\\nSteps:` line
-    and a `\\nNegative prompt:` line before it; options split at the first colon, unquoted values cut at commas;
-    handlers for model, cfg scale, clip skip, sampler (lower-cased, '++' -> 'pp', spaces -> '_', 'karras' ->
-    scheduler karras, else normal; kept only if ComfyUI has that name), size (rounded up to 64), steps, seed."""
-    p = parameters.rfind("\nSteps:")
-    if p < 0:
+def _past_comma(line: str, at: int) -> int:
+    comma = line.find(",", at)
+    return len(line) if comma < 0 else comma + 1
+
+
+def _option_end(line: str, colon: int) -> int | None:
+    """Where the option whose name ends at `colon` ends (past the comma that closes it), or None where no value
+    can be read there. After the colon and its blanks: a value opening with `"` (or `{`) runs to the first `"`
+    (or `}`) after which only blanks come before a comma or the line's end; any other value runs to the first
+    comma after its first character (so a value may start with a comma). A value that cannot be read so, or an
+    empty one, starts at the last blank after the colon instead; with no blank there, there is no option."""
+    begin = _skip_space(line, colon + 1)
+    if begin < len(line) and line[begin] not in '"{':
+        return _past_comma(line, begin + 1)
+    if begin < len(line):
+        close = '"' if line[begin] == '"' else "}"
+        shut = line.find(close, begin + 1)
+        while shut >= 0:
+            after = _skip_space(line, shut + 1)
+            if after == len(line) or line[after] == ",":
+                return min(after + 1, len(line))
+            shut = line.find(close, shut + 1)
+    return _past_comma(line, begin) if begin > colon + 1 else None
+
+
+def comfy_options(line: str) -> dict[str, str]:
+    """The options ComfyUI's frontend reads from a settings line, by lower-cased name. An option runs from where
+    the previous one ended to the end `_option_end` finds for the next colon; where none is found, reading starts
+    again after that colon. Its name is its text before the first colon, trimmed; its value the text after that
+    colon up to a second colon (or the option's end), less the comma closing the option, trimmed. A name seen
+    twice keeps the later value."""
+    options: dict[str, str] = {}
+    at = 0
+    while (colon := line.find(":", at)) >= 0:
+        end = _option_end(line, colon) if colon > at else None
+        if end is None:
+            at = colon + 1
+            continue
+        name, value = line[at:end].split(":")[:2]
+        options[name.strip().lower()] = value.removesuffix(",").strip()
+        at = end
+    return options
+
+
+def _comfy_size(value: str) -> str:
+    """A `WIDTHxHEIGHT` value with both sides rounded up to a multiple of 64; a ValueError where it is not one."""
+    sides = value.split("x")
+    if len(sides) < 2:
+        raise ValueError(f"not WIDTHxHEIGHT: {value!r}")
+    return "x".join(str(-(-int(side) // 64) * 64) for side in sides[:2])
+
+
+def read_comfy_parameters(parameters: str) -> dict[str, Any]:
+    """The graph ComfyUI's frontend makes of a `parameters` text: nothing ({}) unless it has a line starting
+    `Steps:` (the last such line is used) and, before it, a line starting `Negative prompt:`. The prompt is the
+    text before that label; the negative the text from the second character after the label (the first is taken
+    to be a space) to the `Steps:` line; both trimmed. From the options of the `Steps:` line (`comfy_options`):
+    model, cfg scale, steps and seed as written, size rounded up to multiples of 64, and the sampler: lower-cased,
+    the first `++` as `pp`, spaces as `_`; one `karras` taken out (with the `_`s it leaves at the end) sets the
+    karras schedule; the name is kept only if KSampler has it. KSampler's defaults otherwise: euler, normal."""
+    steps = parameters.rfind("\nSteps:")
+    label = parameters.rfind("\n" + NEGATIVE_LABEL, 0, steps) if steps >= 0 else -1
+    if label < 0:
         return {}
-    opts: dict[str, str] = {}
-    for match in COMFY_OPTION.finditer(parameters[p:].split("\n")[1]):
-        parts = match.group(0).split(":")
-        value = parts[1][:-1] if parts[1].endswith(",") else parts[1]
-        opts[parts[0].strip().lower()] = value.strip()
-    p2 = parameters.rfind("\nNegative prompt:", 0, p)
-    if p2 < 0:
-        return {}
-    start, end = p2 + 18, p
-    if start > end:  # JavaScript's substring swaps its arguments
-        start, end = end, start
-    out: dict[str, Any] = {"prompt": parameters[:p2].strip(), "negative": parameters[start:end].strip(),
-                           "sampler": "euler", "schedule": "normal"}  # KSampler's defaults
-    ceil64 = lambda v: -(-int(v) // 64) * 64  # noqa: E731
-    for key, value in opts.items():
-        if key == "model":
-            out["model"] = value
-        elif key == "cfg scale":
-            out["cfg"] = value
-        elif key == "steps":
-            out["steps"] = value
-        elif key == "seed":
-            out["seed"] = value
-        elif key == "size":
-            width, height = value.split("x")[:2]
-            out["size"] = f"{ceil64(width)}x{ceil64(height)}"
-        elif key == "sampler":
-            name = value.lower().replace("++", "pp", 1).replace(" ", "_")
-            if "karras" in name:
-                name = name.replace("karras", "", 1).rstrip("_")
-                out["schedule"] = "karras"
-            if name in COMFY_SAMPLERS:
-                out["sampler"] = name
-    return out
+    graph: dict[str, Any] = {"prompt": parameters[:label].strip(),
+                             "negative": parameters[label + len(NEGATIVE_LABEL) + 2:steps].strip(),
+                             "sampler": "euler", "schedule": "normal"}
+    for name, value in comfy_options(parameters[steps + 1:].split("\n")[0]).items():
+        if name in COMFY_FIELDS:
+            graph[COMFY_FIELDS[name]] = value
+        elif name == "size":
+            graph["size"] = _comfy_size(value)
+        elif name == "sampler":
+            sampler = value.lower().replace("++", "pp", 1).replace(" ", "_")
+            if "karras" in sampler:
+                sampler = sampler.replace("karras", "", 1).rstrip("_")
+                graph["schedule"] = "karras"
+            if sampler in COMFY_SAMPLERS:
+                graph["sampler"] = sampler
+    return graph
 
 
 def read_comfy_api(graph_text: str) -> dict[str, Any]:
@@ -187,10 +277,10 @@ def read_comfy_api(graph_text: str) -> dict[str, Any]:
 
 
 def read_comfy(path: Path) -> dict[str, Any]:
-    """ComfyUI on a dropped PNG: a `workflow` chunk, else a `prompt` chunk (API graph), else `importA1111`."""
+    """ComfyUI on a dropped PNG: a `workflow` chunk, else a `prompt` chunk (API graph), else the `parameters` text."""
     text = Image.open(path).text
     if "workflow" in text:
         raise AssertionError("a workflow chunk: not what we write")
     if "prompt" in text:
         return read_comfy_api(text["prompt"])
-    return comfy_import_a1111(text.get("parameters", ""))
+    return read_comfy_parameters(text.get("parameters", ""))

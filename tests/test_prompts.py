@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import make_cfg
 from readers import (
-    comfy_import_a1111,
     read_a1111,
     read_comfy,
+    read_comfy_parameters,
     read_sd_parsers,
     read_sd_prompt_reader,
     sd_prompt_reader_or_skip,
@@ -212,7 +212,7 @@ def test_comfyuis_a1111_importer_builds_a_graph_from_each_png_without_its_prompt
     name for Euler a or DPM++ 2S a (it keeps KSampler's euler / normal there)."""
     run_dir, table = issue_sweep
     for _, row in table.iterrows():
-        got = comfy_import_a1111(Image.open(run_dir / row["image"]).text["parameters"])
+        got = read_comfy_parameters(Image.open(run_dir / row["image"]).text["parameters"])
         want = expected(row)
         assert {f: got.get(f) for f in ("prompt", "negative", "steps", "cfg", "seed", "size", "model")} == {
             f: want[f] for f in ("prompt", "negative", "steps", "cfg", "seed", "size", "model")}
