@@ -111,6 +111,15 @@ def a1111_parse(text: str) -> dict[str, str]:
     return {**fields, **{name: "\n".join(kept) for name, kept in texts.items()}}
 
 
+def read_a1111(path: Path) -> dict[str, Any]:
+    p = a1111_parse(Image.open(path).text["parameters"])
+    fields = {"prompt": p["Prompt"], "negative": p["Negative prompt"], "steps": p.get("Steps"),
+              "sampler": p.get("Sampler"), "schedule": p.get("Schedule type"), "cfg": p.get("CFG scale"),
+              "seed": p.get("Seed"), "size": f"{p.get('Size-1')}x{p.get('Size-2')}", "model": p.get("Model"),
+              "model_hash": p.get("Model hash"), "rng": p.get("RNG", "GPU")}  # A1111's default is GPU noise
+    return fields
+
+
 # --- sd-parsers --------------------------------------------------------------------------------------------------
 
 
