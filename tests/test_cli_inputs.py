@@ -70,6 +70,8 @@ def test_a_bad_sweep_file_is_one_line_naming_the_file(tmp_path, content, expecte
     assert is_one_line(line), line
     if "grdi" in expected:
         assert line.endswith("(did you mean grid?)")
+    if expected.endswith("with the keys "):  # 40 axes: the first ones and the page that lists them all
+        assert line.endswith(": docs/axes.md)"), line
 
 
 def test_bad_yaml_in_any_config_file_is_one_line(tmp_path):
@@ -269,17 +271,27 @@ def test_report_sheets_none_makes_one_sheet(tmp_path):
 def test_report_cli_passes_every_option_and_suggests(tmp_path, monkeypatch, capsys):
     import sweep.report
     from sweep.report import __main__ as report_cli
+    from sweep.report.scores import ScoreOptions
 
     seen = {}
     monkeypatch.setattr(sweep.report, "build_report", lambda run_dir, **kw: seen.update(kw) or 1 / 0)
     with pytest.raises(ZeroDivisionError):
         report_cli.main([str(tmp_path), "rows=seed", "cols=steps", "sheets=none", "cell_max=256", "max_cells=9",
-                         "captions=false", "reference=steps:10"])
+                         "captions=false", "reference=steps:10", "report.scores=[clip_score,aesthetic]",
+                         "clip_model=my/clip", "report.pickscore_model=my/pick", "pickscore_processor=my/proc",
+                         "report.aesthetic_model=head.safetensors", "score_batch=3"])
+    scores = seen.pop("scores")
     assert seen == {"rows": "seed", "cols": "steps", "sheets": "none", "cell_max": "256", "max_cells": "9",
                     "captions": False, "reference": "steps:10"}
     assert set(seen) == set(report_cli.OPTIONS)
+    # The score options reach the report as one ScoreOptions, each value as typed.
+    assert scores == ScoreOptions(("clip_score", "aesthetic"), "my/clip", "my/pick", "my/proc", "head.safetensors", 3)
+    assert {f.name for f in dataclasses.fields(ScoreOptions)} - {"names", "device"} == {
+        o for o in report_cli.SCORE_OPTIONS if o != "scores"}
     assert report_cli.main([str(tmp_path), "sheet=seed"]) == 2
     assert capsys.readouterr().err.strip().endswith("(did you mean sheets?)")
+    assert report_cli.main([str(tmp_path), "report.score_bach=2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("(did you mean score_batch?)")
 
 
 # --- end to end: the real command -------------------------------------------------------------------------

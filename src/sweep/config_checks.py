@@ -26,7 +26,7 @@ from hydra.plugins.config_source import ConfigLoadError
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf, open_dict, read_write
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from sweep.errors import SweepError, bad_value, suggest
+from sweep.errors import SweepError, bad_value, key_list, suggest
 
 # Keys of a composed or loaded config that belong to Hydra, not to the schema.
 HYDRA_KEYS = ("hydra", "defaults")
@@ -83,7 +83,7 @@ def describe(key: str) -> str:
     if node is None:
         return "any value"
     if is_closed(node):
-        text = "a mapping with the keys " + ", ".join(str(k) for k in node.keys())  # type: ignore[union-attr]
+        text = "a mapping with the keys " + key_list(node.keys(), docs=docs_of(key))  # type: ignore[union-attr]
     elif isinstance(node, DictConfig):
         text = "a mapping"
     elif isinstance(node, ListConfig):
@@ -124,7 +124,14 @@ def unknown_key(key: str, value: Any = None, *, has_value: bool = True, typed: s
     if allowed is None:
         return SweepError(f"{key}: unknown key{got}; allowed: the keys shown by `python -m sweep --cfg job`")
     where = f"the keys of {parent}: " if parent else "the keys "
-    return SweepError(f"{key}: unknown key{got}; allowed: {where}{', '.join(allowed)}{suggest(name, allowed)}")
+    listed = key_list(allowed, near=name, docs=docs_of(parent))
+    return SweepError(f"{key}: unknown key{got}; allowed: {where}{listed}{suggest(name, allowed)}")
+
+
+def docs_of(key: str) -> str:
+    """The docs page that lists the keys of a mapping: the grid's axes, the model's keys or the others."""
+    last = key.rpartition(".")[2]
+    return {"grid": "docs/axes.md", "model": "docs/models.md"}.get(last, "docs/configuration.md")
 
 
 def bad_type(key: str, value: Any) -> SweepError:

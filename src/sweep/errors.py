@@ -37,6 +37,25 @@ def bad_value(key: str, value: Any, allowed: str) -> SweepError:
     return SweepError(f"{key}: got {text}; allowed: {allowed}")
 
 
+# A list of allowed keys longer than this is shortened: the grid has 40+ axes and the top level 50 keys, and
+# the whole list made a 900-character "one line" that hid the suggestion at its end.
+MAX_LISTED = 12
+
+
+def key_list(keys: Iterable[str], near: str | None = None, docs: str = "docs/configuration.md") -> str:
+    """The allowed keys for an error line: all of them when they are few; else the first four, the ones
+    closest to what the user typed (`near`) and the page listing them all."""
+    import difflib
+
+    keys = [str(k) for k in keys]
+    if len(keys) <= MAX_LISTED:
+        return ", ".join(keys)
+    shown = keys[:4]
+    if near is not None:
+        shown += [k for k in difflib.get_close_matches(str(near), keys, n=3, cutoff=0.6) if k not in shown]
+    return f"{', '.join(shown)}, ... (all {len(keys)}: {docs})"
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the nearest choice to a mistyped word, '' when nothing is close."""
     import difflib

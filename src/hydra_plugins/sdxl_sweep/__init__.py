@@ -210,7 +210,7 @@ def _check_expansion(path: str) -> None:
 def _check_file_keys(raw: dict[str, Any], path: str) -> None:
     """Keys and types of a sweep file against the schema; messages use the file's own keys (`grid`)."""
     from sweep.config_checks import ConfigFileError, check_mapping, keys_of
-    from sweep.errors import SweepError, suggest
+    from sweep.errors import SweepError, key_list, suggest
 
     allowed = [*SWEEP_KEYS, *(k for k in keys_of("") or () if k != GROUP)]
     for key, value in raw.items():
@@ -218,7 +218,7 @@ def _check_file_keys(raw: dict[str, Any], path: str) -> None:
             from sweep.config_checks import show
 
             raise ConfigFileError(f"sweep file {path}: {key}: unknown key (got {show(value)}); allowed: "
-                                  f"{', '.join(allowed)}{suggest(key, allowed)}")
+                                  f"{key_list(allowed, near=key)}{suggest(key, allowed)}")
     served = {k: v for k, v in raw.items() if k not in SWEEP_KEYS}
     served[GROUP] = {k: v for k, v in raw.items() if k in SWEEP_KEYS}
     try:
