@@ -66,3 +66,37 @@ def test_the_count_is_recorded_and_a_resume_keeps_it_whatever_the_load(tmp_path,
     summary = run_sweep(cfg, run_dir, progress=False, echo=lambda _: None)
     assert summary.made == 1
     assert list(pd.read_csv(run_dir / "results.csv")["threads"]) == [1, 1]
+
+
+def fake_cost(costs: dict[int, float]):
+    """A probe whose call costs `costs[threads]` seconds of a fake clock (the count torch is set to)."""
+    now = [0.0]
+
+    def work():
+        now[0] += costs[torch.get_num_threads()]
+
+    return work, (lambda: now[0])
+
+
+@pytest.mark.parametrize(("costs", "expected"), [
+    ({1: 0.04, 2: 0.20}, 1),   # the issue's case: 2 threads 5x slower under load
+    ({1: 0.20, 2: 0.11}, 2),   # a quiet machine: the threads help
+])
+def test_the_faster_candidate_is_kept(costs, expected):
+    work, clock = fake_cost(costs)
+    chosen, best = cpu_threads.measure([1, 2], work, clock=clock)
+    assert chosen == expected and best == pytest.approx(costs)
+
+
+def test_a_sample_that_says_quiet_is_overruled_by_the_measurement(busy_machine, monkeypatch):
+    busy_machine[0] = 0.0  # the start-up sample sees free cores and proposes 2 threads
+    work, clock = fake_cost({1: 0.04, 2: 0.30})
+    monkeypatch.setattr(cpu_threads, "CLOCK", clock)
+    assert cpu_threads.settle(probe=work) == 1 and torch.get_num_threads() == 1
+
+
+def test_the_probe_is_one_unet_call_of_the_loaded_model():
+    from sweep.models import build_tiny_pipeline
+
+    probe = cpu_threads.unet_probe(build_tiny_pipeline(), 64, 64)
+    assert probe is not None and probe().sample.shape[0] == 2

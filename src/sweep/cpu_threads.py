@@ -8,6 +8,11 @@ with one thread (OMP_NUM_THREADS=1). So before generating, a CPU run looks at ho
 machine's /proc/stat over a tenth of a second, minus this process's own use; the 1-minute load average where
 /proc/stat is missing) and keeps its thread count to the cores left free, at least one.
 
+One such sample can be wrong (a burst of other work starts a second later: once 2 threads were chosen at load
+3.7 and ran 8x slower than 1 thread), so the sample only proposes a count: before the first image, one UNet
+call of the loaded model (at the run's size, at most 512 px) is timed with each candidate (1 thread, the
+sample's count, torch's own count), alternating, twice each, and the fastest is kept (`measure`).
+
 The count changes the last bit of some float results (how a sum is split between threads), so:
 - OMP_NUM_THREADS, when set, is the user's choice and is kept as it is (pixels identical whatever the load);
 - the count is decided once per process (every job of a multirun in it makes images the same way), recorded per
@@ -20,11 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 0.1
+ROUNDS = 2  # timings per candidate count (the fastest of them counts: interference only ever slows a call)
+CLOCK = time.perf_counter  # what `measure` times with (a test gives it a clock of its own)
+PROBE_LATENT = 64  # the probe's UNet call is at most 64x64 latents (512 px for SDXL): same ops, bounded cost
 # Cores must be this free (of 1.0) to count: a core some other process half uses still stalls a team.
 SPARE = 0.7
 
@@ -81,10 +89,62 @@ def usable_cores() -> int:
         return _cpu_count()
 
 
-def settle(recorded: Iterable[str] = ()) -> int:
+def measure(candidates: Iterable[int], work: Callable[[], object], rounds: int = ROUNDS,
+            clock: Callable[[], float] | None = None) -> tuple[int, dict[int, float]]:
+    """The candidate thread count under which `work()` ran fastest, and each one's best time (seconds).
+
+    One unmeasured call first (allocations, first-call setup); then the candidates take turns, the order
+    rotated each round, so a burst of other work hurts all of them rather than one."""
+    import torch
+
+    clock = clock or CLOCK
+    order = sorted(set(candidates))
+    best: dict[int, float] = {}
+    before = torch.get_num_threads()
+    try:
+        work()
+        for n in range(rounds):
+            for threads in order[n % len(order):] + order[: n % len(order)]:
+                torch.set_num_threads(threads)
+                start = clock()
+                work()
+                best[threads] = min(best.get(threads, float("inf")), clock() - start)
+    finally:
+        torch.set_num_threads(before)
+    return min(order, key=lambda t: (best[t], -t)), best
+
+
+def unet_probe(pipe: object, width: int, height: int) -> Callable[[], object] | None:
+    """One UNet call of `pipe` (a classifier-free-guidance pair, as a denoising step makes) at the run's size,
+    capped at PROBE_LATENT latents; None where the pipeline has no SDXL UNet to call."""
+    import torch
+
+    unet = getattr(pipe, "unet", None)
+    config = getattr(unet, "config", None)
+    if config is None or getattr(config, "addition_time_embed_dim", None) is None:
+        return None
+    scale = getattr(pipe, "vae_scale_factor", 8) or 8
+    h = max(8, min(PROBE_LATENT, height // scale))
+    w = max(8, min(PROBE_LATENT, width // scale))
+    dtype = unet.dtype
+    text = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
+    sample = torch.zeros(2, config.in_channels, h, w, dtype=dtype)
+    states = torch.zeros(2, 77, config.cross_attention_dim, dtype=dtype)
+    extra = {"text_embeds": torch.zeros(2, text, dtype=dtype),
+             "time_ids": torch.tensor([[h * scale, w * scale, 0, 0, h * scale, w * scale]] * 2, dtype=dtype)}
+    step = torch.tensor(500)
+
+    def work() -> object:
+        with torch.inference_mode():
+            return unet(sample, step, encoder_hidden_states=states, added_cond_kwargs=extra)
+    return work
+
+
+def settle(recorded: Iterable[str] = (), probe: Callable[[], object] | None = None) -> int:
     """Set this process's torch thread count for a CPU run and return it.
 
     `recorded`: the `threads` values of the run dir's rows (a resume makes its images as they were made).
+    `probe`: one model call (`unet_probe`); with it the candidates are timed and the fastest is kept.
     """
     global _decided, _default
     import torch
@@ -100,8 +160,13 @@ def settle(recorded: Iterable[str] = ()) -> int:
         threads, why = _decided, "as decided earlier in this process"
     else:
         cores, busy = usable_cores(), busy_elsewhere()
-        threads = _decided = choose_threads(_default, cores, busy)
+        threads = choose_threads(_default, cores, busy)
         why = f"other processes use {busy:.1f} of {cores} cores"
+        candidates = {1, threads, _default}
+        if probe is not None and len(candidates) > 1:
+            threads, best = measure(candidates, probe)
+            why = "measured: " + ", ".join(f"{n} thread(s) {best[n]:.3g} s" for n in sorted(best)) + " per UNet call"
+        _decided = threads
     if threads != torch.get_num_threads():
         log.info("CPU: %d torch thread(s) instead of %d (%s; set OMP_NUM_THREADS to choose)", threads,
                  torch.get_num_threads(), why)

@@ -231,7 +231,7 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         size = plan.batch_size or grid.auto_batch_size(width, height, device)
         units += [u for u in grid.batches(shape_cells, size) if any(c.cell_id not in done for c in u)]
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
-    threads = _threads(device, run_dir, done)
+    threads = _threads(device, run_dir, done, loaded, units[0][0].size if units else None)
     writer = ImageWriter(run_dir, table, yield_cpu=device == "cpu")
     bar = _progress_bar(len(cells), len(done), enabled=progress and ranks.is_main)
     started = time.perf_counter()
@@ -301,18 +301,21 @@ def _load_model(model: Mapping[str, Any], key: tuple, device: str) -> Any:
     return pipeline.load({**model_config(model, dict(key)), "device": device})
 
 
-def _threads(device: str, run_dir: Path, done: set[str]) -> int:
-    """torch's thread count for this run (sweep.cpu_threads on a CPU: fewer on cores other processes keep busy;
-    a resume keeps the count its images were made with)."""
+def _threads(device: str, run_dir: Path, done: set[str], loaded: Any = None,
+             size: tuple[int, int] | None = None) -> int:
+    """torch's thread count for this run (sweep.cpu_threads on a CPU: the fastest of the candidate counts on
+    the loaded model, fewer threads on cores other processes keep busy; a resume keeps the count its images
+    were made with)."""
     import torch
 
     if device != "cpu":
         return torch.get_num_threads()
-    from sweep.cpu_threads import settle
+    from sweep.cpu_threads import settle, unet_probe
     from sweep.results import RESULTS, read_rows
 
-    return settle(row.get("threads") or "" for row in read_rows(run_dir / RESULTS)
-                  if row.get("status") == "ok" and row.get("cell_id") in done)
+    probe = unet_probe(loaded.pipe, *size) if loaded is not None and size and all(size) else None
+    return settle((row.get("threads") or "" for row in read_rows(run_dir / RESULTS)
+                   if row.get("status") == "ok" and row.get("cell_id") in done), probe=probe)
 
 
 def _by_shape(cells: list[Cell]) -> list[list[Cell]]:
