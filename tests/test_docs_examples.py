@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,29 @@ def test_the_docs_claim_counts():
 @pytest.mark.parametrize(("where", "argv", "claimed"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_each_example_makes_the_images_it_claims(where, argv, claimed, user_dir):  # noqa: F811
     assert images_made(list(argv)) == claimed, f"{where}: {' '.join(argv)}"
+
+
+def _section(path: Path, start: str, end: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    begin = text.index(start)
+    return text[begin:text.index(end, begin + len(start))]
+
+
+def test_the_shipped_sweeps_table_lists_the_sweeps_folder():
+    table = _section(REPO / "docs" / "configuration.md", "| sweep | grid |", "\n\n")
+    listed = set(re.findall(r"^\| `([\w-]+)` \|", table, re.M))
+    shipped = {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
+    assert listed == shipped, f"not in the table: {sorted(shipped - listed)}; no such sweep: {sorted(listed - shipped)}"
+
+
+def test_the_results_csv_column_list_is_what_a_run_writes(tmp_path):
+    from conftest import make_cfg, quiet
+
+    run_dir = tmp_path / "run"
+    quiet(make_cfg("sweep=seed_fixed", "height=64", "width=64", "num_inference_steps=1"), run_dir)
+    written = (run_dir / "results.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    text = _section(REPO / "docs" / "reports.md", "- `results.csv`: one row per image", "\n- `")
+    spans = re.findall(r"`([^`]+)`", text.replace("\n  ", " "))
+    listed = [word for span in spans if "," in span for word in (w.strip() for w in span.split(","))]
+    assert listed == written, (f"missing from docs/reports.md: {[c for c in written if c not in listed]}; "
+                               f"not written: {[c for c in listed if c not in written]}")
