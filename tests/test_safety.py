@@ -116,6 +116,26 @@ def test_a_second_process_is_refused_naming_the_holder(copy):
     assert quiet(make_cfg(*GRID), copy).skipped == 4  # released (as the OS does on kill -9): usable again
 
 
+def test_a_run_just_started_elsewhere_is_in_use_not_foreign_files(tmp_path):
+    """The second of two processes started together can look while the first holds the lock and has made only
+    its empty images/ (no results.csv yet): it hears that the dir is in use, not that it holds someone else's
+    files, and changes nothing."""
+    run_dir = tmp_path / "run"
+    holder = rundir.RunLock(run_dir).acquire()
+    holder.record_holder()
+    (run_dir / "images").mkdir()
+    before = snapshot(run_dir)
+    try:
+        for check in (rundir.classify_unheld, lambda d: quiet(make_cfg(*GRID), d)):
+            with pytest.raises(SweepError, match=r"is in use by another sdxl-sweep process \(pid "):
+                check(run_dir)
+    finally:
+        holder.release()
+    assert snapshot(run_dir) == before
+    with pytest.raises(SweepError, match=r"holds files sdxl-sweep did not write \(images\)"):
+        rundir.classify_unheld(run_dir)  # released and still no run of the tool in it: what it really is
+
+
 @pytest.mark.slow
 def test_two_processes_started_together_make_one_table(tmp_path):
     args = [sys.executable, "-m", "sweep", "sweep=steps_10_to_90", "model=tiny", "height=128", "width=128",

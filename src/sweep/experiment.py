@@ -133,7 +133,7 @@ def preflight(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Fac
     from sweep import rundir
     from sweep.results import check_same_experiment, parse_table, recorded_experiment
 
-    rundir.classify(run_dir)
+    rundir.classify_unheld(run_dir)
     rundir.check_free(run_dir)
     if cfg.get("restart"):
         return

@@ -113,6 +113,17 @@ def classify(run_dir: Path) -> str:
                      "current directory)")
 
 
+def classify_unheld(run_dir: Path) -> str:
+    """`classify` for a process that does not hold the run dir's lock. A run that another process has just
+    started looks like someone else's files (its empty images/ before results.csv exists): a refusal is first
+    checked against the lock, so the second of two processes started together hears that the dir is in use."""
+    try:
+        return classify(run_dir)
+    except RunDirError:
+        check_free(run_dir)  # raises "in use by another sdxl-sweep process" while the other run holds it
+        return classify(run_dir)  # free now: the other run finished meanwhile, or the files really are foreign
+
+
 def check_free(run_dir: Path) -> None:
     """Refuse now when another process holds the run dir's lock: the lock is taken and dropped at once,
     nothing is created (RunLock.acquire takes it for the run later, after the checks that need torch)."""

@@ -132,9 +132,11 @@ def _run_sweep(
     lock = rundir.RunLock(run_dir)
 
     def take_dir(facts: axes.Facts | None) -> Accepted | None:
-        rundir.classify(run_dir)
         if lock.handle is None:
+            rundir.classify_unheld(run_dir)
             lock.acquire()
+        else:
+            rundir.classify(run_dir)
         if facts is None:
             return None
         return accept(cfg, run_dir, plan, facts, lock, on_accept, echo, job if multirun else None, shared_dir)
