@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,10 @@ def test_pickle_checkpoint_needs_explicit_opt_in(tmp_path, capsys):
     [
         (("sweep.grid.sed=[1]",), "error: sweep.grid.sed: unknown key"),
         (("num_inference_steps=ten",), "error: num_inference_steps: got 'ten'; allowed: an integer"),
-        (("sweep=no_such_sweep",), "error: sweep: got 'no_such_sweep'; allowed: checkpoints, guidance_2_to_10,"),
+        # Every shipped sweep is offered, whatever sweeps/ holds now.
+        (("sweep=no_such_sweep",), "error: sweep: got 'no_such_sweep'; allowed: "
+         + ", ".join(sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml")))
+         + ", or the path of a .yaml file"),
         (("model=no_such_model",), "error: model: got 'no_such_model'; allowed: local, sdxl_arch, sdxl_base, tiny"),
         (("height=100",), "error: height: got 100; allowed: a positive multiple of 8"),
     ],
