@@ -128,3 +128,20 @@ def test_deep_brackets_are_text_or_one_line_never_a_recursion_error():
     assert prompt_schedule.timeline(deep, 4) == [(4, deep)]  # no editing: the weighting reads it as it is
     with pytest.raises(prompt_schedule.ScheduleError, match="at most 100 nested brackets"):
         prompt_schedule.timeline("[" * 3000 + "a:b:0.5" + "]" * 3000, 4)
+
+
+@pytest.mark.parametrize(("prompt", "steps", "texts"), [
+    # Plain text of the editing grammar: a backslash keeps the next character (any, a newline too) as written.
+    ("[a\\:b:c:0.5]", 4, ["a\\:b"] * 3 + ["c"]),
+    ("[a\\|b|c]", 3, ["a\\|b", "a\\|b", "c"]),
+    ("[a\\\nb:c:1]", 3, ["a\\\nb", "a\\\nb", "c"]),
+    ("\\x [a:b:1]", 3, ["\\x a", "\\x a", "\\x b"]),
+])
+def test_escapes_stay_in_the_plain_text_of_each_step(prompt, steps, texts):
+    entries = prompt_schedule.timeline(prompt, steps)
+    assert [prompt_schedule.text_at(entries, step) for step in range(steps)] == texts
+
+
+def test_a_backslash_ending_an_edited_prompt_is_refused():
+    with pytest.raises(prompt_schedule.ScheduleError):
+        prompt_schedule.read("[a:b:0.5] \\")

@@ -92,3 +92,54 @@ def test_what_a1111_reads_as_text_stays_text(tmp_path):
     plan(tmp_path, ["a:1.2.3)", "aspect ratio 16:9,", "ANDROID and a cat", "(word:1.5e0)"],
          "negative_prompt='blurry AND dark, 16:9'")
     plan(tmp_path, ["a cat AND a dog", "aspect ratio 16:9", "(x:1.2.3)"], "prompt_syntax=none")
+
+
+# The edges of the hand-written scanners (issue 36: no pattern of A1111's): digits, blanks and word characters of
+# any script count as Python's str methods count them (what the earlier regular expressions matched, checked for
+# every code point), a tag needs a character between its colon and `>`, an escape takes one character.
+@pytest.mark.parametrize(("prompt", "fragments"), [
+    ("(a:\u0661.\u0665)", [("a", 1.5)]),  # Arabic-Indic digits are digits: the weight 1.5
+    ("(a: +2. )b", [("a", 2.0), ("b", 1.0)]),
+    ("(a:+)", [("a:+", 1.1)]),  # a sign and no digit: no weight closer; the colon is text and `)` closes
+    ("a\u3000BREAK\u00a0\u2029b", [("a", 1.0), ("BREAK", -1.0), ("b", 1.0)]),  # unicode blanks go with BREAK
+    ("a BREAK\n\tBREAK b", [("a", 1.0), ("BREAK", -1.0), ("", 1.0), ("BREAK", -1.0), ("b", 1.0)]),
+    ("\u732bBREAK \u0661BREAK BREAK_b BREAKBREAK", [("\u732bBREAK \u0661BREAK BREAK_b BREAKBREAK", 1.0)]),
+    ("(BREAK)x", [("", 1.1), ("BREAK", -1.1), ("", 1.1), ("x", 1.0)]),  # the (empty) text on each side stays
+])
+def test_scanner_edges_weigh_as_specified(prompt, fragments):
+    assert prompt_language.weigh(prompt) == fragments
+
+
+@pytest.mark.parametrize(("prompt", "text", "tags"), [
+    ("a <lora:detail:0.6> b", "a  b", [("lora", ["detail", "0.6"])]),
+    ("<l\u00f3_1:x>", "", [("l\u00f3_1", ["x"])]),  # a word of any script
+    ("<lora:>x> <:a> <l-o:r>", "<lora:>x> <:a> <l-o:r>", []),  # nothing after the colon, no word, a dash
+    ("<a:<b:c>>", ">", [("a", ["<b", "c"])]),  # up to the first `>` after the colon
+    ("<<lora:n:1>>", "<>", [("lora", ["n", "1"])]),
+    ("<x:a\nb>", "", [("x", ["a\nb"])]),
+])
+def test_tags_are_taken_out_as_specified(prompt, text, tags):
+    assert prompt_language.split_tags(prompt) == (text, tags)
+
+
+@pytest.mark.parametrize(("prompt", "separated", "weight"), [
+    ("a cat AND a dog", True, None),
+    ("ANDROID, xAND, AND_b, \u732bAND, \u0661AND", False, None),
+    ("(AND)", True, None),
+    ("aspect ratio 16:9", False, ":9"),
+    ("a: -1.5 \n", False, ": -1.5"),
+    ("a:\u0663", False, ":\u0663"),
+    ("a:1.", False, ":1."),
+    ("a:.5", False, ":.5"),
+    ("a:1.2.3", False, None),
+    ("a:1e5", False, None),
+    ("a:9 b", False, None),
+    ("a:+", False, None),
+    ("a:- 1", False, None),
+    ("a:.", False, None),
+])
+def test_sub_prompt_separator_and_trailing_weight_as_specified(prompt, separated, weight):
+    from sweep.prompt_syntax import has_separator, trailing_weight
+
+    assert has_separator(prompt) is separated
+    assert trailing_weight(prompt) == weight

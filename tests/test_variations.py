@@ -194,3 +194,23 @@ def test_bad_seed_resize_sizes_are_refused(value):
     with pytest.raises(SweepError) as refused:
         plan_sweep(make_cfg("sweep=variations", f"sweep.grid.seed_resize_from={value}"))
     assert str(refused.value).startswith("sweep.grid.seed_resize_from") and "\n" not in str(refused.value)
+
+
+def test_slerp_of_nearly_parallel_noise_is_its_limit_the_straight_blend_from_low_to_high():
+    # Where sin(angle) is about 0 the blend replaces slerp's ratios; it runs the same way round (t=0 is the seed's
+    # noise), so it stays within float error of the textbook slerp computed in double precision.
+    torch.manual_seed(1)
+    low = torch.randn(4, 8, 8)
+    high = low + 1e-3 * torch.randn(4, 8, 8)
+    out = slerp(0.2, low, high, dim=1)
+    a, b = low.double(), high.double()
+    cos = ((a / a.norm(dim=1, keepdim=True)) * (b / b.norm(dim=1, keepdim=True))).sum(1).clamp(max=1.0)
+    assert cos.mean() > 0.9995
+    omega = torch.acos(cos)
+    textbook = (torch.sin(0.8 * omega) / torch.sin(omega)).unsqueeze(1) * a \
+        + (torch.sin(0.2 * omega) / torch.sin(omega)).unsqueeze(1) * b
+    assert torch.allclose(out.double(), textbook, atol=1e-5)
+    assert (out - low).abs().sum() < (out - high).abs().sum()
+    # seed == subseed (the only way variation noise gets here): the same bits whichever way the weights go.
+    for t in (0.1, 0.3, 0.7):
+        assert torch.equal(slerp(t, low, low, dim=1), low * t + low * (1 - t))

@@ -10,7 +10,7 @@ The behaviour is pinned by tests/data/prompt_language.json (fragments, weights a
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -49,14 +49,50 @@ class Token:
     number: str = ""  # CLOSE_WEIGHT: the number as written
 
 
-_SPECIAL = "\\()[]:"
+_SPECIAL = "\\()[]:"  # the characters that end a run of plain text
 _ESCAPABLE = "()[]\\"
-_WEIGHT_CLOSER = re.compile(r":\s*([+-]?[.\d]+)\s*\)")
-_PLAIN_RUN = re.compile(r"[^\\()\[\]:]+")
-_BREAK_WORD = re.compile(r"\s*\bBREAK\b\s*")  # the blanks around the word go with it
-# Extra-network tags as A1111 users write them: `<lora:name:0.8>`, `<hypernet:name>`: a word, a colon, anything
-# up to the next `>`.
-_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
+
+
+def is_word_char(char: str) -> bool:
+    """A letter, a digit (of any script) or an underscore: what may not touch a word that must stand alone."""
+    return char.isalnum() or char == "_"
+
+
+def standalone(text: str, word: str) -> Iterator[int]:
+    """Where `word` occurs in `text` with no word character (`is_word_char`) directly before or after it."""
+    at = text.find(word)
+    while at >= 0:
+        end = at + len(word)
+        if (at == 0 or not is_word_char(text[at - 1])) and (end == len(text) or not is_word_char(text[end])):
+            yield at
+        at = text.find(word, at + 1)
+
+
+def _skip_blanks(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _weight_closer(text: str, colon: int) -> tuple[str, int] | None:
+    """(the number as written, where the closer ends) when a round group's weight closer starts at `colon`:
+    the colon, blanks, a sign or none, one or more digits and dots, blanks, `)`. None: the colon is text."""
+    start = _skip_blanks(text, colon + 1)
+    digits = start + 1 if text[start:start + 1] in ("+", "-") else start
+    end = digits
+    while end < len(text) and (text[end] == "." or text[end].isdecimal()):
+        end += 1
+    after = _skip_blanks(text, end)
+    if end == digits or text[after:after + 1] != ")":
+        return None
+    return text[start:end], after + 1
+
+
+def _plain_end(text: str, at: int) -> int:
+    """Where the run of plain text from `at` ends: at the next special character, or the end."""
+    while at < len(text) and text[at] not in _SPECIAL:
+        at += 1
+    return at
 
 
 def lex(text: str) -> list[Token]:
@@ -80,28 +116,33 @@ def lex(text: str) -> list[Token]:
             out.append(Token(Kind.CLOSE, char))
             at += 1
         elif char == ":":
-            closer = _WEIGHT_CLOSER.match(text, at)
+            closer = _weight_closer(text, at)
             if closer:
-                out.append(Token(Kind.CLOSE_WEIGHT, closer.group(0), closer.group(1)))
-                at = closer.end()
+                number, end = closer
+                out.append(Token(Kind.CLOSE_WEIGHT, text[at:end], number))
+                at = end
             else:
                 out.append(Token(Kind.TEXT, ":"))
                 at += 1
         else:
-            run = _PLAIN_RUN.match(text, at)
-            assert run is not None  # char is not special, so the run has at least one character
-            out.extend(_split_at_break(run.group(0)))
-            at = run.end()
+            end = _plain_end(text, at)  # char is not special, so the run has at least one character
+            out.extend(_split_at_break(text[at:end]))
+            at = end
     return out
 
 
 def _split_at_break(run: str) -> list[Token]:
-    """A plain run with each `BREAK` word (and its surrounding blanks) turned into a marker; the text on each
-    side stays, even when empty."""
-    pieces = _BREAK_WORD.split(run)
-    out = [Token(Kind.TEXT, pieces[0])]
-    for piece in pieces[1:]:
-        out += [Token(Kind.BREAK, BREAK_TEXT), Token(Kind.TEXT, piece)]
+    """A plain run with each `BREAK` word standing alone turned into a marker that takes the blanks on both
+    sides of the word with it; the text between markers stays, even when empty."""
+    out: list[Token] = []
+    piece_from = 0  # where the text before the next marker starts
+    for word in standalone(run, BREAK_TEXT):
+        blanks_from = word
+        while blanks_from > piece_from and run[blanks_from - 1].isspace():
+            blanks_from -= 1
+        out += [Token(Kind.TEXT, run[piece_from:blanks_from]), Token(Kind.BREAK, BREAK_TEXT)]
+        piece_from = _skip_blanks(run, word + len(BREAK_TEXT))
+    out.append(Token(Kind.TEXT, run[piece_from:]))
     return out
 
 
@@ -164,15 +205,39 @@ def is_break(fragment: Fragment) -> bool:
     return fragment[0] == BREAK_TEXT and fragment[1] == BREAK_WEIGHT
 
 
+def _tag_at(text: str, at: int) -> tuple[str, str, int] | None:
+    """(kind, arguments, end) of an extra-network tag opening with the `<` at `at`: `<`, a word (letters, digits,
+    underscores), `:`, at least one character, up to the first `>` after the colon. None: no tag starts there."""
+    colon = at + 1
+    while colon < len(text) and is_word_char(text[colon]):
+        colon += 1
+    if colon == at + 1 or text[colon:colon + 1] != ":":
+        return None
+    close = text.find(">", colon + 1)
+    if close <= colon + 1:  # no `>`, or nothing between the colon and it
+        return None
+    return text[at + 1:colon], text[colon + 1:close], close + 1
+
+
 def split_tags(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
-    """(text without `<kind:args>` tags, [(kind, args)]): tags are taken out before anything else is read."""
+    """(text without `<kind:args>` tags, [(kind, args)]): tags are taken out before anything else is read.
+    Extra-network tags are written as A1111 users write them (`<lora:name:0.8>`, `<hypernet:name>`)."""
+    kept: list[str] = []
     found: list[tuple[str, list[str]]] = []
-
-    def take(m: re.Match) -> str:
-        found.append((m.group(1), m.group(2).split(":")))
-        return ""
-
-    return _EXTRA_NETWORK.sub(take, text), found
+    copied = 0  # text before this has been kept or taken
+    at = text.find("<")
+    while at >= 0:
+        tag = _tag_at(text, at)
+        if tag is None:
+            at = text.find("<", at + 1)
+            continue
+        kind, args, end = tag
+        kept.append(text[copied:at])
+        found.append((kind, args.split(":")))
+        copied = end
+        at = text.find("<", end)
+    kept.append(text[copied:])
+    return "".join(kept), found
 
 
 # --- chunks ----------------------------------------------------------------------------------------------

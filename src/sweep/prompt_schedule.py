@@ -12,13 +12,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-_PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.S)  # plain text: no bracket, colon or bar unless escaped
 _NUMBER = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*\Z")
 _STRAY = "[]():"  # characters the top level may hold outside any construct
+_STOPS = "[]():|"  # characters that end plain text (unless a backslash takes them)
 EDIT_TEXTS = ("prompt", "prompt_2", "negative_prompt", "negative_prompt_2")
 
 
 MAX_DEPTH = 100  # brackets nested deeper than this are not read as editing (the reader recurses)
+
+
+def _plain_end(text: str, at: int) -> int:
+    """Where plain text from `at` ends (docs/prompt-language.md, section 6): at a bracket, colon or bar, or at
+    the end; a backslash takes the next character with it, whatever it is, and a backslash with nothing after
+    it ends the text before it."""
+    while at < len(text):
+        if text[at] == "\\":
+            if at + 1 == len(text):
+                break
+            at += 2
+        elif text[at] in _STOPS:
+            break
+        else:
+            at += 1
+    return at
 
 
 class ScheduleError(ValueError):
@@ -76,11 +92,11 @@ class _Reader:
                     return None
                 items.append(node)
                 continue
-            plain = _PLAIN.match(self.text, self.at)
-            if not plain:  # a backslash at the very end
+            end = _plain_end(self.text, self.at)
+            if end == self.at:  # a backslash at the very end
                 return None
-            items.append(plain.group(0))
-            self.at = plain.end()
+            items.append(self.text[self.at:end])
+            self.at = end
         return Seq(tuple(items))
 
     def expect(self, char: str) -> bool:
@@ -155,11 +171,11 @@ class _Reader:
                 self.strays += char in "(["  # an opening left as text: refused next to an edit (see read)
                 self.at += 1
                 continue
-            plain = _PLAIN.match(self.text, self.at)
-            if not plain:  # a bar outside any alternation, or a backslash at the very end
+            end = _plain_end(self.text, self.at)
+            if end == self.at:  # a bar outside any alternation, or a backslash at the very end
                 return None
-            items.append(plain.group(0))
-            self.at = plain.end()
+            items.append(self.text[self.at:end])
+            self.at = end
         return Seq(tuple(items))
 
 

@@ -16,19 +16,38 @@ LoRA NAME's strength (a LoRA of `model.lora`); any other `<kind:...>` tag is ref
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweep.errors import SweepError, bad_value
-from sweep.prompt_language import PromptError, cut_chunks, split_tags, weigh
+from sweep.prompt_language import PromptError, cut_chunks, split_tags, standalone, weigh
 
 SYNTAXES = ("a1111", "compel", "none")
 SYNTAX_HELP = "a1111 (A1111's (word:1.3) weighting and long prompts; the default), compel, or none"
 PROMPT_TEXTS = ("prompt", "prompt_2")  # where <lora:...> tags are applied
 NEGATIVE_TEXTS = ("negative_prompt", "negative_prompt_2")
-AND_WORD = re.compile(r"\bAND\b")  # A1111's sub-prompt separator: the upper-case word on its own
-TRAILING_WEIGHT = re.compile(r"\s*:\s*[-+]?(?:\d+\.?|\d*\.\d+)\s*\Z")  # a sub-prompt's `:NUMBER` at its very end
+SUB_PROMPT_SEPARATOR = "AND"  # upper case, standing alone (docs/prompt-language.md, section 5)
+
+
+def has_separator(text: str) -> bool:
+    """Whether the text holds the word AND standing alone (no letter, digit or underscore touching it)."""
+    return next(standalone(text, SUB_PROMPT_SEPARATOR), None) is not None
+
+
+def trailing_weight(text: str) -> str | None:
+    """A sub-prompt weight ending the text, as written from its colon (blanks after it dropped), or None.
+
+    Section 5's `:NUMBER` at the very end: the text's last colon followed by nothing but blanks around one
+    number (a sign or none, then digits with at most one dot among them).
+    """
+    colon = text.rfind(":")
+    if colon < 0:
+        return None
+    number = text[colon + 1:].strip()
+    unsigned = number[1:] if number[:1] in ("+", "-") and number else number
+    if not unsigned.replace(".", "", 1).isdecimal():
+        return None
+    return text[colon:].rstrip()
 
 def lora_tags(text: str | None, key: str = "prompt") -> dict[str, float]:
     """`<lora:NAME>` / `<lora:NAME:W>` tags of one text -> {NAME: W}; other tags and bad weights refused."""
@@ -87,13 +106,13 @@ def edits_itself(texts: Mapping[str, str | None], syntax: str | None) -> bool:
 def _check_composable(text: str, key: str) -> None:
     """A1111 reads `AND` and a trailing `:NUMBER` of a prompt as composable sub-prompts and their weights
     (docs/prompt-language.md, section 5): not run here, so refused rather than encoded as text."""
-    if AND_WORD.search(text):
+    if has_separator(text):
         raise bad_value(key, text, "a prompt without the word AND (A1111 reads AND as composable sub-prompts, "
                         "each a guidance term of its own: not supported; write 'and' for the word)")
-    weight = TRAILING_WEIGHT.search(text)
-    if weight:
+    weight = trailing_weight(text)
+    if weight is not None:
         raise bad_value(key, text, f"a prompt that does not end in ':NUMBER' (A1111 reads the trailing "
-                        f"{weight.group(0).strip()!r} as a sub-prompt weight multiplying the guidance, not as text: "
+                        f"{weight!r} as a sub-prompt weight multiplying the guidance, not as text: "
                         f"not supported; end the prompt with something else, e.g. a comma)")
 
 

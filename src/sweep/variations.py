@@ -23,8 +23,8 @@ from typing import Any
 
 from sweep.errors import bad_value
 
-# A1111 blends linearly where the two noises are nearly parallel (the mean cosine above this), where slerp's
-# sin(omega) would be ~0.
+# Where the two noises are nearly parallel (their mean cosine above this, the threshold A1111 uses), sin(angle) is
+# about 0 and slerp's ratios lose their precision; it tends to the straight blend there, which is used instead.
 PARALLEL = 0.9995
 
 
@@ -51,22 +51,34 @@ def centred(target: Any, source: Any) -> Any:
     return out
 
 
-def slerp(t: float, low: Any, high: Any, dim: int) -> Any:
-    """Spherical interpolation from `low` (t=0) to `high` (t=1) of the vectors along `dim`, each pair by its own
-    angle (A1111 normalises along dim 1 of a C x H x W noise: per channel and column, over the rows). Where the
-    vectors are nearly parallel on average, the linear blend (1 - t) low + t high."""
+def _cosines(a: Any, b: Any, dim: int) -> Any:
+    """The cosine of the angle between each pair of vectors of `a` and `b` along `dim`."""
     import torch
 
-    low_unit = low / torch.linalg.vector_norm(low, dim=dim, keepdim=True)
-    high_unit = high / torch.linalg.vector_norm(high, dim=dim, keepdim=True)
-    cos = (low_unit * high_unit).sum(dim)
+    return (a / torch.linalg.vector_norm(a, dim=dim, keepdim=True)
+            * (b / torch.linalg.vector_norm(b, dim=dim, keepdim=True))).sum(dim)
+
+
+def slerp(t: float, low: Any, high: Any, dim: int) -> Any:
+    """Spherical interpolation from `low` (t=0) to `high` (t=1), each pair of vectors along `dim` by its own
+    angle (A1111 pairs the vectors along dim 1 of a C x H x W noise: per channel and column, over the rows).
+
+    The textbook formula: with `angle` between p0 and p1,
+    slerp(t) = sin((1 - t) angle) / sin(angle) * p0 + sin(t angle) / sin(angle) * p1,
+    applied to the vectors as they are (not normalised), so their lengths blend too. Where the vectors are nearly
+    parallel on average (see PARALLEL), its limit, the straight blend (1 - t) p0 + t p1, with the same ends.
+    """
+    import torch
+
+    cos = _cosines(low, high, dim)
     if cos.mean() > PARALLEL:
         return low * (1.0 - t) + high * t
-    omega = torch.acos(cos)
-    sin = torch.sin(omega)
-    to_low = (torch.sin((1.0 - t) * omega) / sin).unsqueeze(dim)
-    to_high = (torch.sin(t * omega) / sin).unsqueeze(dim)
-    return to_low * low + to_high * high
+    angle = torch.acos(cos)
+
+    def weight(share: float) -> Any:  # sin(share * angle) / sin(angle), broadcast over the vectors' elements
+        return (torch.sin(share * angle) / torch.sin(angle)).unsqueeze(dim)
+
+    return weight(1.0 - t) * low + weight(t) * high
 
 
 def latents(pipe: Any, unit: Sequence[Any], generators: Sequence[Any], height: int, width: int,
