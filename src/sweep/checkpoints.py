@@ -81,9 +81,12 @@ def read_header(path: Path) -> dict[str, Any]:
             raise HeaderError("not a safetensors file, or truncated inside its header")
         raw = handle.read(length)
     try:
-        header = json.loads(raw)
+        # Infinity / NaN are not JSON: safetensors refuses them, so must this reader
+        header = json.loads(raw, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError):
         raise HeaderError("not a safetensors file: its header is not JSON") from None
+    except RecursionError:
+        raise HeaderError("not a safetensors file: its header is nested too deeply") from None
     if not isinstance(header, dict):
         raise HeaderError("not a safetensors file: its header is not a table")
     end = 0
@@ -93,11 +96,18 @@ def read_header(path: Path) -> dict[str, Any]:
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2):
             raise HeaderError(f"not a safetensors file: tensor {name!r} has no data offsets")
-        end = max(end, int(offsets[1]))
+        if not all(type(o) is int and o >= 0 for o in offsets) or offsets[0] > offsets[1]:
+            raise HeaderError(f"not a safetensors file: tensor {name[:60]!r} has data_offsets "
+                              f"{json.dumps(offsets)[:40]}, not two byte offsets, start <= end")
+        end = max(end, offsets[1])
     expected = 8 + length + end
     if size < expected:
         raise HeaderError(f"truncated: {size:,} of {expected:,} bytes")
     return header
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def tensor_names(header: dict[str, Any]) -> list[str]:
@@ -202,7 +212,29 @@ def check_sdxl_folder(key: str, path: Path, *, refiner: bool = False) -> dict[st
     missing = sorted(needed - present)
     if missing:
         raise bad_file(key, path, allowed, "missing " + ", ".join(missing))
+    for name in sorted(needed):
+        _check_component(key, path, name, allowed)
     return index
+
+
+def _check_component(key: str, path: Path, name: str, allowed: str) -> None:
+    """A component subfolder holds weights, and each safetensors file among them is complete (headers only)."""
+    try:
+        files = sorted(f for f in (path / name).iterdir()
+                       if f.name.endswith((SAFETENSORS, *PICKLE_SUFFIXES)) and not f.name.startswith("."))
+    except OSError as exc:
+        raise bad_file(key, path, allowed, f"{name}/: {exc.strerror or type(exc).__name__}") from None
+    if not files:
+        raise bad_file(key, path, allowed, f"{name}/ holds no weights file ({SAFETENSORS})")
+    for file in files:
+        if file.suffix != SAFETENSORS:
+            continue
+        try:
+            read_header(file)
+        except HeaderError as exc:
+            raise bad_file(key, path, allowed, f"{name}/{file.name}: {exc}") from None
+        except OSError as exc:
+            raise bad_file(key, path, allowed, f"{name}/{file.name}: {exc.strerror or type(exc).__name__}") from None
 
 
 def check_config(key: str, value: Any) -> None:

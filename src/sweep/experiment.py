@@ -40,12 +40,15 @@ def model_identity(model: Mapping[str, Any], swept_models: list[str] | tuple[str
     return identity
 
 
-def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] = (),
+            swept: Mapping[str, list[Any]] | None = None) -> dict[str, str]:
     """The SHA-256 of each local model file or folder the run loads (model.path, model.vae, model.refiner,
-    each LoRA): other weights copied over a file or into a folder under the same name are another experiment.
-    Hub ids are left out (a hub revision does not change under a name), and so is what a model axis replaces."""
+    each LoRA, and every value of a checkpoint / VAE axis in `swept`): other weights copied over a file or into
+    a folder under the same name are another experiment. Hub ids and built-in models are left out (a hub
+    revision does not change under a name), and so is what a model axis replaces."""
     from sweep import checkpoints
     from sweep.lora import parse
+    from sweep.model_axes import axis_file
 
     found = {}
     replaced = {"checkpoint": "path"}
@@ -68,6 +71,11 @@ def weights(model: Mapping[str, Any], swept_models: list[str] | tuple[str, ...] 
     if adapter is not None and adapter.weights is not None:
         found["model.ip_adapter"] = checkpoints.weights_digest(adapter.weights)
         found["model.ip_adapter_encoder"] = checkpoints.weights_digest(adapter.encoder)
+    for name, values in (swept or {}).items():
+        for value in values:  # keyed by the value as typed: a grown axis adds keys, a kept value is compared
+            path = axis_file(model, name, value) if value is not None else None
+            if path is not None:
+                found[f"sweep.grid.{name}.{value}"] = checkpoints.weights_digest(path)
     return found
 
 
@@ -88,7 +96,7 @@ def manifest_for(plan: Plan, cells: list[Cell], model: Mapping[str, Any], facts:
         "sweep": {"name": plan.name, "layout": plan.layout, "grid": plan.grid_spec,
                   **({"labels": plan.labels} if plan.labels else {})},
         "model": model_identity(model, plan.model_axes),
-        "weights": weights(model, plan.model_axes),
+        "weights": weights(model, plan.model_axes, {n: plan.swept_values(n) for n in plan.model_axes}),
         "made_with": {**made_with(model, plan), "batch_size": plan.batch_size},
         "random_seeds": plan.random_seeds,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

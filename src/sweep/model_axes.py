@@ -72,6 +72,13 @@ def vae_source(model: Mapping[str, Any], value: str | None, key: str = "sweep.gr
                                _looked_in(model))
 
 
+def axis_file(model: Mapping[str, Any], name: str, value: str) -> Path | None:
+    """The local file or folder a checkpoint / VAE axis value loads (None: a built-in model or a hub id)."""
+    if name == "checkpoint" and value in axes.BUILT_IN_CHECKPOINTS:
+        return None
+    return _search(value, model, CHECKPOINT_DIRS if name == "checkpoint" else VAE_DIRS)
+
+
 def model_config(model: Mapping[str, Any], key: Mapping[str, Any]) -> dict[str, Any]:
     """The model config for one cell's `model_key` (its checkpoint and VAE values)."""
     out = dict(model)

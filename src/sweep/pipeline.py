@@ -335,12 +335,30 @@ def _build(model: Mapping[str, Any], device: str, dtype: torch.dtype) -> Any:
         if source == "hub":
             why = ("it is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" if offline
                    else f"the hub could not be reached or the files are missing ({why})")
+        elif "meta tensor" in str(exc):  # a tensor the config needs is not in the file (left on torch's meta device)
+            why = "the file does not hold every weight its config needs (a tensor was left without data)"
         elif path.is_file() and not model.get("config"):
             why = f"{SINGLE_FILE_HINT} ({why})"
         raise SweepError(f"model: could not load '{what}': {why}; {FIX_HINT}") from None
+    missing = _missing_weights(pipe)
+    if missing:  # diffusers leaves what a file lacks on the meta device: torch's .to() fails on it with a traceback
+        raise SweepError(f"model: got '{model.get('path') or model.get('id')}' ({missing}); allowed: a checkpoint "
+                         "holding every weight of its config (a complete SDXL file, or model.config for its layout)")
     if not model.get("cpu_offload"):
         pipe = pipe.to(device)
     return pipe
+
+
+def _missing_weights(pipe: Any) -> str:
+    """'the text_encoder_2 weight X and 3 more are missing' for the tensors a load left without data; '' if none."""
+    for name, module in getattr(pipe, "components", {}).items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        empty = [key for key, tensor in (*module.named_parameters(), *module.named_buffers()) if tensor.is_meta]
+        if empty:
+            more = f" and {len(empty) - 1} more" if len(empty) > 1 else ""
+            return f"the {name} weight {empty[0]}{more} missing from the file"
+    return ""
 
 
 def options_label(model: Mapping[str, Any]) -> str:
