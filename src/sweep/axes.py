@@ -814,24 +814,15 @@ def image_hash(path: str) -> str:
 
 
 def _init_image(value: Any, key: str, facts: Facts) -> str | None:
-    """An image file for image-to-image: it exists and PIL can read its header (no pixels are decoded)."""
-    import os
+    """An image file for image-to-image: a regular file, of a bounded size, that decodes in full
+    (sweep.init_images)."""
+    from sweep.init_images import ALLOWED, check
 
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    allowed = "an image file (PNG, JPEG, WebP, ...) to start from, or null for text-to-image"
     if not isinstance(value, str):
-        raise bad_value(key, value, allowed)
-    path = os.path.expanduser(value.strip())
-    if not os.path.isfile(path):
-        raise bad_value(key, value, allowed + " (no such file)")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path):
-            pass
-    except (OSError, UnidentifiedImageError):
-        raise bad_value(key, value, allowed + " (not an image PIL can read)") from None
+        raise bad_value(key, value, ALLOWED)
+    check(value.strip(), key)
     return value.strip()
 
 

@@ -45,13 +45,16 @@ def second_pass_pipeline(loaded: Any) -> Any:
 
 
 def init_image(path: str, width: int, height: int) -> Any:
-    """The init image as RGB at the cell's size (A1111's "Just resize": Lanczos)."""
+    """The init image as 8-bit RGB, converted as A1111 does (sweep.init_images), at the cell's size (A1111's
+    "Just resize": Lanczos)."""
     import os
 
     from PIL import Image
 
+    from sweep.init_images import to_rgb
+
     with Image.open(os.path.expanduser(path)) as image:
-        rgb = image.convert("RGB")
+        rgb = to_rgb(image)
     return rgb if rgb.size == (width, height) else rgb.resize((width, height), Image.LANCZOS)
 
 
