@@ -72,7 +72,8 @@ def check(value: str, key: str) -> None:
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError) as exc:
         # truncated, corrupt, or not an image at all
         detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        what = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else f"cannot be decoded: {detail}"
+        what = ("not an image PIL can read" if isinstance(exc, UnidentifiedImageError)
+                else f"cannot be decoded: {detail}")
         raise bad_file(key, value, ALLOWED, what) from None
     _CHECKED[cache_key] = None
 

@@ -1,0 +1,193 @@
+"""Issue 31 items 3-5: what the guards missed. Every model file of every cell is under the identity guard; files,
+init images and scheduler options are checked before the first model loads; each case that was a traceback or a
+misleading line is one true line (key, value, what is allowed). Tiny models and files are built in the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_cfg, quiet, snapshot
+from model_files import write_single_file
+from sweep import pipeline
+from sweep.errors import SweepError
+from sweep.models import build_tiny_layout_pipeline
+
+ONE = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null", "sweep.grid.seed=[7]",
+       "height=64", "width=64", "num_inference_steps=2")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """alpha: a diffusers folder (configs for the single files); a, b: two differently seeded single files."""
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_layout_pipeline(seed=11).save_pretrained(root / "alpha")
+    write_single_file(build_tiny_layout_pipeline(seed=11), root / "a.safetensors")
+    write_single_file(build_tiny_layout_pipeline(seed=22), root / "b.safetensors")
+    return root
+
+
+def refused(*overrides: str, run_dir: Path) -> str:
+    """The one-line refusal of a run; nothing is written into a new run dir."""
+    with pytest.raises(SweepError) as info:
+        quiet(make_cfg(*overrides), run_dir)
+    line = str(info.value)
+    assert "\n" not in line and "Traceback" not in line, line
+    return line
+
+
+# --- identity: every model file of every cell ------------------------------------------------------------
+
+
+def test_checkpoint_axis_file_replaced_then_grown_is_refused(models, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    grid = (*ONE, f"model.models_dir={root}", f"model.config={root / 'alpha'}", "sweep.grid.checkpoint=[a,b]")
+    run_dir = tmp_path / "run"
+    assert quiet(make_cfg(*grid), run_dir).made == 2
+    weights = json.loads((run_dir / "sweep.json").read_text())["weights"]
+    assert set(weights) == {"sweep.grid.checkpoint.a", "sweep.grid.checkpoint.b"}
+    shutil.copy2(root / "b.safetensors", root / "a.safetensors")  # cp -p: same size, same mtime
+    before = snapshot(run_dir)
+    line = refused(*grid[:3], "sweep.grid.seed=[7,8]", *grid[4:], run_dir=run_dir)
+    assert "the weights of sweep.grid.checkpoint.a changed" in line, line
+    assert snapshot(run_dir) == before
+
+
+# --- model files: headers, folders, tensors -----------------------------------------------------------------
+
+
+def _raw_safetensors(path: Path, header: str) -> Path:
+    data = header.encode()
+    path.write_bytes(struct.pack("<Q", len(data)) + data + b"\0" * 8)
+    return path
+
+
+@pytest.mark.parametrize("offsets, why", [('[0, "abc"]', 'data_offsets [0, "abc"], not two byte offsets'),
+                                          ("[0, null]", "data_offsets [0, null], not two byte offsets"),
+                                          ("[0, Infinity]", "its header is not JSON"),
+                                          ("[0, 8]", None)])
+def test_safetensors_header_offsets_are_one_line(tmp_path, offsets, why):
+    path = _raw_safetensors(tmp_path / "x.safetensors",
+                            '{"x": {"dtype": "F32", "shape": [2], "data_offsets": ' + offsets + "}}")
+    line = refused(*ONE, f"model.path={path}", run_dir=tmp_path / "run")
+    assert line.startswith(f"model.path: got '{path}' (") and "allowed: " in line, line
+    if why:
+        assert why in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_deeply_nested_safetensors_header_is_one_line(tmp_path):
+    path = _raw_safetensors(tmp_path / "deep.safetensors", '{"x": ' + "[" * 100000 + "]" * 100000 + "}")
+    line = refused(*ONE, f"model.path={path}", run_dir=tmp_path / "run")
+    assert "nested too deeply" in line, line
+
+
+def test_checkpoint_axis_folder_without_weights_is_refused_before_any_load(models, tmp_path):
+    empty = Path(shutil.copytree(models / "alpha", tmp_path / "empty"))
+    for file in (empty / "unet").glob("*.safetensors"):
+        file.unlink()
+    loads = pipeline.LOADS
+    line = refused(*ONE, f"sweep.grid.checkpoint=[{models / 'alpha'},{empty}]", run_dir=tmp_path / "run")
+    assert line.startswith(f"sweep.grid.checkpoint: got '{empty}' (unet/ holds no weights file"), line
+    assert pipeline.LOADS == loads and not (tmp_path / "run").exists()
+
+
+def test_single_file_missing_tensors_of_its_config_is_one_line(models, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(models / "b.safetensors"))
+    partial = tmp_path / "partial.safetensors"
+    save_file({k: v for k, v in state.items() if "embedders.1.model.ln_final" not in k}, str(partial))
+    line = refused(*ONE, f"model.path={partial}", f"model.config={models / 'alpha'}", run_dir=tmp_path / "run")
+    assert "text_encoder_2 weight text_model.final_layer_norm.weight and 1 more missing" in line, line
+    assert "meta" not in line
+
+
+# --- init images ------------------------------------------------------------------------------------------
+
+
+def _gradient() -> np.ndarray:
+    return (np.add.outer(np.arange(64), np.arange(64)) * 2).astype(np.uint8)
+
+
+def test_16_bit_init_image_gives_the_image_of_its_8_bit_copy(tmp_path):
+    eight, sixteen = tmp_path / "g8.png", tmp_path / "g16.png"
+    Image.fromarray(_gradient(), "L").save(eight)
+    Image.fromarray(_gradient().astype(np.uint16) * 257).save(sixteen)
+    assert Image.open(sixteen).mode == "I;16"
+    made = []
+    for path in (eight, sixteen):
+        run_dir = tmp_path / path.stem
+        quiet(make_cfg(*ONE, f"init_image={path}", "strength=0.5"), run_dir)
+        made.append(np.asarray(Image.open(next((run_dir / "images").glob("*.png"))).convert("RGB"), float))
+    assert np.abs(made[0] - made[1]).mean() < 2
+    assert (made[1] >= 250).mean() < 0.5  # not white
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "LA", "P", "RGBA", "I", "1"])
+def test_init_image_modes_convert_as_a1111_does(tmp_path, mode):
+    from sweep.init_images import to_rgb
+
+    gray = _gradient()
+    rgb = Image.fromarray(np.stack([gray] * 3, -1))
+    if mode == "LA":
+        image = Image.fromarray(np.stack([gray, np.full_like(gray, 255)], -1), "LA")
+    elif mode == "RGBA":
+        image = rgb.convert("RGBA")
+    elif mode == "P":
+        image = rgb.convert("P", palette=Image.ADAPTIVE)
+    elif mode == "I":
+        image = Image.fromarray(gray.astype(np.int32) * 257, "I")
+    else:
+        image = rgb.convert(mode)
+    out = to_rgb(image)
+    assert out.mode == "RGB" and out.size == (64, 64)
+    if mode != "1":
+        assert np.abs(np.asarray(out, float) - np.asarray(rgb, float)).mean() < 2, mode
+
+
+def test_transparent_init_image_is_flattened_onto_white(tmp_path):
+    from sweep.init_images import to_rgb
+
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert np.asarray(to_rgb(clear)).min() == 255
+
+
+def test_init_image_problems_are_one_true_line_before_the_load(tmp_path):
+    png = tmp_path / "ok.png"
+    Image.fromarray(_gradient(), "L").save(png)
+    truncated = tmp_path / "trunc.png"
+    truncated.write_bytes(png.read_bytes()[: len(png.read_bytes()) // 2])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = {truncated: "cannot be decoded", fifo: "a FIFO (named pipe), not a file", folder: "a folder, not a file",
+             Path("/dev/zero"): "a device, not a file", tmp_path / "nope.png": "no such file"}
+    loads = pipeline.LOADS
+    for path, why in cases.items():
+        line = refused(*ONE, f"init_image={path}", "strength=0.5", run_dir=tmp_path / "run")
+        assert line.startswith(f"init_image: got '{path}' ({why}") and "allowed: an image file" in line, line
+    assert pipeline.LOADS == loads and not (tmp_path / "run").exists()
+
+
+def test_huge_init_image_is_refused_from_its_header(tmp_path):
+    import zlib
+
+    # A 20000x20000 PNG header with one compressed (truncated) row: the size alone must refuse it, no decoding.
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 20001)) + chunk(b"IEND", b""))
+    line = refused(*ONE, f"init_image={huge}", "strength=0.5", run_dir=tmp_path / "run")
+    assert "(20000x20000, 400 megapixels)" in line and "of at most 100 megapixels" in line, line
