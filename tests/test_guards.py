@@ -191,3 +191,23 @@ def test_huge_init_image_is_refused_from_its_header(tmp_path):
                      + chunk(b"IDAT", zlib.compress(b"\0" * 20001)) + chunk(b"IEND", b""))
     line = refused(*ONE, f"init_image={huge}", "strength=0.5", run_dir=tmp_path / "run")
     assert "(20000x20000, 400 megapixels)" in line and "of at most 100 megapixels" in line, line
+
+
+# --- scheduler options ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, why", [
+    ("timestep_spacing: evil", "got \"EulerDiscreteScheduler(timestep_spacing='evil')\"; allowed: options "
+     "EulerDiscreteScheduler can run with (diffusers: evil is not supported"),
+    ("beta_start: .nan", "sweep.grid.scheduler.beta_start: got '.nan'; allowed: a finite number"),
+    ("beta_end: [1,2]", "sweep.grid.scheduler.beta_end: got [1, 2]; allowed: one value"),
+    ("beta_start: 0.5", "allowed: options that give finite noise levels"),
+    ("use_karras_sigmas: 1", "sweep.grid.scheduler.use_karras_sigmas: got 1; allowed: true or false"),
+])
+def test_scheduler_options_are_checked_before_any_model_loads(models, tmp_path, option, why):
+    loads = pipeline.LOADS
+    line = refused(*ONE, f"model.config={models / 'alpha'}",
+                   f"sweep.grid.checkpoint=[{models / 'a.safetensors'},{models / 'b.safetensors'}]",
+                   f"sweep.grid.scheduler=[Euler,{{class: EulerDiscreteScheduler, {option}}}]", run_dir=tmp_path / "r")
+    assert why in line, line
+    assert pipeline.LOADS == loads and not (tmp_path / "r").exists()

@@ -509,8 +509,59 @@ def check_scheduler(value: Any, key: str) -> SchedulerSpec | None:
             if option not in known:
                 raise bad_value(f"{key}.{option}", setting, f"an option of {cls}: " + ", ".join(sorted(known))
                                 + suggest(option, known))
-        return SchedulerSpec(cls, tuple(sorted(options.items())))
+            _check_option(f"{key}.{option}", setting, known[option])
+        spec = SchedulerSpec(cls, tuple(sorted(options.items())))
+        _try_build(spec, key)
+        return spec
     raise bad_value(key, value, SCHEDULER_HELP)
+
+
+def _check_option(key: str, value: Any, default: Any) -> None:
+    """A scheduler option: one value of its default's type (a bool for a flag, a finite number for a number,
+    text for text); a list or a mapping is refused (the options key the prompt cache and the cell id)."""
+    import math
+
+    if isinstance(value, (list, tuple, dict, Mapping)):
+        raise bad_value(key, value, f"one value (like its default, {default!r}), not a list or a mapping")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad_value(key, value, "true or false")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad_value(key, value, f"a finite number (default {default!r})")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise bad_value(key, value, f"a whole number (default {default!r})")
+        if default >= 0 and value < 0:
+            raise bad_value(key, value, f"a number >= 0 (default {default!r})")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad_value(key, value, f"text (default {default!r})")
+    elif value is not None and not isinstance(value, (bool, int, float, str)):
+        raise bad_value(key, value, "one value: a number, true/false, text or null")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad_value(key, value, "a finite number")
+
+
+def _try_build(spec: SchedulerSpec, key: str) -> None:
+    """A class with options is built on SDXL's scheduler config and asked for steps before any model loads:
+    diffusers checks some values only then (timestep_spacing 'evil': every cell would fail)."""
+    import math
+
+    import diffusers
+
+    from sweep.model_configs import SDXL_SCHEDULER_CONFIG
+
+    try:
+        scheduler = getattr(diffusers, spec.cls).from_config(SDXL_SCHEDULER_CONFIG, **dict(spec.options))
+        scheduler.set_timesteps(10)
+        values = [float(v) for v in getattr(scheduler, "sigmas", scheduler.timesteps).flatten().tolist()]
+    except Exception as exc:  # diffusers' ValueError / TypeError / AttributeError: one line naming the options
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        shown = ", ".join(f"{k}={v!r}" for k, v in spec.options)
+        raise bad_value(key, f"{spec.cls}({shown})", f"options {spec.cls} can run with (diffusers: {why})") from None
+    if not all(math.isfinite(v) for v in values):
+        shown = ", ".join(f"{k}={v!r}" for k, v in spec.options)
+        raise bad_value(key, f"{spec.cls}({shown})", "options that give finite noise levels (these give NaN or inf)")
 
 
 # --- the registry ----------------------------------------------------------------------------------------
