@@ -175,6 +175,34 @@ def parse_table(path: Path, required: Sequence[str] = ("cell_id", "status", "ima
     return table
 
 
+def check_columns(table: Table, columns: Sequence[str] = (), allowed: Iterable[str] = ()) -> None:
+    """Every column of the table is one the tool writes (`columns`, the registry's, `allowed`): a renamed one is
+    refused (TableError), naming the column the rename lost."""
+    known = {*columns, *COLUMNS, *allowed}
+    unknown = [c for c in table.columns if c not in known and axes.axis_of_column(c) is None]
+    if unknown:
+        missing = [c for c in columns if c not in table.columns and c not in (DIGEST, "scheduler_class")]
+        also = f" and {missing[0]!r} is missing" if missing else ""
+        raise table.problem(1, f"column {unknown[0]!r} is not one sdxl-sweep writes{also} (renamed or added by "
+                            "hand?)")
+
+
+def check_values(table: Table, expected: Mapping[str, Mapping[str, Any]], cell_of: Any = None) -> None:
+    """Every row of a cell in the grid holds that cell's values (the cell_id is made of them: a seed edited to
+    999 would otherwise be reported as seed 999). `cell_of(row)`: the expected cell of a row (default: by its
+    cell_id in `expected`)."""
+    params = _parameter_columns(expected.values())
+    for row, line in zip(table.rows, table.lines, strict=True):
+        cell = cell_of(row) if cell_of else expected.get(row.get("cell_id", ""))
+        if cell is None:
+            continue
+        for column in _parameter_columns([cell]) if cell_of else params:
+            if _text(row.get(column)) != _text(cell.get(column)):
+                raise table.problem(line, f"cell {row['cell_id']} has {column} {_quoted(row.get(column) or '')}, "
+                                    f"but that cell's {column} is {_quoted(_text(cell.get(column)))} (edited by "
+                                    "hand?)")
+
+
 def _quoted(text: str) -> str:
     text = repr(text)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -271,21 +299,8 @@ class ResultsTable:
         values (the cell_id is made of them; a seed edited to 999 would otherwise be reported as seed 999).
         """
         table = table or parse_table(self.path)
-        known = set(self.columns) | set(COLUMNS)
-        unknown = [c for c in table.columns if c not in known and axes.axis_of_column(c) is None]
-        if unknown:
-            missing = [c for c in self.columns if c not in table.columns and c not in (DIGEST, "scheduler_class")]
-            also = f" and {missing[0]!r} is missing" if missing else ""
-            raise table.problem(1, f"column {unknown[0]!r} is not one sdxl-sweep writes{also} (renamed or added by "
-                                "hand?)")
-        params = _parameter_columns(expected.values())
-        for row, line in zip(table.rows, table.lines, strict=True):
-            cell = expected.get(row["cell_id"])
-            for column in params if cell is not None else ():
-                if _text(row.get(column)) != _text(cell.get(column)):
-                    raise table.problem(line, f"cell {row['cell_id']} has {column} {_quoted(row.get(column) or '')}, "
-                                        f"but that cell's {column} is {_quoted(_text(cell.get(column)))} (edited by "
-                                        "hand?)")
+        check_columns(table, self.columns)
+        check_values(table, expected)
         return table
 
     def prepare(self, table: Table, expected: Mapping[str, Mapping[str, Any]],

@@ -128,11 +128,9 @@ def load_run(run_dir: str | Path) -> RunData:
     path = run_dir / RESULTS
     if not path.is_file():
         raise ReportError("DIR", str(run_dir), "a run directory that holds results.csv")
-    from sweep.results import parse_table
-
-    parse_table(path, required=())  # random bytes or a hand edit: refused (one line) before anything is drawn
-    results = _normalise(_read_results(path))
     manifest = _read_manifest(run_dir / MANIFEST)
+    _check_table(run_dir, path, manifest)  # a table the tool did not write: refused before anything is drawn
+    results = _normalise(_read_results(path))
     sweep = manifest.get("sweep") if isinstance(manifest.get("sweep"), dict) else {}
     expected_raw = manifest.get("expected_cells") or []
     expected = _normalise(pd.DataFrame([c for c in expected_raw if isinstance(c, dict)]).astype(object))
@@ -180,6 +178,31 @@ def load_run(run_dir: str | Path) -> RunData:
     return RunData(run_dir=run_dir, cells=cells.sort_values("_order", kind="stable").reset_index(drop=True),
                    name=name, layout_hint=hint, candidates=_candidates(cells, sweep.get("grid")),
                    labels=_labels(run_dir, sweep))
+
+
+def _check_table(run_dir: Path, path: Path, manifest: dict[str, Any]) -> None:
+    """results.csv as the run checks it (sweep.results): random bytes, a torn row inside, an unknown status, a
+    renamed column, a value edited against the cell_id it belongs to, or an empty file are refused with one line
+    (TableError) before the report writes or deletes anything."""
+    from sweep.results import Table, TableError, check_columns, check_values, parse_table
+
+    if path.stat().st_size == 0:  # the tool writes the header with the first row: 0 bytes is not its table
+        raise TableError(f"{path}: line 1: an empty file (0 bytes), not a results table")
+    table: Table = parse_table(path, required=())
+    merged = "job" in table.columns  # a multirun's sweep dir: job, overrides and the keys swept on the command line
+    swept = {o.partition("=")[0].lstrip("+~") for row in table.rows for o in row.get("overrides", "").split()}
+    check_columns(table, allowed=("job", "overrides", *swept) if merged else ())
+    if not merged:
+        cells = manifest.get("expected_cells") or []
+        check_values(table, {c["cell_id"]: c for c in cells if isinstance(c, dict) and c.get("cell_id")})
+        return
+    jobs: dict[str, dict[str, Any]] = {}
+    for row in table.rows:  # each job's manifest, found from its images' paths (`0/images/...`)
+        folder = row.get("image", "").rpartition("/images/")[0]
+        if folder and row.get("job") not in jobs and _inside(run_dir, folder):
+            found = _read_manifest(run_dir / folder / MANIFEST).get("expected_cells") or []
+            jobs[row.get("job", "")] = {c["cell_id"]: c for c in found if isinstance(c, dict) and c.get("cell_id")}
+    check_values(table, {}, cell_of=lambda row: jobs.get(row.get("job", ""), {}).get(row.get("cell_id", "")))
 
 
 def words(run: RunData, axis: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
