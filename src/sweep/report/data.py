@@ -186,7 +186,7 @@ def _check_table(run_dir: Path, path: Path, manifest: dict[str, Any]) -> None:
     (TableError) before the report writes or deletes anything."""
     from sweep.results import Table, TableError, check_columns, check_values, parse_table
 
-    if path.stat().st_size == 0:  # the tool writes the header with the first row: 0 bytes is not its table
+    if path.stat().st_size == 0:  # the run writes the header atomically before any row: 0 bytes is not its table
         raise TableError(f"{path}: line 1: an empty file (0 bytes), not a results table")
     table: Table = parse_table(path, required=())
     merged = "job" in table.columns  # a multirun's sweep dir: job, overrides and the keys swept on the command line
