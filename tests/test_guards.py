@@ -20,6 +20,8 @@ from sweep import pipeline
 from sweep.errors import SweepError
 from sweep.models import build_tiny_layout_pipeline
 
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+ENV = {"PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1"}
 ONE = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null", "sweep.grid.seed=[7]",
        "height=64", "width=64", "num_inference_steps=2")
 
@@ -211,3 +213,62 @@ def test_scheduler_options_are_checked_before_any_model_loads(models, tmp_path, 
                    f"sweep.grid.scheduler=[Euler,{{class: EulerDiscreteScheduler, {option}}}]", run_dir=tmp_path / "r")
     assert why in line, line
     assert pipeline.LOADS == loads and not (tmp_path / "r").exists()
+
+
+# --- tables the tool did not write; refused runs change nothing ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    quiet(make_cfg(*ONE, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2]"), run_dir)
+    return run_dir
+
+
+def _edit(path: Path, case: str) -> None:
+    if case == "renamed column":
+        text = path.read_bytes().decode()
+        path.write_bytes(text.replace("num_inference_steps", "steps", 1).encode())
+    elif case == "edited seed":
+        lines = path.read_bytes().decode().split("\r\n")
+        lines[1] = lines[1].replace(",1,1,5.0,", ",999,1,5.0,", 1)
+        path.write_bytes("\r\n".join(lines).encode())
+    else:
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("case, why", [("renamed column", "column 'steps' is not one sdxl-sweep writes"),
+                                       ("edited seed", "has seed '999', but that cell's seed is '1'"),
+                                       ("0 bytes", "an empty file (0 bytes)")])
+def test_report_and_compare_refuse_a_table_the_tool_did_not_write(finished, tmp_path, case, why):
+    import subprocess
+    import sys
+
+    run_dir = Path(shutil.copytree(finished, tmp_path / "run"))
+    _edit(run_dir / "results.csv", case)
+    before = snapshot(run_dir)
+    for args in (("-m", "sweep.report", str(run_dir)), ("-m", "sweep.compare", str(finished), str(run_dir))):
+        done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, **ENV}, timeout=300)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert lines[0].startswith(f"error: {run_dir / 'results.csv'}: line ") and why in lines[0], lines[0]
+        assert "SAME" not in done.stdout
+        assert snapshot(run_dir) == before  # metrics.csv, convergence.csv, plots: all still there, untouched
+
+
+def test_refused_multirun_rerun_changes_no_file(tmp_path):
+    from conftest import run_cli
+
+    sweep_dir = tmp_path / "multi"
+    args = ("-m", "model=tiny", *ONE, "guidance_scale=3,5", f"hydra.sweep.dir={sweep_dir}")
+    assert run_cli(*args, cwd=tmp_path, env=ENV).returncode == 0
+    before = snapshot(sweep_dir)
+    done = run_cli(*args, "prompt=other", cwd=tmp_path, env=ENV)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("holds another experiment") == 2 and "Traceback" not in done.stderr
+    assert snapshot(sweep_dir) == before
+    # Grown by a job while the others are refused: one jobs.csv row per job, the refusals as their status.
+    run_cli(*args[:-2], "guidance_scale=3,5,7", f"hydra.sweep.dir={sweep_dir}", "prompt=other", cwd=tmp_path, env=ENV)
+    jobs = (sweep_dir / "jobs.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[:2] for row in jobs] == [["0", "error"], ["1", "error"], ["2", "ok"]]

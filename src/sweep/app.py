@@ -26,6 +26,9 @@ EXIT = {"code": 0}
 EXIT_FAILED_CELLS = 1
 EXIT_BAD_INPUT = 2
 REFUSED = "refused"  # a multirun job refused an existing job dir: its error goes here in the sweep dir
+# How each multirun job of this process went (started, accepted, or refused: it refused an existing job dir
+# before writing anything there): a multirun whose every job was refused changes no file (sweep.multirun).
+OUTCOMES: list[str] = []
 
 
 def run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path | None = None,
@@ -57,6 +60,8 @@ def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path
 
     ranks = Ranks()
     run_dir = Path(run_dir)
+    if multirun:
+        OUTCOMES.append("started")  # "accepted" once its dir is taken, "refused" when it refuses an existing one
     try:
         check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
         from sweep.runner import run_sweep  # torch: only once the config is known to be good
@@ -65,6 +70,8 @@ def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path
         run_dir = shared_run_dir(ranks, run_dir)
 
         def accepted() -> None:
+            if multirun and OUTCOMES:
+                OUTCOMES[-1] = "accepted"
             if save_hydra:
                 save_hydra(run_dir)
             if multirun and sweep_dir is not None and job:
@@ -166,5 +173,7 @@ def _record_job_error(run_dir: Path, sweep_dir: Path | None, job: dict[str, Any]
             save_hydra(run_dir)
         atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
     elif sweep_dir is not None:
+        if OUTCOMES and OUTCOMES[-1] == "started":  # refused before its dir was accepted: nothing written there
+            OUTCOMES[-1] = "refused"
         name = f"job{job.get('num', 'x')}.json"
         atomic_write(Path(sweep_dir) / REFUSED / name, json.dumps({**status, "dir": str(run_dir)}, indent=2) + "\n")

@@ -131,8 +131,12 @@ class MergeReport(Callback):
             log.info(estimate(config))
         from omegaconf import OmegaConf
 
+        from sweep.app import OUTCOMES
+
+        OUTCOMES.clear()
         _ACTIVE.update(sweep_dir=Path(resolved).resolve(),
-                       report=dict(OmegaConf.select(config, "report", default=None) or {}))
+                       report=dict(OmegaConf.select(config, "report", default=None) or {}),
+                       before=_snapshot(Path(resolved)))
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
@@ -142,6 +146,15 @@ class MergeReport(Callback):
             # torchrun -m sweep -m ...: jobs wrote into the main rank's dirs; it merges, once.
             _remove_if_empty(sweep_dir)
             return
+        from sweep.app import EXIT, OUTCOMES
+
+        if OUTCOMES and all(o == "refused" for o in OUTCOMES):
+            # Every job refused its existing dir (each said why): this multirun made nothing, so it changes
+            # nothing either (no merge, Hydra's multirun.yaml and the refusal records put back as they were).
+            _restore(sweep_dir, _ACTIVE.get("before") or {})
+            log.info(f"nothing changed in {sweep_dir}: every job was refused (see the lines above)")
+            EXIT["code"] = max(EXIT["code"], 2)
+            return
         options = OmegaConf.select(config, "report", default=None) or {}
         try:
             merged = merge(sweep_dir, dict(options))
@@ -150,10 +163,52 @@ class MergeReport(Callback):
             merged = Merged(sweep_dir, [], errors=[f"merge: {type(exc).__name__}: {exc}"])
         for line in merged.lines():
             log.info(line)
-        from sweep.app import EXIT
 
         # Jobs in other processes (submitit) cannot set the exit code of this one: their status files do.
         EXIT["code"] = max(EXIT["code"], merged.exit_code)
+
+
+def _snapshot(sweep_dir: Path) -> dict[str, tuple[bytes, int, int] | None]:
+    """What a refused multirun may touch in an existing sweep dir, before it starts: Hydra's multirun.yaml and
+    the refusal records (bytes, atime, mtime; None: absent)."""
+    from sweep.app import REFUSED
+
+    found: dict[str, tuple[bytes, int, int] | None] = {"multirun.yaml": None, REFUSED: None}
+    for path in [sweep_dir / "multirun.yaml", *sorted((sweep_dir / REFUSED).glob("job*.json"))]:
+        try:
+            info = path.stat()
+            found[str(path.relative_to(sweep_dir))] = (path.read_bytes(), info.st_atime_ns, info.st_mtime_ns)
+        except OSError:
+            pass
+    if (sweep_dir / REFUSED).is_dir():
+        found[REFUSED] = (b"", 0, 0)
+    return found
+
+
+def _restore(sweep_dir: Path, before: dict[str, tuple[bytes, int, int] | None]) -> None:
+    """Put the files `_snapshot` saw back as they were (and remove the ones it did not see)."""
+    from sweep.app import REFUSED
+
+    for path in sorted((sweep_dir / REFUSED).glob("job*.json")):
+        if str(path.relative_to(sweep_dir)) not in before:
+            path.unlink(missing_ok=True)
+    for name, saved in before.items():
+        path = sweep_dir / name
+        if name == REFUSED:
+            if saved is None and path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+            continue
+        if saved is None:
+            if name == "multirun.yaml" and not (sweep_dir / JOBS).exists():
+                continue  # a new sweep dir: Hydra's own file stays
+            path.unlink(missing_ok=True)
+            continue
+        data, atime, mtime = saved
+        if not path.is_file() or path.read_bytes() != data:
+            from sweep.atomic import atomic_write
+
+            atomic_write(path, data)
+        os.utime(path, ns=(atime, mtime))
 
 
 def estimate(config: Any) -> str:
@@ -227,8 +282,7 @@ def merge(sweep_dir: Path, report: dict[str, Any] | None = None) -> Merged:
     from sweep.results import RESULTS, atomic_write
 
     jobs = [read_job(path) for path in job_dirs(sweep_dir)]
-    jobs += _refused_jobs(sweep_dir)
-    jobs = sorted(jobs, key=lambda j: j.num)
+    jobs = _with_refusals(jobs, _refused_jobs(sweep_dir))
     swept = swept_keys(jobs)
     rows, columns = merged_rows(sweep_dir, jobs, swept)
     atomic_write(sweep_dir / RESULTS, _csv(rows, columns))
@@ -274,6 +328,19 @@ def _outcome(status: dict[str, Any]) -> tuple[str, str, int]:
     if failed or errors:
         return "failed", "; ".join(errors + ([f"{failed} image(s) failed"] if failed else [])), 1
     return "ok", "", 0
+
+
+def _with_refusals(jobs: list[Job], refused: list[Job]) -> list[Job]:
+    """One entry per job: a refusal of a job whose dir holds an earlier run becomes that job's status and error
+    (its earlier images stay in the table), instead of a second row for the same job."""
+    by_num = {job.num: job for job in jobs}
+    for job in refused:
+        earlier = by_num.get(job.num)
+        if earlier is None or job.num < 0:
+            jobs.append(job)
+            continue
+        earlier.status, earlier.error, earlier.exit_code = job.status, job.error, job.exit_code
+    return sorted(jobs, key=lambda j: j.num)
 
 
 def _refused_jobs(sweep_dir: Path) -> list[Job]:
