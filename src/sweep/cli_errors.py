@@ -25,6 +25,8 @@ _OVERRIDE = (re.compile(r"(?:Error merging override|To append to your config use
              re.compile(r"Could not override\s+'([^'\s]+)'"))
 _FILE = re.compile(r"^In '([^']+)': ")
 _CONVERT = re.compile(r"Value '([^']*)'.*could not be converted to (\w+)")
+_CONVERT_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string",
+                  "Bytes": "bytes", "Path": "a path"}
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -100,7 +102,11 @@ def _schema_error(exc: BaseException, text: str) -> str:
             shown = repr(convert.group(1))
         else:
             shown = config_checks.show(getattr(cause, "value", None))
-        return f"{prefix}{key}: got {shown}; allowed: {config_checks.describe(key)}"
+        allowed = config_checks.describe(key)
+        if allowed == "any value":  # a key outside this tool's schema (hydra.launcher.mem_gb): the type it refused
+            allowed = _CONVERT_WORDS.get(convert.group(2), f"a {convert.group(2).lower()}") if convert else \
+                "a value of the type the key's config declares (`--cfg hydra` shows it)"
+        return f"{prefix}{key}: got {shown}; allowed: {allowed}"
     reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return f"{key}: {reason}"
 
@@ -214,6 +220,25 @@ def _config_file_error(exc: BaseException) -> str | None:
     return f"config file {path or '(unknown)'}{describe_load_error(exc, path or '')}"
 
 
+def _too_deep(exc: BaseException, argv: Sequence[str]) -> str | None:
+    """One line for an override nested so deep that Hydra's parser or OmegaConf runs out of recursion (a
+    2,000-line RecursionError otherwise): the override, its depth, the limit."""
+    from sweep.config_checks import ConfigFileError
+
+    chain = list(_chain(exc))
+    if not any(isinstance(e, RecursionError) for e in chain) or any(isinstance(e, ConfigFileError | SweepError)
+                                                                    for e in chain):
+        return None
+    from sweep.yaml_errors import MAX_NESTING, nesting
+
+    depth, word = max(((nesting(w), w) for w in argv), default=(0, ""))
+    if depth < 2:
+        return None
+    key = word.partition("=")[0].lstrip("+~") or "override"
+    return (f"{key}: got a value nested {depth:,} levels deep, deeper than Python's recursion limit lets Hydra "
+            f"parse; allowed: lists, mappings and brackets nested at most {MAX_NESTING} levels")
+
+
 def install() -> None:
     """Route Hydra's error reporting through `one_line` (Hydra's full report with HYDRA_FULL_ERROR=1)."""
     import hydra._internal.utils as hydra_utils
@@ -233,7 +258,7 @@ def install() -> None:
 
             if multirun.is_launcher_error(exc):
                 sys.exit(multirun.after_launcher_error(exc))
-            made = _run_dir_error(exc) or _config_file_error(exc)
+            made = _run_dir_error(exc) or _config_file_error(exc) or _too_deep(exc, sys.argv[1:])
             if made:
                 print(f"error: {made}", file=sys.stderr, flush=True)
                 sys.exit(2)

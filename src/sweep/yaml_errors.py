@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 MAPPING = "a YAML mapping (see sweeps/steps_10_to_90.yaml)"
+MAX_NESTING = 50  # below where Python's recursion limit stops Hydra's override parser (~85 levels of lists)
 
 
 def describe_load_error(exc: BaseException, path: str | Path) -> str:
@@ -19,6 +20,10 @@ def describe_load_error(exc: BaseException, path: str | Path) -> str:
         line, byte = _first_bad_byte(path)
         return f"{line}: got {byte}, which is not UTF-8; allowed: UTF-8 text (save the file as UTF-8)"
     if isinstance(exc, RecursionError):
+        depth = _nesting(path)
+        if depth > MAX_NESTING:  # a deep list / mapping, not an alias: say so (it has no `*` in it at all)
+            return (f": got a list or mapping nested {depth:,} levels deep, deeper than Python's recursion limit "
+                    f"lets it be read; allowed: values nested at most {MAX_NESTING} levels")
         return ": got a recursive alias (an anchor used inside its own value); allowed: aliases of complete nodes"
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
@@ -37,6 +42,30 @@ def describe_load_error(exc: BaseException, path: str | Path) -> str:
     if not_a_mapping(exc):
         return f": got {_top_value(path)}, a single value where keys are expected; allowed: {MAPPING}"
     return f": got {type(exc).__name__}: {' '.join(str(exc).split())}; allowed: {MAPPING}"
+
+
+def nesting(text: str) -> int:
+    """How deep brackets nest in YAML flow text or a Hydra override (`[[[1]]]` -> 3), quotes skipped."""
+    depth = deepest = 0
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]})":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _nesting(path: str | Path) -> int:
+    try:
+        return nesting(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return 0
 
 
 def not_a_mapping(exc: BaseException) -> bool:

@@ -138,14 +138,19 @@ def _make(source: Path, thumb: Path) -> tuple[int, int, str] | None:
 
 
 def _read_index(path: Path) -> dict[str, Any]:
+    """The index as this tool wrote it; anything else in the file (a hand edit such as `{"thumbs": 5}`, another
+    tool's JSON) is a stale cache: those thumbnails are made again."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
+    thumbs = data.get("thumbs") if isinstance(data, dict) else None
     entries: dict[str, Any] = {}
-    for name, value in (data.get("thumbs") or {}).items() if isinstance(data, dict) else ():
+    for name, value in thumbs.items() if isinstance(thumbs, dict) else ():
         try:
-            entry = _Entry(**value)
+            entry = _Entry(**value) if isinstance(value, dict) else None
+            if entry is None:
+                continue
         except TypeError:
             continue  # an older or foreign entry: made again
         if entry.version == VERSION:
