@@ -272,3 +272,72 @@ def test_refused_multirun_rerun_changes_no_file(tmp_path):
     run_cli(*args[:-2], "guidance_scale=3,5,7", f"hydra.sweep.dir={sweep_dir}", "prompt=other", cwd=tmp_path, env=ENV)
     jobs = (sweep_dir / "jobs.csv").read_text().splitlines()[1:]
     assert [row.split(",")[:2] for row in jobs] == [["0", "error"], ["1", "error"], ["2", "ok"]]
+
+
+# --- tracebacks and misleading lines that are one true line now --------------------------------------------
+
+
+def _cli_line(tmp_path: Path, *args: str) -> str:
+    from conftest import run_cli
+
+    done = run_cli(*args, cwd=tmp_path, env=ENV)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return lines[0]
+
+
+def test_deep_nesting_is_one_line_not_a_recursion_traceback_nor_a_recursive_alias(tmp_path):
+    line = _cli_line(tmp_path, "model=tiny", "prompt=" + "[" * 3000 + "x" + "]" * 3000, f"hydra.run.dir={tmp_path}/a")
+    assert line == ("error: prompt: got a value nested 3,000 levels deep, deeper than Python's recursion limit lets "
+                    "Hydra parse; allowed: lists, mappings and brackets nested at most 50 levels")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("grid:\n  seed: " + "[" * 10000 + "1" + "]" * 10000 + "\n")
+    line = _cli_line(tmp_path, "model=tiny", f"sweep={deep}", f"hydra.run.dir={tmp_path}/b")
+    assert "nested 10,000 levels deep" in line and "recursive alias" not in line, line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_launcher_key_of_the_wrong_type_names_the_type(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    line = _cli_line(tmp_path, "-m", "model=tiny", "hydra/launcher=submitit_local", "hydra.launcher.mem_gb=abc",
+                     "seed=1,2", f"hydra.sweep.dir={tmp_path}/m")
+    assert line == "error: hydra.launcher.mem_gb: got 'abc'; allowed: an integer"
+
+
+def test_a_title_for_an_axis_with_one_value_is_refused_not_dropped(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("grid:\n  seed: [1, 2]\n  guidance_scale: [5]\ntitles:\n  guidance_scale: CFG!\n")
+    line = refused(*ONE[4:], f"sweep={path}", run_dir=tmp_path / "run")
+    assert line.startswith("sweep.titles.guidance_scale: got 'guidance_scale'; allowed: an axis this sweep varies "
+                           "(guidance_scale has one value, 5.0, shown nowhere by its title): seed"), line
+
+
+def test_foreign_thumbs_index_is_a_stale_cache(finished, tmp_path):
+    from sweep.report import build_report
+
+    run_dir = Path(shutil.copytree(finished, tmp_path / "run"))
+    (run_dir / "thumbs" / "index.json").write_text('{"thumbs": 5}')
+    build_report(run_dir)
+    assert len(json.loads((run_dir / "thumbs" / "index.json").read_text())["thumbs"]) == 4
+
+
+@pytest.mark.parametrize("char", ["\u2029", "\u2028", "\u0085", "\u000b", "\u200e", "\u202e", "\u0007"])
+def test_unicode_separators_and_controls_in_labels_draw(tmp_path, char):
+    from sweep.report import text
+
+    f = text.font(14)
+    assert text.width(f"a cat{char}on a mat", f) > 0
+    lines = text.wrap(f"a cat{char}on a mat", f, 400)
+    image = Image.new("RGB", (400, 100), "white")
+    from PIL import ImageDraw
+
+    text.draw_block(ImageDraw.Draw(image), lines, f, (0, 0, 400, 100), "black")
+    assert np.asarray(image).min() < 128  # something was drawn
+
+
+def test_prompt_with_a_paragraph_separator_gets_its_sheet_and_viewer(tmp_path):
+    path = tmp_path / "u.yaml"
+    path.write_text('name: u\nprompt: "a cat\\u2029on a mat"\ngrid:\n  seed: [1, 2]\n')
+    summary = quiet(make_cfg(*ONE[4:], f"sweep={path}"), tmp_path / "run")
+    assert summary.ok and summary.sheets, summary.lines()
+    assert (tmp_path / "run" / "index.html").is_file()

@@ -40,8 +40,14 @@ def check(sweep: Mapping[str, Any], swept: list[axes.Values], facts: axes.Facts,
         for name, spec in given.items():
             key = f"sweep.{section}.{name}"
             axis = aliases.get(str(name).lower(), str(name))
+            varied = [n for n, v in by_name.items() if len(v.values) > 1]
             if axis not in by_name and not (multirun and axis in axes.BY_NAME):
-                raise bad_value(key, name, "an axis this sweep varies: " + ", ".join(by_name))
+                raise bad_value(key, name, "an axis this sweep varies: " + (", ".join(varied) or "none"))
+            if axis in by_name and len(by_name[axis].values) < 2 and not multirun:
+                # one value: no sheet, viewer or plot has this axis, so its words would be dropped without a word
+                raise bad_value(key, name, f"an axis this sweep varies ({axis} has one value, "
+                                f"{by_name[axis].values[0]!s:.40}, shown nowhere by its title): "
+                                + (", ".join(varied) or "none"))
             entry = found.setdefault(axis, {"values": {}})
             if isinstance(spec, str):
                 entry[field] = _text(spec, key)

@@ -205,16 +205,20 @@ def line_height(f: Font) -> int:
 
 
 _CONTROLS = {code: " " for code in (*range(32), *range(127, 160)) if code != ord("\n")}
+# Unicode's line and paragraph separators (and NEL) break lines as a newline does: raqm fails on U+2029 inside a
+# line ("raqm_layout() failed"), so they become the newline a label is split at.
+_CONTROLS.update({0x85: "\n", 0x2028: "\n", 0x2029: "\n"})
 
 
 def visible(text: str) -> str:
-    """Tabs and other control characters as spaces (a font's layout engine rejects some of them)."""
+    """Tabs and other control characters as spaces, Unicode line separators as newlines (a font's layout engine
+    rejects some of them)."""
     return str(text).translate(_CONTROLS)
 
 
 def width(text: str, f: Font) -> int:
     """Pixel width of text; of its widest line when it holds newlines (raqm cannot lay out a newline)."""
-    return max(int(-(-_length(visible(line), f) // 1)) for line in str(text).split("\n"))
+    return max(int(-(-_length(line, f) // 1)) for line in visible(text).split("\n"))
 
 
 # No line starts with these (closing punctuation, small kana, ...) or ends with those (opening brackets).
