@@ -341,3 +341,24 @@ def test_prompt_with_a_paragraph_separator_gets_its_sheet_and_viewer(tmp_path):
     summary = quiet(make_cfg(*ONE[4:], f"sweep={path}"), tmp_path / "run")
     assert summary.ok and summary.sheets, summary.lines()
     assert (tmp_path / "run" / "index.html").is_file()
+
+
+def test_no_pairs_compared_is_said_instead_of_made_no_difference(tmp_path):
+    run_dir = tmp_path / "run"
+    summary = quiet(make_cfg(*ONE[:3], "sweep.grid.seed=[1,2]", "height=64", "width=64", "num_inference_steps=2",
+                             "sweep.grid.hires_scale=[1.5,2]", "sweep.grid.hires_upscaler=[Latent,Lanczos]",
+                             "hires_denoise=0.5"), run_dir)
+    said = "\n".join(summary.lines())
+    assert "made no difference" not in said, said
+    assert "hires_scale: no pairs compared (every other image has another size than its reference image" in said, said
+
+
+def test_overflowing_prompt_weight_is_named_as_the_cause_of_nan(tmp_path):
+    summary = quiet(make_cfg(*ONE, f"prompt='a (cat:{'9' * 40}) on a mat'"), tmp_path / "run")
+    assert summary.failed == 1
+    import csv
+
+    (row,) = csv.DictReader((tmp_path / "run" / "results.csv").open())
+    assert row["error"].startswith("the prompt embedding came out NaN or infinite before denoising (its largest "
+                                   "(text:weight) weight, 1e+40, overflows float32)"), row["error"]
+    assert "guidance" not in row["error"] and "eta" not in row["error"]

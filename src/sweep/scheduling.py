@@ -92,6 +92,9 @@ def generate(loaded: Any, prompts: Any, unit: list[Cell], generator_device: str,
     encode_args = first.encode_args()
     edits = prompt_schedule.step_texts(encode_args, first.num_inference_steps)
     embeds = prompts.embeds(edits.at(0) if edits else encode_args, len(unit), first.state())
+    overflow = embedding_overflow(embeds, first)
+    if overflow:  # NaN before the UNet ran: the prompt's weights, not the VAE, the guidance or eta
+        return [(None, overflow) for _ in unit]
     if edits is not None:  # prompt editing / alternation: the conditioning changes between steps
         callback = prompt_schedule.switcher(edits, lambda args: prompts.embeds(args, len(unit), first.state()),
                                             callback)
@@ -136,6 +139,28 @@ def _reference_size(cell: Cell) -> tuple[int, int]:
         return 512, 512
     with Image.open(os.path.expanduser(cell["ip_adapter_image"])) as image:
         return image.size
+
+
+def embedding_overflow(embeds: Mapping[str, Any], cell: Cell) -> str | None:
+    """Why the prompt embeddings hold NaN or infinity (None: they are finite): A1111's `(text:weight)` weights
+    multiply the embedding, and a weight float32 cannot hold makes it infinite, then NaN once rescaled."""
+    import torch
+
+    if all(torch.isfinite(t).all() for t in embeds.values() if isinstance(t, torch.Tensor)):
+        return None
+    from sweep.prompt_language import is_break, weigh
+
+    weights = []
+    for text in cell.texts().values():
+        try:
+            weights += [abs(w) for piece, w in weigh(text) if not is_break((piece, w))] if isinstance(text, str) else []
+        except ValueError:  # another syntax (compel, none): no A1111 weights to name
+            pass
+    largest = max(weights, default=1.0)
+    why = (f"its largest (text:weight) weight, {largest:.3g}, overflows float32" if largest > 1e4
+           else "a text encoder's output overflowed")
+    return (f"the prompt embedding came out NaN or infinite before denoising ({why}); allowed: prompt weights "
+            "whose embedding stays finite (A1111 writes 0.5 to 1.5)")
 
 
 def execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,

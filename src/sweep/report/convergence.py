@@ -466,7 +466,17 @@ def write_convergence(run: RunData, cells: pd.DataFrame, metrics: Metrics, timin
     csv_path = run.run_dir / CSV
     found = None
     if reference is not None and "_ssim" in cells and cells["_ssim"].notna().any():
-        found = analyse(run, cells, reference, timing)
+        others = cells[labels(cells, reference.axis) != reference.value]
+        if len(others) and others["_ssim"].isna().all():
+            # Only the reference images scored themselves (SSIM 1): no pair was compared, so nothing converged
+            # and no axis "made no difference".
+            notes = set(metrics.table["note"]) if metrics.table is not None and "note" in metrics.table else set()
+            why = ("every other image has another size than its reference image" if "size differs" in notes
+                   else "no other image could be compared with its reference image")
+            out.append(f"{axes.title(reference.axis)}: no pairs compared ({why}; metrics.csv says why per image): "
+                       "no convergence found, no axis merged")
+        else:
+            found = analyse(run, cells, reference, timing)
     if found is not None:
         written.append(save_csv(found.table, csv_path))
         if labels(cells[cells["_ssim"].notna()], reference.axis).nunique() >= 2:
