@@ -362,3 +362,41 @@ def test_overflowing_prompt_weight_is_named_as_the_cause_of_nan(tmp_path):
     assert row["error"].startswith("the prompt embedding came out NaN or infinite before denoising (its largest "
                                    "(text:weight) weight, 1e+40, overflows float32)"), row["error"]
     assert "guidance" not in row["error"] and "eta" not in row["error"]
+
+
+# --- model files that do not fit one checkpoint -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fit_files(models):
+    from model_files import write_lora, write_vae_file
+
+    write_vae_file(build_tiny_layout_pipeline(seed=33).vae, models / "VAE" / "gamma.safetensors")
+    write_lora(build_tiny_layout_pipeline(seed=5).unet, models / "Lora" / "detail.safetensors")
+    return models
+
+
+def test_vae_that_does_not_fit_one_checkpoint_is_refused_before_any_load(fit_files, tmp_path):
+    loads = pipeline.LOADS
+    line = refused(*ONE, f"sweep.grid.checkpoint=[{fit_files / 'alpha'},tiny]",
+                   f"model.vae={fit_files / 'VAE' / 'gamma.safetensors'}", run_dir=tmp_path / "run")
+    assert line.startswith(f"model.vae: got '{fit_files / 'VAE' / 'gamma.safetensors'}' (its layers have other "
+                           "widths than the VAE of checkpoint tiny: levels 8/16/16/16, 4 latent channels where the "
+                           "checkpoint has levels 8/8/16/16, 4 latent channels); allowed: a VAE made for"), line
+    assert pipeline.LOADS == loads and not (tmp_path / "run").exists()
+
+
+def test_lora_that_does_not_fit_one_checkpoint_fails_only_its_cells(fit_files, tmp_path):
+    import csv
+
+    run_dir = tmp_path / "run"
+    summary = quiet(make_cfg(*ONE, "sweep.grid.seed=[1,2]", f"sweep.grid.checkpoint=[tiny,{fit_files / 'alpha'}]",
+                             f"model.lora={fit_files / 'Lora' / 'detail.safetensors'}"), run_dir)
+    rows = list(csv.DictReader((run_dir / "results.csv").open()))
+    by = {(r["checkpoint"], r["status"]) for r in rows}
+    assert by == {("tiny", "failed"), ("alpha", "ok")} and len(rows) == 4, rows
+    error = next(r["error"] for r in rows if r["status"] == "failed")
+    assert error.startswith("model.lora: could not load") and error.endswith("(loading checkpoint tiny)"), error
+    assert "\n" not in error
+    assert summary.failed == 2 and summary.made == 2 and summary.sheets  # the report is still written
+    assert (run_dir / "index.html").is_file()

@@ -165,6 +165,9 @@ def _check_model_axes(model: Mapping[str, Any], names: list[str], base: dict[str
     from sweep import model_axes
 
     model_axes.check(model, swept)
+    from sweep import model_fit
+
+    model_fit.check(model, swept)  # every checkpoint with every VAE it is given: the shapes fit
     if model.get("refiner") and (base.get("denoising_end") is not None
                                  or any(v.axis.name == "denoising_end" for v in swept)):
         raise bad_value("denoising_end", "set", "null when model.refiner is set (refiner_switch is the hand-over)")

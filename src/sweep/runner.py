@@ -246,7 +246,20 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
             for key, group in _by_model(mine):
                 if plan.model_axes:
                     loaded = prompts = None  # let the previous model go before the next one loads
-                    loaded = _load_model(cfg["model"], key, device)
+                    try:
+                        loaded = _load_model(cfg["model"], key, device)
+                    except SweepError as exc:
+                        # What only the load finds (a VAE or LoRA that does not fit this checkpoint, a file that
+                        # lacks tensors): this model's cells fail with its one line, the other models' still run.
+                        failed = [c for unit in group for c in unit if c.cell_id not in done]
+                        which = ", ".join(f"{k} {axes.file_label(str(v))}" for k, v in key if v is not None)
+                        line = f"{exc} (loading {which})" if which else str(exc)
+                        for cell in failed:
+                            writer.submit(_load_failed_row(cell, facts, plan, cfg["model"], key, device, threads,
+                                                           line), None, cell, axes.facts_for(facts, cell))
+                        log.error("%s", line)
+                        bar.update(len(failed))
+                        continue
                 prompts = PromptCache(loaded.pipe, loaded.device)  # per model: its own text encoders
                 fixed = {**_fixed(plan, loaded), "threads": threads}
                 for outcome in execute(loaded, prompts, group, cfg, plan.generator_device, stop):
@@ -275,6 +288,21 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
     if ranks.is_main:
         _finish(summary, run_dir, cfg)
     return summary
+
+
+def _load_failed_row(cell: Cell, facts: axes.Facts | axes.PerModel, plan: Plan, model: Mapping[str, Any],
+                     key: tuple, device: str, threads: int, error: str) -> dict[str, Any]:
+    """The failed row of a cell whose checkpoint / VAE could not be loaded (what the load would have recorded,
+    from the model config)."""
+    from sweep.metadata import environment
+    from sweep.model_axes import model_config
+    from sweep.pipeline import model_label, options_label, resolved_dtype_name
+
+    own = model_config(model, dict(key))
+    fixed = {"sweep": plan.name, "model": model_label(own), **environment(device, resolved_dtype_name(own)),
+             "options": options_label(own), "generator_device": plan.generator_device, "threads": threads}
+    outcome = Outcome([(cell, None, error)], 0.0, 0.0)
+    return _row(cell, axes.facts_for(facts, cell), fixed, outcome, error)
 
 
 def _fixed(plan: Plan, loaded: Any) -> dict[str, Any]:
