@@ -400,3 +400,14 @@ def test_lora_that_does_not_fit_one_checkpoint_fails_only_its_cells(fit_files, t
     assert "\n" not in error
     assert summary.failed == 2 and summary.made == 2 and summary.sheets  # the report is still written
     assert (run_dir / "index.html").is_file()
+
+
+def test_a_vae_named_without_its_suffix_is_not_taken_for_a_hand_edit(fit_files, tmp_path):
+    # The row records the VAE's file name (A1111's `VAE: gamma.safetensors`), the cell the name as typed: the same
+    # VAE, so the report reads the table and the grid grows (both refused it as "edited by hand" before).
+    grid = (*ONE, f"model.path={fit_files / 'alpha'}", f"model.models_dir={fit_files}", "sweep.grid.vae=[null,gamma]")
+    run_dir = tmp_path / "run"
+    first = quiet(make_cfg(*grid), run_dir)
+    assert first.ok, first.lines()
+    grown = quiet(make_cfg(*grid[:3], "sweep.grid.seed=[7,8]", *grid[4:]), run_dir)
+    assert grown.ok and grown.made == 2 and grown.skipped == 2, grown.lines()

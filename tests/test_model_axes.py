@@ -185,7 +185,7 @@ def test_vae_axis_swaps_the_vae_without_reloading_the_checkpoint(grid_run, files
      "runs 5 second-pass steps over int(5 / 0.001) = 5000, more than 1000"),
     (("sweep.grid.hires_upscaler=[Latent,ESRGAN_4x]", "hires_scale=2"), "allowed: an upscaler: Latent,"),
     (("sweep.grid.strength=[0.5]",), "sweep.grid.strength: got 0.5; allowed: with init_image set"),
-    (("init_image=/no/such.png",), "init_image: got '/no/such.png'; allowed: an image file"),
+    (("init_image=/no/such.png",), "init_image: got '/no/such.png' (no such file); allowed: an image file"),
 ])
 def test_bad_model_and_pass_values_are_one_line_before_any_load(tmp_path, overrides, needle):
     loads = pipeline.LOADS

@@ -197,10 +197,19 @@ def check_values(table: Table, expected: Mapping[str, Mapping[str, Any]], cell_o
         if cell is None:
             continue
         for column in _parameter_columns([cell]) if cell_of else params:
-            if _text(row.get(column)) != _text(cell.get(column)):
+            if not _same_value(column, row.get(column), cell.get(column)):
                 raise table.problem(line, f"cell {row['cell_id']} has {column} {_quoted(row.get(column) or '')}, "
                                     f"but that cell's {column} is {_quoted(_text(cell.get(column)))} (edited by "
                                     "hand?)")
+
+
+def _same_value(column: str, written: Any, expected: Any) -> bool:
+    """A row's value is its cell's. `vae` is written by the load as the file's name (A1111's `VAE:`,
+    `gamma.safetensors`) where the axis value may name it without its suffix (`gamma` under model.models_dir)."""
+    if _text(written) == _text(expected):
+        return True
+    return column == "vae" and bool(written) and bool(expected) and \
+        axes.file_label(_text(written)) == axes.file_label(_text(expected))
 
 
 def _quoted(text: str) -> str:
