@@ -15,15 +15,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from contention import burners, stop, threads_used  # noqa: E402
-from whole_process import ROOT, run  # noqa: E402
+from whole_process import ROOT  # noqa: E402
 
 TARGET = 2.0
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, exit code and the last line of stderr of one child process (a failed image is exit 1:
+    its time still counts)."""
+    started = time.perf_counter()
+    proc = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tail = [line for line in proc.stderr.splitlines() if line.strip() and "img/s" not in line and "s/img" not in line]
+    return time.perf_counter() - started, proc.returncode, (tail[-1] if tail else "")
 
 
 def main() -> int:
@@ -50,9 +61,10 @@ def main() -> int:
                     out = Path(tmp) / f"{n}-{way.replace(' ', '_').replace(chr(39), '')}"
                     tool = [sys.executable, "-m", "sweep", "sweep=steps_10_to_90", "model=tiny",
                             f"height={args.size}", f"width={args.size}", f"hydra.run.dir={out}"]
-                    seconds[way] = run(tool, {**base, **extra})[0]
+                    seconds[way], code, last = run(tool, {**base, **extra})
                     print(f"round {n + 1}: {way:>13}: {seconds[way]:6.2f} s (threads {threads_used(out)}), "
-                          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                          f"load average {os.getloadavg()[0]:.1f}" + (f"; exit {code}: {last}" if code else ""),
+                          flush=True)
                 fixed = min(v for k, v in seconds.items() if k != "tool's choice")
                 ratio = seconds["tool's choice"] / fixed
                 worst = max(worst, ratio)

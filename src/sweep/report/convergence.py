@@ -41,6 +41,10 @@ from sweep.report.sheets import safe
 from sweep.report.timing import TimingModel
 
 THRESHOLD = 0.95
+# Axes where more is more refined (more denoising steps): only there does "from N on the image is as good as
+# the reference's" mean "N is enough". On other numeric axes (CFG, hires_denoise, ...) the summary says which
+# value comes closest to the reference image, as for a sampler, and what it measured.
+REFINING = ("num_inference_steps", "hires_steps")
 TOLERANCE = 0.01  # curves whose mean SSIMs all differ by at most this are the same curve
 MAX_LINES = 6  # more lines than this in one panel: small multiples
 MAX_PANELS = 12
@@ -142,6 +146,12 @@ class Convergence:
     panels: list[Panel]
     table: pd.DataFrame  # convergence.csv
     hidden_panels: int = 0
+    smallest: str | None = None  # the value tried farthest from the reference (a knee there: fewer may do)
+
+    @property
+    def refining(self) -> bool:
+        """A knee means "enough" only on an axis where more is more refined (REFINING)."""
+        return self.numeric and self.reference.axis in REFINING
 
 
 def analyse(run: RunData, cells: pd.DataFrame, reference: Reference, timing: TimingModel) -> Convergence | None:
@@ -150,6 +160,7 @@ def analyse(run: RunData, cells: pd.DataFrame, reference: Reference, timing: Tim
     if scored.empty:
         return None
     numeric = is_numeric(cells, reference.axis)
+    knee_walk = numeric and reference.axis in REFINING  # elsewhere: the closest value, as for a category
     all_keys = group_axes(run, cells, reference)
     frame = pd.DataFrame({k: labels(scored, k) for k in all_keys}, index=scored.index)
     frame["value"] = labels(scored, reference.axis)
@@ -196,7 +207,7 @@ def analyse(run: RunData, cells: pd.DataFrame, reference: Reference, timing: Tim
         lines: list[Line] = []
         for key in members:
             curve = curve_of([key])
-            knee = find_knee(curve, reference, numeric)
+            knee = find_knee(curve, reference, knee_walk)
             same = next((ln for ln in lines if _mergeable(ln, curve, knee)), None)
             if same is not None:
                 same.keys.append(key)
@@ -209,8 +220,10 @@ def analyse(run: RunData, cells: pd.DataFrame, reference: Reference, timing: Tim
             _time(line, cells, scored, keys, reference, timing)
         panels.append(Panel(pv, lines))
     hidden = max(0, len(panels) - MAX_PANELS)
-    table = _table(cells, full, all_keys, keys, panels, reference, numeric, order)
-    return Convergence(reference, numeric, keys, merged, panel_axis, panels, table, hidden)
+    table = _table(cells, full, all_keys, keys, panels, reference, knee_walk, order)
+    tried = order_values(cells, reference.axis)
+    far = (tried[0] if tried.index(reference.value) > 0 else tried[-1]) if reference.value in tried else None
+    return Convergence(reference, numeric, keys, merged, panel_axis, panels, table, hidden, far)
 
 
 def _mergeable(line: Line, curve: pd.DataFrame, knee: Knee | None) -> bool:
@@ -324,7 +337,7 @@ def sentences(c: Convergence, cells: pd.DataFrame, timing: TimingModel) -> list[
     noisy = any(ln.noisy for ln in lines)
     out: list[str] = []
     agree = not c.panel_axis and len(_by_knee(lines)) == 1 and len({ln.time for ln in lines}) == 1
-    if len(lines) == 1 and not c.panel_axis or agree and c.numeric and lines[0].knee is not None:
+    if len(lines) == 1 and not c.panel_axis or agree and c.refining and lines[0].knee is not None:
         line, knee = lines[0], lines[0].knee
         if len(lines) > 1:  # lines that differ but agree on the knee: one sentence, its lowest SSIM
             knee = min((ln.knee for ln in lines if ln.knee), key=lambda k: k.ssim)
@@ -333,19 +346,20 @@ def sentences(c: Convergence, cells: pd.DataFrame, timing: TimingModel) -> list[
             head = f"every {' · '.join(axes.title(k) for k in c.keys)}: "
         if knee is None:
             pass
-        elif not c.numeric:
-            out.append(f"{head}closest to {target}: {phrase(axis, knee.value)} (SSIM {knee.ssim:.3f}{line.time})")
+        elif not c.refining:
+            out.append(f"{head}closest to {target}: {phrase(axis, knee.value)} (SSIM {knee.ssim:.3f}{line.time})"
+                       f"{_fewest(c, knee.value) if c.numeric else ''}")
         elif knee.value is not None:
-            verb = "reach" if axis == "num_inference_steps" else "reaches"
+            verb = "reach" if axis in REFINING else "reaches"
             out.append(f"{head}{phrase(axis, knee.value)} {verb} SSIM {knee.ssim:.3f} (>= {THRESHOLD}) to {target}"
-                       f"{line.time}")
+                       f"{line.time}{_fewest(c, knee.value)}")
         else:
             word = "below" if order_values(cells, axis).index(ref) > 0 else "above"
             out.append(f"{head}no {axes.title(axis)} {word} {ref} reaches SSIM {THRESHOLD} to {target} "
                        f"(nearest: {phrase(axis, knee.nearest)}, SSIM {knee.ssim:.3f})")
     else:
         by = f" per {axes.title(c.panel_axis)}" if c.panel_axis else ""
-        what = (f"knee (mean SSIM over seeds >= {THRESHOLD} to {target} from there on){by}:" if c.numeric
+        what = (f"knee (mean SSIM over seeds >= {THRESHOLD} to {target} from there on){by}:" if c.refining
                 else f"closest to {target}{by}:")
         out.append(what)
         for panel in c.panels[:MAX_PANELS]:
@@ -359,7 +373,7 @@ def sentences(c: Convergence, cells: pd.DataFrame, timing: TimingModel) -> list[
                     out.append(f"  {where}: {text}" if where != "all" else f"  {text}")
         if c.hidden_panels:
             out.append(f"  ... {c.hidden_panels} more in convergence.csv")
-        if c.numeric:
+        if c.refining:
             out += _disagree(c, cells, lines)
     for merged in c.merged_axes:
         out.append(f"{axes.title(merged)} made no difference (every mean SSIM within {TOLERANCE}): merged")
@@ -413,10 +427,18 @@ def _clause(c: Convergence, cells: pd.DataFrame, lines: list[Line]) -> str:
         best = phrase(axis, nearest.pop()) if len(nearest) == 1 else "nearest"
         span = f"{min(ssims):.3f}" if max(ssims) - min(ssims) < 0.001 else f"{min(ssims):.2f}-{max(ssims):.2f}"
         return f"none reaches it (best {best}, SSIM {span})"
-    if not c.numeric:
+    if not c.refining:
         return f"{phrase(axis, knee.value)} (SSIM {knee.ssim:.3f})"
     times = {ln.time for ln in lines}
-    return phrase(axis, knee.value) + (times.pop() if len(times) == 1 else "")
+    return phrase(axis, knee.value) + (times.pop() if len(times) == 1 else "") + _fewest(c, knee.value)
+
+
+def _fewest(c: Convergence, value: str) -> str:
+    """When the knee is the value tried farthest from the reference: nothing below it was tried."""
+    if value != c.smallest:
+        return ""
+    word = "fewest" if c.reference.axis in REFINING else "smallest"
+    return f" (the {word} tried: fewer may do too)" if word == "fewest" else f" (the {word} tried)"
 
 
 def _panel_sentence(c: Convergence, cells: pd.DataFrame, panel: Panel, head: str) -> str:
@@ -572,7 +594,7 @@ def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
                 handle = ax.errorbar(x, mean, yerr=errors, fmt="o", color=colour, capsize=3, label=line.label)
             handles.setdefault(line.label, handle)
             knee = line.knee
-            if knee is not None and knee.value is not None and c.numeric:
+            if knee is not None and knee.value is not None and c.refining:
                 row = data[data["value"] == knee.value].iloc[0]
                 ax.plot([position[knee.value]], [row["mean"]], marker="o", markersize=12, markerfacecolor="none",
                         markeredgecolor=colour, markeredgewidth=1.6)
@@ -587,7 +609,7 @@ def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
                           fontsize=8)
         title = nm.name(cells, c.panel_axis, panel.value) if c.panel_axis else ""
         knees = {ln.knee.value for ln in panel.lines if ln.knee and ln.knee.value is not None}
-        if c.numeric and c.panel_axis:
+        if c.refining and c.panel_axis:
             said = (phrase(axis, knees.pop()) if len(knees) == 1 else
                     ", ".join(phrase(axis, v) for v in values if v in knees) if knees else "none")
             title += f" — knee: {said}"

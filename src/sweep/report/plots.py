@@ -22,7 +22,7 @@ from sweep.report import text as tx
 from sweep.report import timing as tm
 from sweep.report.atomic import save_figure
 from sweep.report.layout import labels, order_values
-from sweep.report.timing import TimingModel
+from sweep.report.timing import TimingModel, secs
 
 # Which other axis splits the data into lines: the one that changes the cost most, first.
 GROUP_BY = ("model", "resolution", "num_inference_steps", "guidance_scale", "scheduler", "dtype", "device", "sweep")
@@ -151,7 +151,7 @@ def _lines(ax: Any, cells: pd.DataFrame, axis: str, group: str | None) -> None:
             # The slope is the cost of one step; the intercept is the fixed cost (text encoder, VAE decode).
             slope, intercept = np.polyfit(stats.index.to_numpy(float), stats["mean"].to_numpy(float), 1)
             sign = "+" if intercept >= 0 else "−"
-            label += f"  (≈ {slope:.3g} s/step {sign} {abs(intercept):.2g} s)"
+            label += f"  (≈ {secs(slope)} s/step {sign} {secs(abs(intercept), 2)} s)"
         ax.plot(stats.index, stats["mean"], marker="o", color=colour, label=label)
         if (stats["max"] > stats["min"]).any():
             ax.fill_between(stats.index, stats["min"], stats["max"], color=colour, alpha=0.15, linewidth=0)
@@ -244,8 +244,8 @@ def _steps_fit(ax: Any, cells: pd.DataFrame, timing: TimingModel) -> None:
         if not many:
             sign = "+" if fit.fixed >= 0 else "−"
             ax.plot(span, fit.fixed + fit.per_step * span, color=colour, linewidth=1.8,
-                    label=f"{_group_name(cells, timing.columns, key)}: {fit.per_step:.3g} s/step {sign} "
-                          f"{abs(fit.fixed):.2g} s (±{fit.spread:.2g} s)")
+                    label=f"{_group_name(cells, timing.columns, key)}: {secs(fit.per_step)} s/step {sign} "
+                          f"{secs(abs(fit.fixed), 2)} s (±{secs(fit.spread, 2)} s)")
     if many:
         ax.text(0.01, 0.98, f"{len(timing.fits)} groups: their fits are in timing.csv", transform=ax.transAxes,
                 va="top", fontsize=8)

@@ -156,15 +156,27 @@ class TimingModel:
         if self.load.busy:
             # Other work slowed the calls unevenly over the run: cells made at different times do not compare.
             return (f"timings too noisy to compare: the machine was busy ({self.load.describe()}), so other work "
-                    f"slowed the calls unevenly; one image's seconds vary by ±{spread:.3g} s"
+                    f"slowed the calls unevenly; one image's seconds vary by ±{secs(spread)} s"
                     + (f" (±{np.median(relative) * 100:.0f} %)" if relative else "") + " around the per-step fit")
-        text = (f"timings too noisy to compare: one image's seconds vary by ±{spread:.3g} s"
+        text = (f"timings too noisy to compare: one image's seconds vary by ±{secs(spread)} s"
                 + (f" (±{np.median(relative) * 100:.0f} %)" if relative else "")
                 + " around the per-step fit, too much to pin the differences in question")
         load = self.load.describe()
         if load:
             text += f"; {load}" + (" (a busy machine)" if self.load.busy else "")
         return text
+
+
+def secs(value: float, digits: int = 3) -> str:
+    """Seconds as people read them: `digits` significant digits, never float noise (`4.12e-17` is `0`), and
+    nothing finer than a millisecond (a timer's resolution on a busy machine is coarser anyway)."""
+    value = float(value)
+    if value != value:
+        return "?"
+    rounded = round(value, 3)
+    if rounded == 0:
+        return "0"
+    return f"{float(f'{rounded:.{digits}g}'):g}" if abs(rounded) < 10 ** digits else f"{rounded:.0f}"
 
 
 def _mean(values: np.ndarray) -> float:

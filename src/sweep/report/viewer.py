@@ -13,7 +13,8 @@ Page data (`<script id="sweep-data" type="application/json">`), version 1:
     default {x, y} (axis names or null), aliases {alias: axis}, thumb_edge,
     columns [results.csv column, ...], strings [text, ...],
     cells [{id, job, k [value index per axis], st ok|failed|missing, i image, t thumbnail, w, h (native pixels),
-            s seconds, e error, p A1111 parameters, r [index into strings per column], sc? [score per scorer]}],
+            s seconds (as the sheets caption it), sf 1 when s is the timing model's, e error, p A1111 parameters,
+            r [index into strings per column], sc? [score per scorer]}],
     scores? {names [scorer, ...], lines [ranking sentence, ...]} (report.scores; sc values null when unscored)
 """
 
@@ -99,7 +100,9 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
             status, error = "missing", f"image file not found: {image}"
         thumb = thumbs.get(image) if status == "ok" else None
         width, height = (thumb.width, thumb.height) if thumb else (_pixels(row["_w"]), _pixels(row["_h"]))
-        seconds = row["_seconds"]
+        # The sheets' figure: the timing model's seconds for the cell when it has them ("≈"), else the measured.
+        fitted = row.get("_fitted", float("nan"))
+        seconds = fitted if fitted == fitted else row["_seconds"]
         out_cells.append({
             "id": str(row.get("cell_id", "")),
             "job": str(row.get("job", "")),
@@ -109,6 +112,7 @@ def page_data(run: RunData, thumbs: dict[str, Any], default: Layout | None = Non
             "t": thumb.thumb if thumb else "",
             "w": width, "h": height,
             "s": round(float(seconds), 4) if seconds == seconds else None,
+            **({"sf": 1} if fitted == fitted else {}),
             "e": error,
             "p": thumb.parameters if thumb else "",
             "r": [intern(str(row[c])) for c in columns],
