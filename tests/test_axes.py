@@ -137,7 +137,7 @@ def test_negative_prompt_axis_with_none(tmp_path):
     run_dir, rows = run(tmp_path, "neg", "sweep.grid.negative_prompt=[null,blurry]")
     assert sorted(rows["negative_prompt"]) == ["", "blurry"]
     page = build_report(run_dir).pages[0]
-    assert page.cols == ("negative_prompt = (none)", "negative_prompt = blurry")
+    assert page.cols == ("Negative prompt = (none)", "Negative prompt = blurry")
 
 
 @pytest.mark.parametrize(("axis", "values", "labels"), [

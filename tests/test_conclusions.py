@@ -176,8 +176,8 @@ def test_a_large_sweep_gets_a_few_sheets_and_one_line(tmp_path):
     run = make_run(tmp_path / "run", cells)
     result = build_report(run, rows="seed", cols="num_inference_steps")
     # Ten sheet combinations: one sheet per prompt (the sweep's outermost axis) at CFG 1; the viewer has all.
-    assert [p.sheet for p in result.pages] == ["guidance_scale = 1 · prompt = a cat",
-                                               "guidance_scale = 1 · prompt = a dog"]
+    assert [p.sheet for p in result.pages] == ["CFG scale = 1 · Prompt = a cat",
+                                               "CFG scale = 1 · Prompt = a dog"]
     assert result.sheet_note == "2 of 10 sheet combinations: one per Prompt at CFG 1"
     many = [tmp_path / f"s{i}.png" for i in range(40)]
     assert sheet_lines(many, tmp_path / "index.html", "x") == [

@@ -54,3 +54,17 @@ def test_the_sheet_and_the_viewer_show_one_seconds_figure_per_cell(tmp_path):
     for _, row in table.iterrows():
         caption = sheets._caption(sheets._slot(run, row, 1.0), True, False)
         assert shown[row["cell_id"]] in caption, (row["cell_id"], caption, shown[row["cell_id"]])
+
+
+def test_sheets_use_the_viewers_titles_and_a_new_layout_moves_the_old_sheets_aside(tmp_path):
+    from report_fixtures import cell
+
+    cells = [cell(seed=s, num_inference_steps=n, height=64, width=64, cell_id=f"s{s}_n{n}")
+             for s in (1, 2) for n in (2, 4)]
+    run_dir = make_run(tmp_path / "run", cells)
+    first = build_report(run_dir, rows="seed", cols="num_inference_steps")
+    assert first.pages[0].cols == ("Steps = 2", "Steps = 4") and first.pages[0].rows == ("Seed = 1", "Seed = 2")
+    again = build_report(run_dir, rows="num_inference_steps", cols="seed")
+    assert sorted(p.name for p in (run_dir / "sheets").glob("*.png")) == sorted(p.name for p in again.sheets)
+    assert sorted(p.name for p in (run_dir / "sheets" / "previous").iterdir()) == sorted(
+        p.name for p in first.sheets)

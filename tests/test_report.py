@@ -48,8 +48,8 @@ def test_grid_geometry_rows_cols_and_header_bands(tmp_path):
 
     assert len(result.sheets) == 1
     page = result.pages[0]
-    assert page.rows == ("seed = 1", "seed = 2", "seed = 3")
-    assert page.cols == tuple(f"num_inference_steps = {s}" for s in (10, 20, 30, 40))
+    assert page.rows == ("Seed = 1", "Seed = 2", "Seed = 3")
+    assert page.cols == tuple(f"Steps = {s}" for s in (10, 20, 30, 40))
     sheet = Image.open(page.path).convert("RGB")
     corners = []
     for i in range(len(cells)):
@@ -251,7 +251,7 @@ def test_long_prompts_as_rows_go_by_id_with_the_full_text_in_the_title(tmp_path)
     assert result.layouts[0].rows == ("prompt",)
     page = result.pages[0]
     # A header is the prompt's id and first words, not a paragraph; the title lists each prompt in full.
-    assert page.rows == ("prompt = P1 “a photo of an astronaut riding a horse…”", "prompt = P2 “a cat”")
+    assert page.rows == ("Prompt = P1 “a photo of an astronaut riding a horse…”", "Prompt = P2 “a cat”")
     assert page.legend == (f"P1: {prompts[0]}", "P2: a cat")
     first, second = (page.boxes[c["cell_id"]][1] for c in (cells[0], cells[2]))
     assert second - first < 128 + 100  # the row is as tall as its cell, not its prompt

@@ -186,4 +186,29 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None,
                                      scores=(score_columns, ranking))
     result.sheets = [p.path for p in result.pages]
+    retire_sheets(run.run_dir / SHEETS_DIR, result.sheets)
     return result
+
+
+RETIRED = "previous"  # sheets/previous/: the sheets of an earlier layout, moved out of the way, never deleted
+
+
+def retire_sheets(folder: Path, drawn: list[Path]) -> list[Path]:
+    """Move the PNGs in sheets/ that this report did not draw (another layout's, `sweep.report DIR rows=...`)
+    into sheets/previous/, so sheets/ shows the sheets of one layout. Only plain files (no links)."""
+    import os
+
+    keep = {Path(p).name for p in drawn}
+    moved = []
+    if not folder.is_dir() or folder.is_symlink():
+        return moved
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() != ".png" or path.name in keep or path.is_symlink() or not path.is_file():
+            continue
+        target = folder / RETIRED
+        target.mkdir(exist_ok=True)
+        if target.is_symlink():
+            return moved
+        os.replace(path, target / path.name)
+        moved.append(target / path.name)
+    return moved

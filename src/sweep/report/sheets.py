@@ -191,18 +191,26 @@ def _value(run_cells: pd.DataFrame, axis: str, value: str) -> str:
     return shown(value, axis)
 
 
+def heading(axis: str) -> str:
+    """An axis as the viewer titles it: its registry title ('Steps', 'CFG scale'); other columns by name."""
+    from sweep.axes import axis_of_column
+
+    found = axis_of_column(axis)
+    return found.heading if found is not None and axis in (found.name, found.cols[0]) else axis
+
+
 def _axis_value(run: RunData, axis: str, value: str) -> str:
-    """'num_inference_steps = 30', or in the sweep file's words where it gave them (titles:):
+    """'Steps = 30' (the viewer's titles), or in the sweep file's words where it gave them (titles:):
     'Guidance = low (3)'."""
     given, by_label = words(run, axis)
     text = _value(run.cells, axis, value)
     title = by_label.get(value, {}).get("title")
-    return f"{given.get('title') or axis} = " + (f"{title} ({text})" if title else text)
+    return f"{given.get('title') or heading(axis)} = " + (f"{title} ({text})" if title else text)
 
 
 def _header(cells: pd.DataFrame, axes: tuple[str, ...], key: tuple[str, ...],
             deps: dict[str, str], run: RunData) -> list[str]:
-    """One line per axis: 'num_inference_steps = 30', with dependent values beside it ('· dtype fp16'); a long
+    """One line per axis: 'Steps = 30', with dependent values beside it ('· dtype fp16'); a long
     prompt by its id and first words (the title lists it in full)."""
     lines = []
     for axis, value in zip(axes, key, strict=True):

@@ -30,7 +30,6 @@ from typing import Any
 import pandas as pd
 
 from sweep.atomic import atomic_write
-from sweep.axes import axis_of_column
 from sweep.report.data import RunData, words
 from sweep.report.layout import ALIASES, dependents, labels, order_values, varying
 from sweep.report.result import Layout
@@ -169,9 +168,11 @@ def script_json(data: Any) -> str:
 
 
 def _title(column: str) -> str:
-    """How people name an axis ('CFG scale'), from its registry entry; the column name for other columns."""
-    axis = axis_of_column(column)
-    return axis.heading if axis is not None and column in (axis.name, axis.cols[0]) else column
+    """How people name an axis ('CFG scale'), from its registry entry; the column name for other columns (the
+    sheets' words too: sweep.report.sheets.heading)."""
+    from sweep.report.sheets import heading
+
+    return heading(column)
 
 
 def _words(run: RunData, axis: str, values: list[str]) -> dict[str, Any]:
