@@ -68,3 +68,18 @@ def test_sheets_use_the_viewers_titles_and_a_new_layout_moves_the_old_sheets_asi
     assert sorted(p.name for p in (run_dir / "sheets").glob("*.png")) == sorted(p.name for p in again.sheets)
     assert sorted(p.name for p in (run_dir / "sheets" / "previous").iterdir()) == sorted(
         p.name for p in first.sheets)
+
+
+def test_every_prompt_id_in_the_summary_has_its_key(tmp_path):
+    import re
+
+    from report_fixtures import cell
+
+    cells = [cell(prompt=p, seed=s, num_inference_steps=n, height=64, width=64, cell_id=f"p{i}_s{s}_n{n}")
+             for i, p in enumerate(["a cat sitting on a red chair in the sun", "a dog"]) for s in (1, 2)
+             for n in (2, 4)]
+    run_dir = make_run(tmp_path / "run", cells)
+    said = "\n".join(build_report(run_dir).insights)
+    used = set(re.findall(r"\b(P\d+)\b", said))
+    keyed = set(re.findall(r"^(P\d+): ", said, re.M))
+    assert used <= keyed

@@ -186,6 +186,9 @@ def build_report(run_dir: str | Path, rows: str | None = None, cols: str | None 
         result.viewer = write_viewer(run, result.layouts[0] if result.layouts else None,
                                      scores=(score_columns, ranking))
     result.sheets = [p.path for p in result.pages]
+    # Every prompt id a summary line uses (P1, N1, S2) has its key among the lines.
+    said = "\n".join(result.insights)
+    result.insights += [k for k in nm.keys_for(cells, said) if k not in result.insights]
     retire_sheets(run.run_dir / SHEETS_DIR, result.sheets)
     return result
 

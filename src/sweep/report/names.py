@@ -59,3 +59,17 @@ def legend(cells: pd.DataFrame, axes_: list[str]) -> list[str]:
         for value, found in ids(cells, axis).items():
             out.append(f"{found}: {axes.label(axis, value)}")
     return out
+
+
+def keys_for(cells: pd.DataFrame, text: str) -> list[str]:
+    """The legend lines ('P1: full text') of every prompt id that `text` uses (an id is never left unexplained)."""
+    import re
+
+    out = []
+    for axis in PREFIX:
+        if axis not in cells:
+            continue
+        for value, found in ids(cells, axis).items():
+            if re.search(rf"\b{re.escape(found)}\b", text):
+                out.append(f"{found}: {axes.label(axis, value)}")
+    return out

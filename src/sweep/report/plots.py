@@ -130,6 +130,7 @@ def write_plots(cells: pd.DataFrame, moving: list[str], out_dir: Path, timing: T
                     what = f"Seconds per image vs {axes.title(axis)}"
                 subtitle = _subtitle(done)
                 ax.set_title(what + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+                _key_ids(figure, ax, done)
                 written.append(save_figure(figure, out_dir / file_name(axis)))
     if out_dir.is_dir():  # an axis that no longer varies must not leave an old plot behind
         for path in out_dir.glob(f"{PREFIX}*.png"):
@@ -205,6 +206,19 @@ def _y_scale(ax: Any, seconds: pd.Series) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_ylim(bottom=0)
+
+
+def _key_ids(figure: Any, ax: Any, cells: pd.DataFrame) -> None:
+    """Prompt ids the plot shows (P1, N2, S1 in ticks, legend, title) get their key under the plot."""
+    texts = [t.get_text() for t in ax.get_xticklabels()] + list(ax.get_legend_handles_labels()[1])
+    texts.append(ax.get_title())
+    legend = ax.get_legend()
+    if legend is not None:
+        texts += [t.get_text() for t in legend.get_texts()]
+    keys = nm.keys_for(cells, "\n".join(texts))
+    if keys:
+        shown = [k if len(k) <= 110 else k[:109] + "…" for k in keys[:12]]
+        figure.supxlabel("\n".join(shown), x=0.01, ha="left", fontsize=7)
 
 
 def _legend_outside(ax: Any, title: str | None = None) -> None:
