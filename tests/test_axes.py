@@ -151,7 +151,9 @@ def test_pipeline_arguments_are_axes(tmp_path, axis, values, labels):
     assert len(rows) == 2
     assert len({image(run_dir, p).tobytes() for p in rows["image"]}) == 2  # the argument reached the pipeline
     page = build_report(run_dir).pages[0]
-    assert page.cols == tuple(f"{axis} = {label}" for label in labels)
+    from sweep.report.sheets import heading
+
+    assert page.cols == tuple(f"{heading(axis)} = {label}" for label in labels)  # titled as in the viewer
 
 
 @pytest.mark.parametrize(("args", "message"), [
