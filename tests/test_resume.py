@@ -84,3 +84,16 @@ def test_resume_last_goes_on_with_the_newest_run_of_the_sweep_and_refuses_other_
 def test_docs_say_how_to_resume_the_last_run():
     text = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     assert "resume=last" in text and "to resume, run:" in text
+
+
+def test_failed_images_say_the_command_that_makes_them_again(tmp_path, monkeypatch):
+    from sweep.runner import RunSummary
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(resume, "_STATE", dict(resume._STATE))
+    resume.remember_invocation(["sweep=seed_fixed", "model=tiny"])
+    summary = RunSummary(name="seed_fixed", run_dir=tmp_path / "outputs" / "seed_fixed" / "2026-12-07_00-16-48",
+                         total=3, failed=1)
+    [line] = [x for x in summary.lines() if x.startswith("FAILED")]
+    assert "made again on resume: to resume, run: " in line
+    assert line.endswith(" sweep=seed_fixed model=tiny hydra.run.dir=outputs/seed_fixed/2026-12-07_00-16-48")
