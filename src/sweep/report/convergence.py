@@ -542,7 +542,7 @@ def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
     ncols = 1 if n == 1 else min(3, n)
     nrows = -(-n // ncols)
     notes = []
-    if c.numeric:
+    if c.refining:
         notes.append(f"knee (circled): walking towards the reference, the first value from which every mean SSIM "
                      f"over seeds is >= {THRESHOLD}. SSIM: scikit-image, on the luma.")
     notes += [f"{axes.title(a)} made no difference (every mean SSIM within {TOLERANCE}): merged"
@@ -598,9 +598,10 @@ def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
                 row = data[data["value"] == knee.value].iloc[0]
                 ax.plot([position[knee.value]], [row["mean"]], marker="o", markersize=12, markerfacecolor="none",
                         markeredgecolor=colour, markeredgewidth=1.6)
-        ax.axhline(THRESHOLD, color="#777777", linestyle="--", linewidth=1)
+        if c.refining:  # the knee's threshold means something only where more is more refined
+            ax.axhline(THRESHOLD, color="#777777", linestyle="--", linewidth=1)
         ax.grid(True, alpha=0.3)
-        ax.set_ylim(min(low, THRESHOLD) - 0.05, 1.03)
+        ax.set_ylim((min(low, THRESHOLD) if c.refining else low) - 0.05, 1.03)
         if c.numeric and len(values) <= 15:
             ax.set_xticks([position[v] for v in values], values, fontsize=8)
         elif not c.numeric:
@@ -626,7 +627,8 @@ def _plot(cells: pd.DataFrame, c: Convergence, path: Path) -> Path:
         legend_ax.legend(list(handles.values()), shown, loc="center" if spare else "upper center",
                          ncols=1 if spare else min(4, len(handles)), fontsize=8, frameon=False,
                          title=" · ".join(axes.title(k) for k in c.keys if k != c.panel_axis), title_fontsize=8)
-    figure.suptitle(f"Convergence along {axes.title(axis)}: similarity to {image_of(axis, ref)} "
-                    f"(dashed: SSIM {THRESHOLD})\n{_subtitle(cells, c)}", fontsize=11)
+    figure.suptitle(f"Convergence along {axes.title(axis)}: similarity to {image_of(axis, ref)}"
+                    + (f" (dashed: SSIM {THRESHOLD})" if c.refining else "")
+                    + f"\n{_subtitle(cells, c)}", fontsize=11)
     text_ax.text(0.0, 1.0, "\n".join(wrapped), transform=text_ax.transAxes, va="top", ha="left", fontsize=8.5)
     return save_figure(figure, path)
