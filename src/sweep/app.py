@@ -65,8 +65,11 @@ def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path
     try:
         check_config(cfg)  # first: `+typo=1` and unresolvable ${...} fail before anything is read or loaded
         from sweep.runner import run_sweep  # torch: only once the config is known to be good
+        from sweep.schema import typed
+
+        settings = typed(cfg)  # the raw config stops here: everything below reads the typed, checked one
         # Before anything is written: under torchrun / accelerate launch every rank uses the main rank's dir.
-        ranks = ranks_for(cfg)
+        ranks = ranks_for(settings)
         run_dir = shared_run_dir(ranks, run_dir)
 
         def accepted() -> None:
@@ -78,7 +81,7 @@ def _run_job(cfg: Any, run_dir: Path, *, multirun: bool = False, sweep_dir: Path
                 # An earlier attempt of this job was refused: its record in the sweep dir is stale now.
                 (Path(sweep_dir) / REFUSED / f"job{job.get('num', 'x')}.json").unlink(missing_ok=True)
 
-        summary = run_sweep(cfg, run_dir, ranks=ranks, echo=log.info, multirun=multirun,
+        summary = run_sweep(settings, run_dir, ranks=ranks, echo=log.info, multirun=multirun,
                             shared_dir=sweep_dir if multirun else None, on_accept=accepted, job=job)
     except SweepError as exc:
         if ranks.is_main:  # every rank meets the same error; say it once

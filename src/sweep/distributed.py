@@ -12,7 +12,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from sweep.schema import RunConfig
 
 T = TypeVar("T")
 
@@ -71,13 +74,13 @@ class Ranks:
         return items[self.index :: self.count]
 
 
-def ranks_for(cfg: Any) -> Ranks:
+def ranks_for(settings: RunConfig) -> Ranks:
     """This process's place among the launcher's processes (one process unless WORLD_SIZE > 1)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Ranks()  # one process: no need to import torch before the config is checked
     from sweep.devices import resolve_device
 
-    return Ranks.from_env(resolve_device(str(cfg["model"].get("device", "auto"))))
+    return Ranks.from_env(resolve_device(str(settings.model.get("device", "auto"))))
 
 
 def shared_run_dir(ranks: Ranks, run_dir: Path) -> Path:

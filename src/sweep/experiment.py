@@ -13,6 +13,7 @@ from sweep import axes
 from sweep.grid import Cell
 from sweep.plan import Plan
 from sweep.results import IMAGES, ResultsTable, columns_for
+from sweep.schema import RunConfig
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def recorded_seeds(run_dir: Path, restart: bool, shared: Path | None, grid_spec:
     return None
 
 
-def preflight(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts | axes.PerModel | None,
+def preflight(settings: RunConfig, run_dir: Path, plan: Plan, facts: axes.Facts | axes.PerModel | None,
               job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> None:
     """Main rank, before torch is imported: the refusals the run dir alone decides (files the tool did not write,
     a lock held, a table it cannot have written, another sweep or other values), so they come in about a second
@@ -143,7 +144,7 @@ def preflight(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Fac
 
     rundir.classify_unheld(run_dir)
     rundir.check_free(run_dir)
-    if cfg.get("restart"):
+    if settings.restart:
         return
     parse_table(ResultsTable(run_dir, columns_for(plan.extra_axes)).path)
     recorded = recorded_experiment(run_dir)
@@ -153,12 +154,12 @@ def preflight(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Fac
         current = {**{k: recorded.get(k) for k in ("model", "weights", "made_with")},
                    "sweep": {"name": plan.name},
                    "expected_cells": [{**c.record(facts), "sweep": plan.name} for c in cells]}
-        check_same_experiment(run_dir, current, grow=bool(cfg.get("grow")))
+        check_same_experiment(run_dir, current, grow=bool(settings.grow))
     if job is not None:
         rundir.check_job(run_dir, shared_dir, list(job.get("overrides") or []), job.get("num"))
 
 
-def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
+def accept(settings: RunConfig, run_dir: Path, plan: Plan, facts: axes.Facts, lock: Any,
            on_accept: Callable[[], None] | None, echo: Callable[[str], None],
            job: Mapping[str, Any] | None = None, shared_dir: Path | None = None) -> Accepted:
     """Main rank, lock held: refuse another experiment, or take the directory (nothing is written before).
@@ -168,19 +169,19 @@ def accept(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, facts: axes.Facts,
     from sweep.report import OUTPUTS
     from sweep.results import check_same_experiment, parse_table, write_manifest
 
-    model = cfg["model"]
+    model = settings.model
     cells = plan.resolved(facts)
     manifest = manifest_for(plan, cells, model, facts)
     table = ResultsTable(run_dir, columns_for(plan.extra_axes))
     expected = {c.cell_id: rec for c, rec in zip(cells, manifest["expected_cells"], strict=True)}
     moved, parsed = None, None
-    if cfg.get("restart"):
+    if settings.restart:
         moved = rundir.move_aside(run_dir, OUTPUTS)
         if moved:
             echo(f"restart=true: moved the earlier results to {moved}")
     else:
         parsed = parse_table(table.path)  # random bytes: refused before an experiment is read from the rows
-        check_same_experiment(run_dir, manifest, grow=bool(cfg.get("grow")))
+        check_same_experiment(run_dir, manifest, grow=bool(settings.grow))
         if job is not None:
             rundir.check_job(run_dir, shared_dir, list(job.get("overrides") or []), job.get("num"))
     found = table.inspect(expected, parsed)  # a hand-edited table: refused, nothing written

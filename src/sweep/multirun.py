@@ -217,9 +217,10 @@ def estimate(config: Any) -> str:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from sweep.plan import plan_sweep
+    from sweep.schema import typed
 
     try:
         parsed = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
@@ -233,7 +234,7 @@ def estimate(config: Any) -> str:
             job = loader.load_sweep_config(config, list(overrides))
             with open_dict(job):
                 job.pop("hydra")  # the job's run dir and the like resolve only inside the job
-            plan = plan_sweep(OmegaConf.to_container(job, resolve=True), multirun=True)
+            plan = plan_sweep(typed(job), multirun=True)  # the edge: the composed job becomes the typed config
         except Exception:  # bad input: the job itself reports it, in one line
             unknown += 1
             continue

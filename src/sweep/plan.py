@@ -14,6 +14,7 @@ from typing import Any
 from sweep import axes, calls, titles
 from sweep.errors import SweepError, bad_value, suggest
 from sweep.grid import Cell, check_unique_ids, expand, with_native_size
+from sweep.schema import ReportConfig, RunConfig, typed
 
 GENERATOR_DEVICES = "cpu (the same noise on any device), cuda, cuda:N or mps"
 # Report layout names that are not axes of one run but columns a report may use.
@@ -69,8 +70,7 @@ class Plan:
         return cells
 
 
-def _integer(cfg: Mapping[str, Any], key: str, default: Any, allowed: str, optional: bool = False) -> Any:
-    value = cfg.get(key, default)
+def _integer(value: Any, key: str, allowed: str, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -78,38 +78,46 @@ def _integer(cfg: Mapping[str, Any], key: str, default: Any, allowed: str, optio
     return value
 
 
-def base_values(cfg: Mapping[str, Any], facts: axes.Facts) -> dict[str, Any]:
-    """Every registry axis's base value: the config's top-level key, or the axis's own default."""
+def base_values(settings: RunConfig | Any, facts: axes.Facts) -> dict[str, Any]:
+    """Every registry axis's base value: the config's top-level key, or the axis's own default. (A composed
+    config or a mapping is converted first, for one release: see schema.typed.)"""
+    given = typed(settings).values
     base: dict[str, Any] = {}
     for axis in axes.AXES:
         if axis.name == "resolution":
-            height, width = (None if cfg.get(k) is None else axes.check_side(cfg[k], k) for k in ("height", "width"))
+            height, width = (None if given.get(k) is None else axes.check_side(given[k], k)
+                             for k in ("height", "width"))
             if (height is None) != (width is None):
                 raise bad_value("height" if height is None else "width", None,
                                 "height and width both set, or both null for the model's native size")
             base["resolution"] = None if height is None else (width, height)
         elif axis.base_type is not None:
-            base[axis.name] = axis.parse(cfg.get(axis.name, axis.base_default), axis.name, facts)
+            base[axis.name] = axis.parse(given.get(axis.name, axis.base_default), axis.name, facts)
         else:
             base[axis.name] = 0 if axis.name == "repeat" else None
     return base
 
 
-def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
+def plan_sweep(settings: RunConfig | Any, recorded_seeds: list[int] | None = None,
                facts: axes.Facts | None = None, *, multirun: bool = False) -> Plan:
-    """Check every key and value and expand the grid; raises SweepError naming the first bad one."""
+    """Check every key and value and expand the grid; raises SweepError naming the first bad one.
+
+    `settings`: the checked config (schema.RunConfig). A composed config or a plain mapping is still accepted
+    for one release and converted here at the top (schema.typed)."""
+    settings = typed(settings)
     facts = facts or axes.Facts()
-    sweep = cfg["sweep"]
-    name = str(sweep.get("name") or "")
+    sweep = settings.sweep
+    model = settings.model
+    name = str(sweep.name or "")
     if not name or name == "???":
         raise bad_value("sweep.name", name, "a non-empty name")
-    max_images = _integer(cfg, "max_images", 1000, "an integer >= 1")
-    batch_size = _integer(cfg, "batch_size", None, "an integer >= 1, or null for automatic", optional=True)
-    generator_device = str(cfg.get("generator_device", "cpu"))
+    max_images = _integer(settings.max_images, "max_images", "an integer >= 1")
+    batch_size = _integer(settings.batch_size, "batch_size", "an integer >= 1, or null for automatic", optional=True)
+    generator_device = str(settings.generator_device)
     _check_generator_device(generator_device)
-    base = base_values(cfg, facts)
+    base = base_values(settings, facts)
 
-    grid_spec = {k: v for k, v in dict(sweep.get("grid") or {}).items() if v is not None}
+    grid_spec = {k: v for k, v in dict(sweep.grid or {}).items() if v is not None}
     entries = [e for k, v in grid_spec.items() for e in axes.grid_entries(k, v)]
     swept = [axes.grid_values(k, v, facts, max_images, recorded_seeds) for k, v in entries]
     if not swept:
@@ -118,27 +126,27 @@ def plan_sweep(cfg: Mapping[str, Any], recorded_seeds: list[int] | None = None,
     if total > max_images:
         raise bad_value("sweep.grid", f"{total} images",
                         f"at most max_images={max_images} (raise it with max_images=N if you mean it)")
-    layout = {k: v for k, v in dict(sweep.get("layout") or {}).items()}
+    layout = {"rows": sweep.layout.rows, "cols": sweep.layout.cols, "sheets": sweep.layout.sheets}
     _check_layout(layout, [v.axis.name for v in swept], multirun)
-    _check_report(cfg.get("report") or {}, swept, multirun)
-    labels = titles.check(sweep, swept, facts, multirun)
+    _check_report(settings.report, swept, multirun)
+    labels = titles.check({"titles": sweep.titles, "descriptions": sweep.descriptions}, swept, facts, multirun)
     from sweep import model_checks  # imports torch: after the cheap checks
 
-    _check_model_axes(cfg["model"], model_checks.check(cfg["model"]), base, swept)
+    _check_model_axes(model, model_checks.check(model), base, swept)
     for values in swept:  # pipeline arguments without an entry of their own join the base, unset
         base.setdefault(values.axis.name, None)
     cells = expand(base, swept)
     _check_prompt_sr(cells)
-    _check_passes(cells, [v.axis.name for v in swept], cfg["model"])
+    _check_passes(cells, [v.axis.name for v in swept], model)
     from sweep.controlnet import check_cells
 
-    check_cells(cells, cfg["model"], [v.axis.name for v in swept])
+    check_cells(cells, model, [v.axis.name for v in swept])
     from sweep import unet_tweaks, variations
 
     variations.check(cells, [v.axis.name for v in swept])
-    unet_tweaks.check(cells, [v.axis.name for v in swept], cfg["model"])
+    unet_tweaks.check(cells, [v.axis.name for v in swept], model)
     calls.check_steps(cells, facts, {v.axis.name for v in swept})  # again with the model's facts (Plan.resolved)
-    _check_prompts(cells, cfg["model"], swept)
+    _check_prompts(cells, model, swept)
     check_schedules(cells, facts, swept)
     return Plan(name=name, base=base, swept=swept, cells=cells, layout=layout, batch_size=batch_size,
                 generator_device=generator_device, max_images=max_images, grid_spec=grid_spec, labels=labels)
@@ -265,20 +273,22 @@ def _check_layout(layout: Mapping[str, Any], swept: list[str], multirun: bool) -
         raise bad_value("sweep.layout", dict(layout), "a different axis for rows, cols and sheets")
 
 
-def _check_report(report: Mapping[str, Any], swept: list[axes.Values], multirun: bool = False) -> None:
+def _check_report(report: ReportConfig, swept: list[axes.Values], multirun: bool = False) -> None:
+    import dataclasses
+
     from sweep.report.reference import check as check_reference
 
-    if not isinstance(report.get("cell_max", 512), int) or int(report.get("cell_max", 512)) < 64:
-        raise bad_value("report.cell_max", report.get("cell_max"), "an integer >= 64 (pixels)")
-    if not isinstance(report.get("max_cells", 64), int) or int(report.get("max_cells", 64)) < 1:
-        raise bad_value("report.max_cells", report.get("max_cells"), "an integer >= 1")
+    if not isinstance(report.cell_max, int) or report.cell_max < 64:
+        raise bad_value("report.cell_max", report.cell_max, "an integer >= 64 (pixels)")
+    if not isinstance(report.max_cells, int) or report.max_cells < 1:
+        raise bad_value("report.max_cells", report.max_cells, "an integer >= 1")
     # The similarity reference's value must be one the grid has (aliases too: steps:30).
-    check_reference(report.get("reference"), {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)},
+    check_reference(report.reference, {name: v.values for v in swept for name in (v.axis.name, *v.axis.aliases)},
                     strict=not multirun)
     # The scorers' models are found before generation (offline and not cached: one line now, not after the run).
     from sweep.report.scores import ScoreOptions, check
 
-    check(ScoreOptions.from_mapping(report))
+    check(ScoreOptions.from_mapping(dataclasses.asdict(report)))
 
 
 def _check_prompt_sr(cells: list[Cell]) -> None:

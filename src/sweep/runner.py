@@ -1,6 +1,7 @@
 """Run a sweep: config -> checked plan of cells -> one shared pipeline -> images + results.csv -> report.
 
-Plain functions, no Hydra: `run_sweep(cfg, run_dir)` is what the CLI calls and what tests call. Before the
+Plain functions, no Hydra: `run_sweep(settings, run_dir)` is what the CLI calls (with the checked config as a
+schema.RunConfig) and what tests call. Before the
 model loads, the plan is checked, the run directory is classified and locked, and a directory holding another
 experiment is refused; nothing in it is touched until the run is accepted.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 from sweep import axes, grid
 from sweep.distributed import Ranks, ranks_for, scheduler_job
 from sweep.errors import SweepError, disk_error
-from sweep.experiment import Accepted, accept, preflight, recorded_seeds, to_dict
+from sweep.experiment import Accepted, accept, preflight, recorded_seeds, to_dict  # noqa: F401  # to_dict: tests
 from sweep.grid import Cell
 from sweep.plan import Plan, describe, plan_sweep
 from sweep.report.result import sheet_lines
 from sweep.results import IMAGES, ResultsTable, atomic_write, columns_for
 from sweep.scheduling import Outcome, execute
+from sweep.schema import RunConfig, typed
 from sweep.signals import Interrupted, stop_on_signals
 from sweep.writer import ImageWriter
 
@@ -73,17 +75,20 @@ class RunSummary:
 # --- run -------------------------------------------------------------------------------------------------
 
 
-def run_sweep(cfg: Any, run_dir: Path, **options: Any) -> RunSummary:
+def run_sweep(settings: RunConfig | Any, run_dir: Path, **options: Any) -> RunSummary:
     """Generate every missing cell of the sweep into run_dir, then write the report (`_run_sweep`). What the
-    libraries log or warn meanwhile goes once each to the run's sweep.log, not to the terminal."""
+    libraries log or warn meanwhile goes once each to the run's sweep.log, not to the terminal.
+
+    `settings`: the checked config (schema.RunConfig). A composed config or a plain mapping is still accepted
+    for one release and converted here at the top (schema.typed)."""
     from sweep.library_output import to_log
 
     with to_log(Path(run_dir)):
-        return _run_sweep(cfg, run_dir, **options)
+        return _run_sweep(typed(settings), run_dir, **options)
 
 
 def _run_sweep(
-    cfg: Any,
+    settings: RunConfig,
     run_dir: Path,
     *,
     ranks: Ranks | None = None,
@@ -102,25 +107,25 @@ def _run_sweep(
     """
     from sweep import hub, model_facts, rundir
 
-    cfg = to_dict(cfg)
-    cfg["model"] = hub.resolve(cfg["model"])  # model.path=org/name is a hub id; the variant the repo has
+    # model.path=org/name is a hub id; the variant the repo has
+    settings = replace(settings, model=hub.resolve(settings.model))
     run_dir = Path(run_dir)
-    model_cfg = cfg["model"]
-    ranks = ranks or ranks_for(cfg)
-    grid_spec = dict((cfg.get("sweep") or {}).get("grid") or {})
+    model_cfg = settings.model
+    ranks = ranks or ranks_for(settings)
+    grid_spec = dict(settings.sweep.grid or {})
     seeds = None
     if ranks.is_main:
-        seeds = recorded_seeds(run_dir, bool(cfg.get("restart")), shared_dir, grid_spec)
+        seeds = recorded_seeds(run_dir, bool(settings.restart), shared_dir, grid_spec)
     seeds = ranks.share(seeds)
     # Bad input first, before anything heavy is imported; bounds only the model's config knows (steps, clip
     # skip) are checked again by plan.resolved once the facts are read.
-    plan = plan_sweep(cfg, seeds, multirun=multirun)
+    plan = plan_sweep(settings, seeds, multirun=multirun)
     if shared_dir is not None and plan.random_seeds and ranks.is_main:
         from sweep.shared_seeds import keep_seeds
 
-        plan = plan_sweep(cfg, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
+        plan = plan_sweep(settings, keep_seeds(shared_dir, grid_spec, plan.random_seeds), multirun=multirun)
     facts = _model_facts(plan, model_cfg)
-    _main_decides(ranks, lambda: preflight(cfg, run_dir, plan, facts, job if multirun else None, shared_dir))
+    _main_decides(ranks, lambda: preflight(settings, run_dir, plan, facts, job if multirun else None, shared_dir))
     from sweep import memory, pipeline  # torch: only once the input is known to be good
     from sweep.devices import resolve_device, resolve_dtype
 
@@ -139,7 +144,7 @@ def _run_sweep(
             rundir.classify(run_dir)
         if facts is None:
             return None
-        return accept(cfg, run_dir, plan, facts, lock, on_accept, echo, job if multirun else None, shared_dir)
+        return accept(settings, run_dir, plan, facts, lock, on_accept, echo, job if multirun else None, shared_dir)
 
     try:
         accepted = _main_decides(ranks, lambda: take_dir(facts))
@@ -148,12 +153,12 @@ def _run_sweep(
             echo(describe(plan, _model_name(plan, model_cfg), todo) + f" -> {run_dir}")
         device = ranks.device(resolve_device(str(model_cfg.get("device", "auto"))))
         if plan.model_axes:  # loaded per checkpoint / VAE, one at a time, in _generate_all
-            return _generate_all(cfg, run_dir, plan, accepted, None, facts, ranks, progress, echo, device)
+            return _generate_all(settings, run_dir, plan, accepted, None, facts, ranks, progress, echo, device)
         loaded = pipeline.load({**model_cfg, "device": device})
         if facts is None:  # config files were not readable before the load: check now, before any image
             facts = _with_model_files(model_facts.from_pipeline(loaded.pipe), model_cfg)
             accepted = _main_decides(ranks, lambda: take_dir(facts))
-        return _generate_all(cfg, run_dir, plan, accepted, loaded, facts, ranks, progress, echo, device)
+        return _generate_all(settings, run_dir, plan, accepted, loaded, facts, ranks, progress, echo, device)
     finally:
         lock.release()
 
@@ -215,7 +220,7 @@ def _with_model_files(facts: axes.Facts | None, model: Mapping[str, Any]) -> axe
     return replace(facts, refiner_switch=DEFAULT_SWITCH)
 
 
-def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
+def _generate_all(settings: RunConfig, run_dir: Path, plan: Plan, accepted: Accepted, loaded: Any,
                   facts: axes.Facts | axes.PerModel, ranks: Ranks, progress: bool, echo: Callable[[str], None],
                   device: str) -> RunSummary:
     """Every missing cell, with `loaded`, or (loaded=None: a checkpoint / VAE axis) loading each model in turn:
@@ -242,12 +247,12 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
         log.info("rank %d of %d: %d of %d batches", ranks.index, ranks.count, len(mine), len(units))
     try:
         with stop_on_signals() as stop:
-            stop.immediate = bool(cfg["model"].get("compile"))  # a first call compiles for long before a step ends
+            stop.immediate = bool(settings.model.get("compile"))  # a first call compiles for long before a step ends
             for key, group in _by_model(mine):
                 if plan.model_axes:
                     loaded = prompts = None  # let the previous model go before the next one loads
                     try:
-                        loaded = _load_model(cfg["model"], key, device)
+                        loaded = _load_model(settings.model, key, device)
                     except SweepError as exc:
                         # What only the load finds (a VAE or LoRA that does not fit this checkpoint, a file that
                         # lacks tensors): this model's cells fail with its one line, the other models' still run.
@@ -255,14 +260,14 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
                         which = ", ".join(f"{k} {axes.file_label(str(v))}" for k, v in key if v is not None)
                         line = f"{exc} (loading {which})" if which else str(exc)
                         for cell in failed:
-                            writer.submit(_load_failed_row(cell, facts, plan, cfg["model"], key, device, threads,
+                            writer.submit(_load_failed_row(cell, facts, plan, settings.model, key, device, threads,
                                                            line), None, cell, axes.facts_for(facts, cell))
                         log.error("%s", line)
                         bar.update(len(failed))
                         continue
                 prompts = PromptCache(loaded.pipe, loaded.device)  # per model: its own text encoders
                 fixed = {**_fixed(plan, loaded), "threads": threads}
-                for outcome in execute(loaded, prompts, group, cfg, plan.generator_device, stop):
+                for outcome in execute(loaded, prompts, group, settings.model, plan.generator_device, stop):
                     for cell, image, error in outcome.results:
                         if cell.cell_id in done:
                             continue
@@ -286,7 +291,7 @@ def _generate_all(cfg: Mapping[str, Any], run_dir: Path, plan: Plan, accepted: A
     _gather(summary, ranks)
     ranks.wait()
     if ranks.is_main:
-        _finish(summary, run_dir, cfg)
+        _finish(summary, run_dir, settings)
     return summary
 
 
@@ -400,7 +405,7 @@ def _gather(summary: RunSummary, ranks: Ranks) -> None:
     summary.seconds = max(p[2] for p in parts)
 
 
-def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
+def _finish(summary: RunSummary, run_dir: Path, settings: RunConfig) -> None:
     """Report and status file, once, by the main process; a report error never loses the images."""
     import json
     import os
@@ -408,7 +413,7 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     from sweep import pipeline
 
     try:
-        result = write_report(run_dir, cfg)
+        result = write_report(run_dir, settings)
         summary.sheets, summary.plots = list(result.sheets), list(result.plots)
         summary.sheet_note = result.sheet_note
         summary.extra += result.lines()
@@ -426,21 +431,24 @@ def _finish(summary: RunSummary, run_dir: Path, cfg: Mapping[str, Any]) -> None:
     atomic_write(run_dir / "status.json", json.dumps(status, indent=2) + "\n")
 
 
-def write_report(run_dir: Path, cfg: Mapping[str, Any]) -> Any:
+def write_report(run_dir: Path, settings: RunConfig | Any) -> Any:
     """Sheets, summary table, plots, viewer and similarity metrics from the results table (sweep.report reads
-    only the run dir)."""
+    only the run dir). A composed config or a mapping is converted first, for one release (schema.typed)."""
+    from dataclasses import asdict
+
     from sweep.report import build_report
     from sweep.report.scores import ScoreOptions
 
-    options = cfg.get("report") or {}
-    device = str((cfg.get("model") or {}).get("device", "auto"))
+    settings = typed(settings)
+    options = settings.report
+    device = str(settings.model.get("device", "auto"))
     return build_report(
         run_dir,
-        cell_max=int(options.get("cell_max", 512)),
-        max_cells=int(options.get("max_cells", 64)),
-        captions=bool(options.get("captions", True)),
-        reference=options.get("reference"),
-        scores=ScoreOptions.from_mapping(options, device=_score_device(device)),
+        cell_max=int(options.cell_max),
+        max_cells=int(options.max_cells),
+        captions=bool(options.captions),
+        reference=options.reference,
+        scores=ScoreOptions.from_mapping(asdict(options), device=_score_device(device)),
     )
 
 

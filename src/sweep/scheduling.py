@@ -163,12 +163,12 @@ def embedding_overflow(embeds: Mapping[str, Any], cell: Cell) -> str | None:
             "whose embedding stays finite (A1111 writes 0.5 to 1.5)")
 
 
-def execute(loaded: Any, prompts: Any, units: list[list[Cell]], cfg: Mapping[str, Any], generator_device: str,
+def execute(loaded: Any, prompts: Any, units: list[list[Cell]], model: Mapping[str, Any], generator_device: str,
              stop: Stop):
     """`_run_unit` over every unit: one at a time, or on the CPU side by side."""
     from sweep.pipeline import apply_state
 
-    workers, threads = cpu_workers(loaded, cfg["model"])
+    workers, threads = cpu_workers(loaded, model)
     if workers > 1:
         yield from _run_parallel(loaded, prompts, units, generator_device, stop, workers, threads)
         return

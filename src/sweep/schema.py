@@ -146,6 +146,60 @@ class Settings:
     report: ReportConfig = field(default_factory=ReportConfig)
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """The config after its check, typed: what everything below the edge reads (`settings.sweep.name`).
+
+    The edge that composes and checks the config (sweep.app, sweep.multirun's Hydra callbacks, sweep.config_checks)
+    is the only place that holds the raw DictConfig; it builds this once with `typed`. Values are kept as given,
+    so sweep.plan's checks still name a bad one in one line. Three parts stay plain containers on purpose:
+    `values` (the base generation values, keyed by the registry's axis names, like a cell's), `sweep.grid`,
+    `sweep.titles` and `sweep.descriptions` (the sweep's own data: lists and mappings of values), and `model`:
+    the checkpoint / VAE axes rewrite it per checkpoint (sweep.model_axes) and the hub resolves an id in it
+    (sweep.hub), so it is a mapping made here, once, from the checked config.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)  # top-level base values given (diffusers' names)
+    max_images: Any = 1000
+    batch_size: Any = None
+    generator_device: Any = "cpu"
+    restart: bool = False
+    grow: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def typed(cfg: Any) -> RunConfig:
+    """The checked config as a RunConfig: from a composed DictConfig (the CLI), a Config dataclass, or a plain
+    mapping. Plain mappings are accepted for one release (tests and scripts pass them to run_sweep / plan_sweep,
+    which convert at their top); keys a mapping lacks take the schema's defaults."""
+    import dataclasses
+
+    if isinstance(cfg, RunConfig):
+        return cfg
+    if isinstance(cfg, dict):
+        container = cfg
+    else:
+        container = OmegaConf.to_container(OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg,
+                                           resolve=True)
+    settings = {f.name for f in dataclasses.fields(RunConfig)} - {"values", "model", "sweep", "report"}
+    sweep = dict(container.get("sweep") or {})
+    layout = dict(sweep.get("layout") or {})
+    report = container.get("report") or {}
+    return RunConfig(
+        values={k: v for k, v in container.items() if k not in settings and k not in ("model", "sweep", "report",
+                                                                                           "resume")},
+        **{k: container[k] for k in settings if k in container},
+        model=dict(container.get("model") or {}),
+        sweep=SweepConfig(name=sweep.get("name", ""), description=sweep.get("description", ""),
+                          grid=dict(sweep.get("grid") or {}),  # type: ignore[arg-type]  # user data, plain
+                          layout=LayoutConfig(**{k: layout[k] for k in ("rows", "cols", "sheets") if k in layout}),
+                          titles=sweep.get("titles") or {}, descriptions=sweep.get("descriptions") or {}),
+        report=ReportConfig(**{f.name: report[f.name] for f in dataclasses.fields(ReportConfig) if f.name in report}),
+    )
+
+
 def _config() -> type:
     """The primary config: every registry axis that is also a base parameter, under diffusers' name, typed as
     the registry says (so `num_inference_steps=ten` fails while Hydra composes), then the settings."""
