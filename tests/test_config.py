@@ -82,3 +82,24 @@ def test_a_typo_inside_a_sweep_file_fails(tmp_path):
     assert text.startswith(f"sweep file {tmp_path / 'bad.yaml'}: grid.sed: unknown key (got [1, 2]); "
                            "allowed: the keys of sweep.grid: ")
     assert ", seed, " in text and text.endswith(" (did you mean seed?)") and "\n" not in text
+
+
+def test_the_checked_config_is_read_as_one_typed_read_only_object():
+    """Below the edge the config is schema.RunConfig: the same plan as from the composed config, and no code
+    below can change a setting for the code after it."""
+    import dataclasses
+
+    from sweep.plan import plan_sweep
+    from sweep.schema import RunConfig, typed
+
+    cfg = make_cfg("sweep=steps_10_to_90", "seed=99", "max_images=50", "report.cell_max=256",
+                   "sweep.layout.cols=num_inference_steps")
+    settings = typed(cfg)
+    assert isinstance(settings, RunConfig) and typed(settings) is settings
+    assert (settings.values["seed"], settings.max_images, settings.report.cell_max) == (99, 50, 256)
+    assert settings.sweep.layout.cols == "num_inference_steps" and settings.model["source"] == "tiny"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.restart = True  # type: ignore[misc]
+    typed_plan, composed_plan = plan_sweep(settings), plan_sweep(cfg)
+    assert [c.cell_id for c in typed_plan.cells] == [c.cell_id for c in composed_plan.cells]
+    assert typed_plan.layout == composed_plan.layout and typed_plan.max_images == 50
