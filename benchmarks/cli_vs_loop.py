@@ -5,7 +5,7 @@
 
 The tool: `python -m sweep sweep=steps_10_to_90 model=MODEL` (9 images, 10..90 steps, the config's prompt, seed
 and guidance), start-up, model build, results.csv, sheets, plots and viewer included. The hand loop: a script
-that builds the same model the same way (`sweep.models`, random weights: nothing to download), then one `pipe()`
+that builds the same model the same way (`sweep.models.builtin`, random weights: nothing to download), then one `pipe()`
 call with a fresh CPU generator and one synchronous `image.save()` per image. They run in alternating pairs
 (tool first, then loop first, ...); each process's wall time and peak RSS are printed, then the median ratio
 tool / loop (target on a GPU: <= 0.8, issue 20) and the per-image intercept of the tool's `seconds` column
@@ -34,7 +34,7 @@ STEPS = list(range(10, 100, 10))  # sweeps/steps_10_to_90.yaml
 HAND_LOOP = """
 import sys, time, torch
 from sweep import models
-from sweep.devices import resolve_device, resolve_dtype
+from sweep.models.devices import resolve_device, resolve_dtype
 model, out, prompt = sys.argv[1], sys.argv[2], sys.argv[4]
 size, seed, guidance = int(sys.argv[3]), int(sys.argv[5]), float(sys.argv[6])
 device = resolve_device("auto")

@@ -9,7 +9,7 @@ and the hand loop a user writes for the same 9 images (benchmarks/whole_process.
 Targets: the tool loaded takes at most 2x its quiet time, and no longer than the hand loop loaded.
 
 OMP_NUM_THREADS is removed from both processes' environment (set, it is the user's choice and the tool keeps
-it; sweep.cpu_threads). The tool's chosen thread count is read back from its results.csv. "Quiet" is only as
+it; sweep.running.cpu_threads). The tool's chosen thread count is read back from its results.csv. "Quiet" is only as
 quiet as the machine: the load average at the start is printed; on a shared machine the figures are rough.
 """
 
@@ -67,7 +67,7 @@ def main() -> int:
         work = Path(tmp)
         model = work / "tiny"
         sys.path.insert(0, str(ROOT / "src"))
-        from sweep.models import build_tiny_pipeline
+        from sweep.models.builtin import build_tiny_pipeline
 
         build_tiny_pipeline().save_pretrained(model)
         for state in ("quiet", "loaded"):

@@ -5,7 +5,7 @@
 
 The model is `model=sdxl_arch`: the full SDXL base 1.0 architecture (2.57 B-parameter UNet, both CLIP towers,
 the VAE) with random weights, so nothing is downloaded and the cost per image is SDXL's. Each variant is a
-sweep of `--images` seeds at 1024x1024, 30 steps, guidance 5.0 (CFG on), run by `sweep.runner.run_sweep` as
+sweep of `--images` seeds at 1024x1024, 30 steps, guidance 5.0 (CFG on), run by `sweep.running.runner.run_sweep` as
 the CLI runs it; a short warm-up sweep of the same shapes (2 steps) compiles first when compile is on ("first
 image s": that sweep's wall time, the model build and the compile included: the time a fresh process waits for
 its first image). Seconds per image = the sweep's generation time (pipeline calls and PNG writing, not model
@@ -67,7 +67,7 @@ def run_variant(dtype: str, compiled: bool, batch: str, args: argparse.Namespace
     import torch
     from runner_vs_plain import compose
 
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     seeds = ",".join(str(s) for s in range(1, args.images + 1))
     overrides = [

@@ -31,7 +31,7 @@ from PIL import Image  # noqa: E402
 
 def fabricate(root: Path, size: int, seeds: int, steps: list[int], shift: int = 0) -> Path:
     """A run dir of seeds x steps images; `shift` adds +-shift noise to every pixel (a changed run)."""
-    from sweep.results import COLUMNS
+    from sweep.rundir.results import COLUMNS
 
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []

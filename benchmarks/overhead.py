@@ -3,13 +3,13 @@
     python benchmarks/overhead.py                  # CPU; the last line is overhead_ms_per_image=<float>
     python benchmarks/overhead.py --device cuda    # on a GPU machine (benchmarks/gpu_check.sh runs this)
 
-The real runner (`sweep.runner.run_sweep`, called as the CLI calls it), the real PNG writer, results.csv,
+The real runner (`sweep.running.runner.run_sweep`, called as the CLI calls it), the real PNG writer, results.csv,
 metadata and the real report, around a stand-in pipeline: the tiny model's own pipeline object (its text
 encoders, scheduler and image processor are real) whose `__call__` waits a fixed time and then does what
 diffusers' SDXL `__call__` does after its VAE decode: `image_processor.postprocess(image, output_type=...)` on
 a decoded image of noise, 1024x1024 by default (SDXL's output; noise is the worst case for PNG), on the device
 and in the dtype the real decode returns. It is injected where the runner gets its pipeline
-(`sweep.pipeline.load` -> `_build` -> `sweep.models.build_tiny_pipeline`), so everything from the load on is
+(`models.pipeline.load` -> `_build` -> `models.builtin.build_tiny_pipeline`), so everything from the load on is
 the product's code.
 
 The sweep is the seed's own `steps_10_to_90` (9 images, one seed) at --size. Overhead per image = (the
@@ -145,9 +145,9 @@ def decoded_dtype(pipe):
 
 
 def run_once(cfg, stand_in: StandIn, scratch: Path) -> dict:
-    from sweep import runner
-    from sweep.results import read_rows
-    from sweep.writer import ImageWriter
+    from sweep.rundir.results import read_rows
+    from sweep.running import runner
+    from sweep.running.writer import ImageWriter
 
     out = Path(tempfile.mkdtemp(dir=scratch))
     stand_in.waited, stand_in.calls = 0.0, 0
@@ -195,7 +195,8 @@ def main() -> int:
 
     from runner_vs_plain import compose
 
-    from sweep import models, pipeline
+    from sweep.models import builtin as models
+    from sweep.models import pipeline
 
     stand_in = StandIn(args.stand_in, args.call_seconds)
     cfg = compose("model=tiny", "sweep=steps_10_to_90", f"height={args.size}", f"width={args.size}",

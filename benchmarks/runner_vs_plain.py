@@ -4,9 +4,9 @@
 
 The plain loop is the standard diffusers tutorial's pattern: one `pipe(...)` call with a fresh CPU generator
 and one `image.save(...)` (PIL defaults) per image. The runner is called as the CLI calls it: a config composed
-by Hydra from conf/ and `sweep.runner.run_sweep(cfg, run_dir)`, with its progress bar, its PNG metadata,
+by Hydra from conf/ and `sweep.running.runner.run_sweep(cfg, run_dir)`, with its progress bar, its PNG metadata,
 results.csv and the report (sheets, summary, plots) all inside the timed call. Both use the one pipeline object
-that `sweep.pipeline.load` caches (the runner finds it there), so weights and their memory layout are the same.
+that `sweep.models.pipeline.load` caches (the runner finds it there), so weights and their memory layout are the same.
 
 What is compared, fairly: both make the same 12 images (pixel-identical with batch_size=1, checked and printed)
 and write one PNG per image. The plain loop saves with PIL's defaults (zlib level 6, no text); the runner's PNGs
@@ -47,7 +47,7 @@ def compose(*overrides: str):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import sweep.schema  # noqa: F401  registers the structured schema
+    import sweep.planning.schema  # noqa: F401  registers the structured schema
     from sweep.paths import CONF_DIR
 
     GlobalHydra.instance().clear()
@@ -81,7 +81,7 @@ def plain_loop(pipe, seeds: list[int], steps: list[int], size: int, out: Path) -
 
 def runner(cfg, loops: list[float] | None = None) -> Callable[[Path], None]:
     """run_sweep as the CLI calls it; `loops` collects each run's generation-loop seconds (summary.seconds)."""
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     def run(out: Path) -> None:
         # The CLI's progress bar is drawn (to a buffer, to keep this output readable).
@@ -142,7 +142,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from sweep import pipeline
+    from sweep.models import pipeline
 
     seeds = list(range(1, args.seeds + 1))
     steps = [int(s) for s in args.steps.split(",")]

@@ -34,7 +34,7 @@ def main() -> int:
     import numpy as np
     import pandas as pd
 
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:

@@ -4,7 +4,7 @@
 
 Runs the README's `python -m sweep sweep=steps_10_to_90 model=tiny` (9 images) as whole processes with
 --burners CPU-bound processes beside them, three ways per round, in turn: OMP_NUM_THREADS=1, OMP_NUM_THREADS=N
-(torch's own count, N = the cores), and without OMP_NUM_THREADS (the tool chooses: sweep.cpu_threads samples
+(torch's own count, N = the cores), and without OMP_NUM_THREADS (the tool chooses: sweep.running.cpu_threads samples
 the load, then times one UNet call per candidate count and keeps the fastest). Prints each run's wall seconds
 and the count the tool chose (results.csv's `threads`), then the worst ratio of the tool's own run to the
 better fixed count of the same round. Target: at most 2x (issue 37 item 5). Each round's runs are side by side

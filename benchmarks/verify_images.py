@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sweep.results import check_images, file_digest
+from sweep.rundir.results import check_images, file_digest
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from PIL.PngImagePlugin import PngInfo
 from sweep.report.data import load_run
 from sweep.report.result import Layout
 from sweep.report.viewer import write_viewer
-from sweep.results import COLUMNS
+from sweep.rundir.results import COLUMNS
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -82,7 +82,7 @@ def main() -> int:
         work = Path(tmp)
         model = work / "model"
         sys.path.insert(0, str(ROOT / "src"))
-        from sweep.models import build_tiny_layout_pipeline
+        from sweep.models.builtin import build_tiny_layout_pipeline
 
         build_tiny_layout_pipeline(seed=11).save_pretrained(model)
         tool = [sys.executable, "-m", "sweep", "sweep=steps_10_to_90", f"model.path={model}",

@@ -10,7 +10,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 if not os.environ.get("OMP_NUM_THREADS"):
     import torch
 
-    # Pixels depend on torch's thread count, and a run on a busy CPU uses fewer threads (sweep.cpu_threads)
+    # Pixels depend on torch's thread count, and a run on a busy CPU uses fewer threads (sweep.running.cpu_threads)
     # unless OMP_NUM_THREADS names the count. Tests compare images made at different moments and in other
     # processes: pinned to torch's own count (this process's and every subprocess's), a busy machine makes the
     # same pixels. tests/test_cpu_threads.py unsets it to test the choice itself.
@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-import sweep.schema  # noqa: E402,F401  registers the schema
+import sweep.planning.schema  # noqa: E402,F401  registers the schema
 from sweep.paths import CONF_DIR  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ GRID = ("sweep=seeds_steps_guidance", *SMALL, "sweep.grid.seed=[1,2]", "sweep.gr
 
 def quiet(cfg, run_dir, **kwargs):
     """run_sweep without the progress bar and the printed lines."""
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     return run_sweep(cfg, run_dir, progress=False, echo=lambda _: None, **kwargs)
 

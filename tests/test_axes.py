@@ -16,10 +16,11 @@ from PIL import Image
 
 from conftest import make_cfg, run_cli
 from readers import a1111_parse
-from sweep import app, axes
+from sweep import axes
+from sweep.cli import app
 from sweep.errors import SweepError
 from sweep.report import build_report
-from sweep.runner import run_sweep
+from sweep.running.runner import run_sweep
 
 SMALL = ("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=3")
 

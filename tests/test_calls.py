@@ -1,4 +1,4 @@
-"""One resolved call per cell (sweep.calls): what the records say is what ran.
+"""One resolved call per cell (sweep.planning.calls): what the records say is what ran.
 
 `<lora:NAME:W>` tags are recorded at the strength applied, Hires. fix runs A1111's second-pass steps, an emptied
 negative prompt is zeros however it became empty, and the bounds (steps per pass and sampler, memory at the final
@@ -17,9 +17,10 @@ from PIL import Image
 
 from conftest import make_cfg, quiet
 from readers import a1111_parse
-from sweep import calls, pipeline
 from sweep.errors import SweepError
-from sweep.plan import plan_sweep
+from sweep.models import pipeline
+from sweep.planning import calls
+from sweep.planning.plan import plan_sweep
 
 ONE = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null", "sweep.grid.seed=[3]",
        "height=32", "width=32", "num_inference_steps=2")
@@ -28,7 +29,7 @@ ONE = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null", "
 @pytest.fixture(scope="module")
 def lora_file(tmp_path_factory):
     from model_files import write_lora
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     return write_lora(build_tiny_pipeline().unet, tmp_path_factory.mktemp("lora") / "detail.safetensors")
 
@@ -75,7 +76,7 @@ def test_the_hires_pass_runs_the_requested_steps_over_a1111s_schedule(requested,
     counts them), from the schedule's timestep A1111 starts at (`sigmas[steps - t_enc - 1:]`)."""
     from diffusers import StableDiffusionXLImg2ImgPipeline
 
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     done = calls.hires_pass(requested, denoise)
     assert done.schedule == int(requested / min(denoise, 0.999)) and done.steps == requested
@@ -99,7 +100,7 @@ def test_the_hires_pass_runs_the_requested_steps_over_a1111s_schedule(requested,
 
 def test_hires_steps_3_at_denoise_0_3_runs_3_second_pass_steps(tmp_path, monkeypatch):
     """`Steps: 3, Denoising strength: 0.3` was refused (int(3 x 0.3) = 0); A1111 runs 3 second-pass steps."""
-    from sweep.signals import Stop
+    from sweep.running.signals import Stop
 
     counted: list[tuple[str, int]] = []
 
@@ -146,7 +147,8 @@ def test_a_negative_emptied_by_prompt_sr_is_the_empty_negatives_pixels(tmp_path)
 
 def test_the_memory_bound_sees_the_hires_size(tmp_path, monkeypatch):
     """`height=4096 width=4096 hires_scale=4` (a 16384x16384 image) was accepted where 16384x16384 alone is not."""
-    from sweep import memory, model_facts
+    from sweep.models import facts as model_facts
+    from sweep.planning import memory
 
     monkeypatch.setattr(memory, "device_bytes", lambda device: 16 * 2**30)  # a 16 GB machine or card
     monkeypatch.setattr(pipeline, "load", lambda *a: pytest.fail("loaded"))
@@ -184,7 +186,7 @@ def test_second_pass_steps_a_sampler_cannot_take_are_refused_before_the_load(tmp
 
 def test_euler_takes_the_1000_step_schedule_ddim_cannot():
     plan = plan_sweep(make_cfg(*ONE, "hires_scale=2", "scheduler=Euler", "hires_steps=999", "hires_denoise=1"))
-    from sweep import model_facts
+    from sweep.models import facts as model_facts
 
     assert plan.resolved(model_facts.peek({"source": "tiny"}))[0].call().passes[1].schedule == 1000
 
@@ -192,7 +194,7 @@ def test_euler_takes_the_1000_step_schedule_ddim_cannot():
 @pytest.mark.parametrize(("clip_skip", "layer"), [(0, -2), (1, -3), (2, -4)])
 def test_comfyui_clip_skip_counts_from_sdxls_penultimate_layer(clip_skip, layer):
     """ComfyUI's SDXL default is the penultimate layer (-2), as diffusers' clip_skip=None; n more is -(n + 2)."""
-    from sweep.metadata import comfy_prompt
+    from sweep.rundir.metadata import comfy_prompt
 
     cell = plan_sweep(make_cfg(*ONE, "scheduler=Euler", f"clip_skip={clip_skip}")).cells[0]
     graph = json.loads(comfy_prompt(cell, {"model": "tiny"}))
@@ -202,7 +204,7 @@ def test_comfyui_clip_skip_counts_from_sdxls_penultimate_layer(clip_skip, layer)
 
 def test_the_work_estimate_counts_every_pass():
     """3 first-pass steps and 3 second-pass steps (A1111's Hires. fix at 0.3), two seeds: 12 steps."""
-    from sweep.plan import describe
+    from sweep.planning.plan import describe
 
     plan = plan_sweep(make_cfg("sweep=hires", "num_inference_steps=3", "sweep.grid.hires_denoise=[0.3]"))
     assert describe(plan, "tiny") == "hires: 2 images (2 seed x 1 hires_denoise), 12 denoising steps, model tiny"

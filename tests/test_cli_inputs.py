@@ -17,10 +17,11 @@ from omegaconf import OmegaConf
 
 from conftest import make_cfg, run_cli
 from report_fixtures import grid, make_run
-from sweep import config_checks, config_dirs
-from sweep.cli_errors import one_line
+from sweep.cli import config_dirs
+from sweep.cli.compose_errors import one_line
 from sweep.errors import SweepError
-from sweep.schema import Config
+from sweep.planning import config_checks
+from sweep.planning.schema import Config
 
 SCRIPT = Path(sys.executable).with_name("sdxl-sweep")
 
@@ -227,7 +228,7 @@ def test_hydra_flags_anywhere_on_the_command_line(argv, flags, overrides):
     them (with their values) first, and Hydra's own parser then reads what was meant."""
     from hydra._internal.utils import get_args_parser
 
-    from sweep.hydra_flags import flags_first
+    from sweep.cli.hydra_flags import flags_first
 
     parsed = get_args_parser().parse_args(flags_first(argv.split()))
     assert parsed.overrides == overrides

@@ -23,7 +23,7 @@ OVERRIDES = ["sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_in
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same sweep twice in float32 and once in bfloat16 (which runs on the CPU with the tiny model)."""
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     made = {}
     for name, extra in (("fp32", []), ("fp32_again", []), ("bf16", ["model.dtype=bfloat16"])):

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from sweep import compiling, model_checks, pipeline
 from sweep.errors import SweepError
-from sweep.models import build_tiny_pipeline
-from sweep.signals import Interrupted, stop_on_signals
+from sweep.models import checks as model_checks
+from sweep.models import compiling, pipeline
+from sweep.models.builtin import build_tiny_pipeline
+from sweep.running.signals import Interrupted, stop_on_signals
 
 
 def test_options_column_names_the_compile_mode_and_the_new_options():

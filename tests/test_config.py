@@ -6,7 +6,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from conftest import SWEEPS, make_cfg
-from sweep.config_checks import ConfigFileError
+from sweep.planning.config_checks import ConfigFileError
 
 
 def test_defaults_are_the_sdxl_tutorial_ones():
@@ -89,8 +89,8 @@ def test_the_checked_config_is_read_as_one_typed_read_only_object():
     below can change a setting for the code after it."""
     import dataclasses
 
-    from sweep.plan import plan_sweep
-    from sweep.schema import RunConfig, typed
+    from sweep.planning.plan import plan_sweep
+    from sweep.planning.schema import RunConfig, typed
 
     cfg = make_cfg("sweep=steps_10_to_90", "seed=99", "max_images=50", "report.cell_max=256",
                    "sweep.layout.cols=num_inference_steps")

@@ -10,14 +10,14 @@ import pytest
 
 from conftest import make_cfg
 from sweep.errors import SweepError
-from sweep.library_output import to_log
-from sweep.runner import run_sweep
+from sweep.models.library_output import to_log
+from sweep.running.runner import run_sweep
 
 CAST_WARNING = "There are modules in AutoencoderKL that should be kept in float32"
 
 
 def test_library_warnings_go_once_to_sweep_log_not_the_terminal(tmp_path: Path, capfd) -> None:
-    from sweep import pipeline
+    from sweep.models import pipeline
 
     # bfloat16 on the CPU: the tiny model is cast after it is built, which makes diffusers warn (a real path).
     # Built in this run: an earlier test of this process may have left it loaded (and cast) already.
@@ -68,7 +68,7 @@ def test_each_distinct_message_once_and_the_terminal_restored_after(tmp_path: Pa
 def test_lora_for_another_model_is_one_complete_line_and_its_output_in_sweep_log(tmp_path: Path,
                                                                                  capfd) -> None:
     from model_files import write_lora
-    from sweep.models import build_tiny_layout_pipeline
+    from sweep.models.builtin import build_tiny_layout_pipeline
 
     lora = write_lora(build_tiny_layout_pipeline().unet, tmp_path / "other.safetensors")  # other widths
     with pytest.raises(SweepError) as failure:

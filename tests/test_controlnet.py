@@ -13,9 +13,10 @@ from safetensors.torch import save_file
 
 from conftest import make_cfg, quiet, run_cli
 from readers import a1111_parse
-from sweep import app, pipeline
-from sweep.controlnet import build_tiny_controlnet
-from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline
+from sweep.cli import app
+from sweep.models import pipeline
+from sweep.models.builtin import build_tiny_layout_pipeline, build_tiny_pipeline
+from sweep.models.controlnet import build_tiny_controlnet
 
 SMALL = ("height=64", "width=64", "num_inference_steps=3")
 SCALES = ("sweep=controlnet", *SMALL, "sweep.grid.control_guidance_end=null", "sweep.layout.rows=null")
@@ -163,7 +164,7 @@ def test_bad_controlnet_input_exits_2_with_one_line_before_anything_loads(tmp_pa
                        "control_image=builtin:rings" if "control_image" not in override else "seed=1",
                        *override.split())
         if start is None:
-            from sweep.plan import plan_sweep
+            from sweep.planning.plan import plan_sweep
 
             cfg.control_image = None
             plan_sweep(cfg)  # passes
@@ -180,7 +181,7 @@ def test_bad_controlnet_input_exits_2_with_one_line_before_anything_loads(tmp_pa
 
 def test_a_controlnet_that_does_not_fit_one_checkpoint_of_the_axis_is_refused(tmp_path, nets, capfd):
     from sweep.errors import SweepError
-    from sweep.plan import plan_sweep
+    from sweep.planning.plan import plan_sweep
 
     cfg = make_cfg(*SCALES, "sweep.grid.controlnet_conditioning_scale=null", "sweep.layout.cols=null",
                    "+sweep.grid.checkpoint=[tiny,tiny-alt]",
@@ -203,7 +204,7 @@ def test_the_shipped_controlnet_sweep_runs_from_the_cli(tmp_path):
 
 
 def test_a_16_bit_map_is_scaled_to_8_bits_not_clipped(tmp_path):
-    from sweep.controlnet import control_image
+    from sweep.models.controlnet import control_image
 
     ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
     Image.fromarray(ramp).save(tmp_path / "depth16.png")  # a 16-bit grayscale PNG, as depth estimators write them

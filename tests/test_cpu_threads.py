@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from sweep import cpu_threads
-from sweep.runner import run_sweep
+from sweep.running import cpu_threads
+from sweep.running.runner import run_sweep
 
 
 @pytest.mark.parametrize(("default", "cores", "busy", "expected"), [
@@ -96,7 +96,7 @@ def test_a_sample_that_says_quiet_is_overruled_by_the_measurement(busy_machine, 
 
 
 def test_the_probe_is_one_unet_call_of_the_loaded_model():
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     probe = cpu_threads.unet_probe(build_tiny_pipeline(), 64, 64)
     assert probe is not None and probe().sample.shape[0] == 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweep.distributed import Ranks, remove_hydra_only_dir, shared_run_dir
+from sweep.running.distributed import Ranks, remove_hydra_only_dir, shared_run_dir
 
 SWEEP = ("sweep=steps_10_to_90", "model=tiny", "height=64", "width=64", "batch_size=1",
          "sweep.grid.num_inference_steps=[1,2,3,4,5]")

@@ -22,14 +22,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 from PIL import Image
 
-import sweep.schema  # noqa: F401  registers the schema, as the entry point does
-from sweep.cli_errors import one_line
-from sweep.config_checks import check_config
+import sweep.planning.schema  # noqa: F401  registers the schema, as the entry point does
+from sweep.cli.compose_errors import one_line
+from sweep.cli.hydra_flags import flags_first
 from sweep.errors import SweepError
-from sweep.hydra_flags import flags_first
 from sweep.paths import CONF_DIR, expand_home
-from sweep.plan import plan_sweep
-from sweep.runner import to_dict
+from sweep.planning.config_checks import check_config
+from sweep.planning.plan import plan_sweep
+from sweep.running.runner import to_dict
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from sweep.config_checks import check_config
-from sweep.hydra_flags import flags_first
+from sweep.cli.hydra_flags import flags_first
 from sweep.paths import expand_home
-from sweep.plan import plan_sweep
-from sweep.runner import to_dict
+from sweep.planning.config_checks import check_config
+from sweep.planning.plan import plan_sweep
+from sweep.running.runner import to_dict
 from test_docs_commands import (
     DOC_FILES,
     REPO,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import GRID, run_cli
-from sweep import axes, rundir
+from sweep import axes
+from sweep.rundir import guard as rundir
 
 HEAVY = ("torch", "diffusers", "transformers")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sweep import devices
-from sweep.library_output import to_log
-from sweep.models import build_tiny_pipeline
+from sweep.models import devices
+from sweep.models.builtin import build_tiny_pipeline
+from sweep.models.library_output import to_log
 
 
 def mock_cuda(monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], bf16: bool) -> None:

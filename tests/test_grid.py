@@ -6,9 +6,10 @@ import tracemalloc
 
 import pytest
 
-from sweep import axes, grid
+from sweep import axes
 from sweep.errors import SweepError
-from sweep.plan import base_values
+from sweep.planning import grid
+from sweep.planning.plan import base_values
 
 FACTS = axes.Facts()
 

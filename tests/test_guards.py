@@ -16,9 +16,9 @@ from PIL import Image
 
 from conftest import make_cfg, quiet, snapshot
 from model_files import write_single_file
-from sweep import pipeline
 from sweep.errors import SweepError
-from sweep.models import build_tiny_layout_pipeline
+from sweep.models import pipeline
+from sweep.models.builtin import build_tiny_layout_pipeline
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ENV = {"PYTHONPATH": SRC, "HF_HUB_OFFLINE": "1"}
@@ -136,7 +136,7 @@ def test_16_bit_init_image_gives_the_image_of_its_8_bit_copy(tmp_path):
 
 @pytest.mark.parametrize("mode", ["CMYK", "LA", "P", "RGBA", "I", "1"])
 def test_init_image_modes_convert_as_a1111_does(tmp_path, mode):
-    from sweep.init_images import to_rgb
+    from sweep.files.images import to_rgb
 
     gray = _gradient()
     rgb = Image.fromarray(np.stack([gray] * 3, -1))
@@ -157,7 +157,7 @@ def test_init_image_modes_convert_as_a1111_does(tmp_path, mode):
 
 
 def test_transparent_init_image_is_flattened_onto_white(tmp_path):
-    from sweep.init_images import to_rgb
+    from sweep.files.images import to_rgb
 
     clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
     assert np.asarray(to_rgb(clear)).min() == 255

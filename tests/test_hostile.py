@@ -47,9 +47,9 @@ def one_line(text: str) -> str:
 LONG_CALL = """
 import sys, torch
 torch.set_num_threads(1)
-import sweep.signals
-from sweep.commands import run_command
-sweep.signals.GRACE_SECONDS = float(sys.argv[1])
+import sweep.running.signals
+from sweep.cli.commands import run_command
+sweep.running.signals.GRACE_SECONDS = float(sys.argv[1])
 a = torch.ones(12000, 12000, dtype=torch.float64)
 def run(args):
     print("ready", flush=True)
@@ -107,18 +107,18 @@ def test_report_and_compare_on_a_full_or_read_only_disk_say_one_line(copy, finis
 
 def test_resume_and_the_report_phase_on_a_full_disk_say_one_line(copy, monkeypatch, caplog, capsys):
     """Case 15: resume and the run's report phase on a full disk (three chained tracebacks)."""
-    import sweep.runner
-    from sweep.app import run_job
+    import sweep.running.runner
+    from sweep.cli.app import run_job
 
     (copy / "images" / sorted(os.listdir(copy / "images"))[0]).unlink()
-    original = sweep.runner.write_report
+    original = sweep.running.runner.write_report
 
     def report_on_a_full_disk(*args, **kwargs):
         with pytest.MonkeyPatch.context() as patch:
             refuse_writes(patch, errno.ENOSPC)
             return original(*args, **kwargs)
 
-    monkeypatch.setattr(sweep.runner, "write_report", report_on_a_full_disk)
+    monkeypatch.setattr(sweep.running.runner, "write_report", report_on_a_full_disk)
     summary = quiet(make_cfg(*SMALL), copy)
     assert summary.made == 1 and summary.errors == [f"report: {copy / 'summary.csv'}: No space left on device; "
                                                     "free some space, then run the same command again"]
@@ -136,9 +136,9 @@ def test_resume_and_the_report_phase_on_a_full_disk_say_one_line(copy, monkeypat
 
 
 def test_ctrl_c_in_report_compare_and_multirun_is_one_line_exit_130(copy, finished, monkeypatch, capsys):
-    """Case 18: Ctrl-C during `sweep.report`, `sweep.compare`, `sweep.multirun`: a 40-line traceback."""
+    """Case 18: Ctrl-C during `sweep.report`, `sweep.compare`, `sweep.cli.multirun`: a 40-line traceback."""
+    import sweep.cli.multirun
     import sweep.compare
-    import sweep.multirun
     import sweep.report
 
     def ctrl_c(*args, **kwargs):
@@ -146,12 +146,12 @@ def test_ctrl_c_in_report_compare_and_multirun_is_one_line_exit_130(copy, finish
 
     monkeypatch.setattr(sweep.report, "build_report", ctrl_c)
     monkeypatch.setattr(sweep.compare, "compare", ctrl_c)
-    monkeypatch.setattr(sweep.multirun, "merge", ctrl_c)
-    monkeypatch.setattr(sweep.multirun, "check_sweep_dir", lambda _: None)
+    monkeypatch.setattr(sweep.cli.multirun, "merge", ctrl_c)
+    monkeypatch.setattr(sweep.cli.multirun, "check_sweep_dir", lambda _: None)
     from sweep.report.__main__ import main as report
 
     for command, args in ((report, [str(copy)]), (sweep.compare.main, [str(finished), str(copy)]),
-                          (sweep.multirun.main, [str(copy)])):
+                          (sweep.cli.multirun.main, [str(copy)])):
         assert command(args) == 130
         assert one_line(capsys.readouterr().err).startswith("interrupted (SIGINT): ")
 
@@ -188,10 +188,10 @@ def test_a_reference_along_an_axis_the_sweep_does_not_vary_is_refused_first(tmp_
 @pytest.mark.parametrize("sampler", ["DDIM", "PLMS", "DPM++ 2M", "UniPC"])
 def test_steps_a_sampler_cannot_take_are_refused_before_the_load(tmp_path, sampler, monkeypatch):
     """Case 22: `num_inference_steps=1000` with DDIM or PLMS failed in every cell with IndexError."""
-    import sweep.pipeline
+    import sweep.models.pipeline
     from sweep.errors import SweepError
 
-    monkeypatch.setattr(sweep.pipeline, "load", lambda *a: pytest.fail("loaded"))
+    monkeypatch.setattr(sweep.models.pipeline, "load", lambda *a: pytest.fail("loaded"))
     with pytest.raises(SweepError, match=rf"^num_inference_steps: got 1000; allowed: an integer from 1 to 999 with "
                        rf"{sampler.replace('+', '.')} "):
         quiet(make_cfg(*SMALL, "num_inference_steps=1000", f"scheduler={sampler}"), tmp_path / "run")
@@ -202,7 +202,9 @@ def test_the_step_bound_is_each_schedulers_real_limit():
     import diffusers
     import torch
 
-    from sweep import axes, model_facts, models
+    from sweep import axes
+    from sweep.models import builtin as models
+    from sweep.models import facts as model_facts
 
     facts = model_facts.peek({"source": "tiny"})
     for name in ("DDIM", "PLMS", "Euler"):
@@ -242,12 +244,12 @@ def test_a_garbage_expected_cells_is_one_line_naming_the_file(copy):
 ])
 def test_a_size_no_memory_holds_is_refused_before_the_load(tmp_path, monkeypatch, overrides, says):
     """Cases 12, 13: `S sweep=seed_fixed height=16384 width=16384` ran for 15 min; 9999999992x8 was OOM-killed."""
-    import sweep.pipeline
-    from sweep import memory
+    import sweep.models.pipeline
     from sweep.errors import SweepError
+    from sweep.planning import memory
 
     monkeypatch.setattr(memory, "device_bytes", lambda device: 16 * 2**30)  # a 16 GB machine or card
-    monkeypatch.setattr(sweep.pipeline, "load", lambda *a: pytest.fail("loaded"))
+    monkeypatch.setattr(sweep.models.pipeline, "load", lambda *a: pytest.fail("loaded"))
     with pytest.raises(SweepError, match=says):
         quiet(make_cfg("sweep=seed_fixed", "num_inference_steps=2", *overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -255,7 +257,8 @@ def test_a_size_no_memory_holds_is_refused_before_the_load(tmp_path, monkeypatch
 
 def test_the_memory_bound_counts_the_decoders_full_resolution_maps_unless_tiled():
     """Three full-resolution maps of the decoder's last block (input, normalised, activated); tiled: the images."""
-    from sweep import memory, model_facts
+    from sweep.models import facts as model_facts
+    from sweep.planning import memory
 
     facts = model_facts.peek({"source": "tiny"})
     assert memory.cell_bytes(512, 512, 1, facts, 4, tiling=False) == 512 * 512 * 3 * 8 * 4
@@ -267,7 +270,7 @@ def test_the_memory_bound_counts_the_decoders_full_resolution_maps_unless_tiled(
 
 def test_experiment_differences_are_shown_whole_and_unset_reads_unset():
     """Case 25: "model was {...d..., now {...d..." cut the difference off; "eta was , now [0, 1]"."""
-    from sweep.results import experiment_diff
+    from sweep.rundir.results import experiment_diff
 
     long = "/a/very/long/folder/name/that/goes/on/and/on/for/quite/a/while/before/the/model/" + "x" * 40
     old = {"model": {"source": "path", "path": long + "1", "dtype": "float32"},
@@ -292,7 +295,7 @@ def test_a_nan_image_in_a_float32_run_does_not_suggest_float32(tmp_path, monkeyp
     """Case 25: the NaN hint suggested float32 in a float32 run."""
     import pandas as pd
 
-    from sweep import pixels
+    from sweep.running import pixels
 
     monkeypatch.setattr(pixels.Pixels, "to_pil", lambda self: None)  # every decode came out NaN
     quiet(make_cfg(*SMALL), tmp_path / "run")

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_cfg, run_cli
-from sweep import hub
 from sweep.errors import SweepError
+from sweep.models import hub
 
 REPO_ID = "someone/tiny-sdxl"
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
@@ -19,7 +19,7 @@ TINY_RUN = ("sweep=seed_fixed", "height=64", "width=64", "num_inference_steps=1"
 
 def _cache(root: Path, repo_id: str, *, fp16: bool) -> Path:
     """A hub cache as huggingface_hub lays it out, holding the tiny model saved with save_pretrained."""
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     folder = root / ("models--" + repo_id.replace("/", "--"))
     snapshot = folder / "snapshots" / SNAPSHOT
@@ -77,7 +77,7 @@ def test_a_missing_weights_file_is_not_read_as_a_hub_id(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert hub.is_hub_id(REPO_ID) and not hub.is_hub_id("models/juggernaut.safetensors")
     with pytest.raises(SweepError, match="model.path"):
-        from sweep.model_checks import check
+        from sweep.models.checks import check
 
         check({"path": "models/juggernaut.safetensors", "source": "hub", "device": "cpu", "dtype": "auto"})
 

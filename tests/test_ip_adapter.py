@@ -12,9 +12,10 @@ from PIL import Image
 
 from conftest import make_cfg, quiet
 from readers import a1111_parse
-from sweep import app, pipeline
-from sweep.ip_adapter import save_tiny
-from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline
+from sweep.cli import app
+from sweep.models import pipeline
+from sweep.models.builtin import build_tiny_layout_pipeline, build_tiny_pipeline
+from sweep.models.ip_adapter import save_tiny
 
 BASE = ("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[3]")
 

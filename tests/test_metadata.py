@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import make_cfg
 from readers import a1111_parse, read_comfy
-from sweep.runner import run_sweep
+from sweep.running.runner import run_sweep
 
 PROMPTS = ['a cat, sitting: "quiet"', "line one\nline two, with a comma", "猫の写真, 油絵: 夕方"]
 NEGATIVES = [None, "blurry, bad: hands\nworst quality"]

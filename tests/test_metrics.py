@@ -20,7 +20,7 @@ from sweep.report.metrics import Reference
 
 @pytest.fixture(scope="module")
 def steps_run(tmp_path_factory):
-    from sweep.runner import run_sweep
+    from sweep.running.runner import run_sweep
 
     run_dir = tmp_path_factory.mktemp("steps")
     cfg = make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[1,2,4]")
@@ -121,8 +121,8 @@ def test_bad_reference_exits_2_with_one_line(tmp_path, capsys):
 
 
 def test_reference_value_checked_before_generating(tmp_path):
-    from sweep.experiment import to_dict
-    from sweep.plan import plan_sweep
+    from sweep.planning.plan import plan_sweep
+    from sweep.running.experiment import to_dict
 
     cfg = make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[1,2,4]",
                    "report.reference=num_inference_steps:3")

@@ -20,10 +20,10 @@ from PIL import Image
 from conftest import make_cfg
 from model_files import write_single_file, write_vae_file
 from readers import a1111_parse
-from sweep import pipeline
 from sweep.errors import SweepError
-from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline
-from sweep.runner import run_sweep
+from sweep.models import pipeline
+from sweep.models.builtin import build_tiny_layout_pipeline, build_tiny_pipeline
+from sweep.running.runner import run_sweep
 
 STEPS = "sweep.grid.num_inference_steps=[1,2]"
 FIXED = ("sweep=seed_fixed", "sweep.grid.repeat=null", "sweep.layout.cols=null")  # one image per cell
@@ -107,7 +107,7 @@ def test_viewer_puts_two_checkpoints_on_one_axis(grid_run):
 
 
 def test_resume_after_a_stop_mid_checkpoint_is_exact(grid_run, files, tmp_path, monkeypatch):
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     reference_dir, reference, _, _ = grid_run
     run_dir = tmp_path / "stopped"
@@ -257,7 +257,7 @@ def test_hires_pngs_carry_a1111s_hires_keys_and_first_pass_size(tmp_path):
 
 
 def test_the_second_pass_pipeline_shares_the_modules_in_their_dtype():
-    from sweep.passes import second_pass_pipeline
+    from sweep.running.passes import second_pass_pipeline
 
     pipeline.release()
     loaded = pipeline.load({"source": "tiny", "name": "tiny", "dtype": "bfloat16", "device": "cpu"})

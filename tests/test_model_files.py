@@ -19,12 +19,15 @@ from PIL import Image
 
 from conftest import make_cfg, run_cli
 from model_files import write_lora, write_single_file, write_vae_file
-from sweep import app, checkpoints, lora, model_checks, pipeline
+from sweep.cli import app
 from sweep.errors import SweepError
-from sweep.metadata import a1111_parameters
-from sweep.models import build_tiny_layout_pipeline, build_tiny_pipeline, build_tiny_refiner
-from sweep.refiner import generate_with_refiner
-from sweep.runner import run_sweep
+from sweep.files import checkpoints
+from sweep.models import checks as model_checks
+from sweep.models import lora, pipeline
+from sweep.models.builtin import build_tiny_layout_pipeline, build_tiny_pipeline, build_tiny_refiner
+from sweep.models.refiner import generate_with_refiner
+from sweep.rundir.metadata import a1111_parameters
+from sweep.running.runner import run_sweep
 
 SMALL = ("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=2")
 
@@ -415,8 +418,9 @@ def test_refiner_folder_loads_like_the_built_in_one(tmp_path):
 
 
 def test_infotext_order_and_quoting():
-    from sweep import axes, grid
-    from sweep.plan import base_values
+    from sweep import axes
+    from sweep.planning import grid
+    from sweep.planning.plan import base_values
 
     facts = axes.Facts(scheduler=axes.check_scheduler("Euler", "s"), refiner_switch=0.8)
     base = {**base_values({"prompt": "a fox", "num_inference_steps": 30, "seed": 1, "width": 1024,

@@ -1,4 +1,4 @@
-"""Tests for the offline, in-code SDXL pipelines in :mod:`sweep.models`."""
+"""Tests for the offline, in-code SDXL pipelines in :mod:`sweep.models.builtin`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
-from sweep.models import (
+from sweep.models.builtin import (
     SDXL_TEXT_ENCODER_2_CONFIG,
     SDXL_TEXT_ENCODER_CONFIG,
     SDXL_UNET_CONFIG,

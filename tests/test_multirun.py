@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import require, run_cli
-from sweep.multirun import merge, swept_keys
-from sweep.results import COLUMNS
+from sweep.cli.multirun import merge, swept_keys
+from sweep.rundir.results import COLUMNS
 
 TINY = ("model=tiny", "width=64", "sweep.grid.num_inference_steps=[1,2]")
 
@@ -187,7 +187,7 @@ def test_merge_records_unfinished_jobs_and_adds_swept_keys_that_are_no_column(tm
 
 
 def test_swept_keys_are_the_overrides_that_differ_between_jobs():
-    from sweep.multirun import Job
+    from sweep.cli.multirun import Job
 
     jobs = [Job(i, None, o, [], "ok") for i, o in enumerate(
         [["sweep=a", "guidance_scale=3"], ["sweep=a", "guidance_scale=7", "+extra=1"]])]
@@ -195,7 +195,7 @@ def test_swept_keys_are_the_overrides_that_differ_between_jobs():
 
 
 def test_merged_layout_keeps_the_sweeps_layout_and_adds_the_swept_keys():
-    from sweep.multirun import Job, Merged, merged_layout
+    from sweep.cli.multirun import Job, Merged, merged_layout
 
     hint = {"rows": "seed", "cols": "steps", "sheets": "guidance_scale", "sweep": "s"}
     rows = [row(f"{m}{s}{n}{g}", model=m, seed=s, num_inference_steps=n, guidance_scale=g)
@@ -211,7 +211,8 @@ def test_merged_layout_keeps_the_sweeps_layout_and_adds_the_swept_keys():
 
 
 def test_a_job_that_crashes_is_recorded_instead_of_stopping_the_multirun(tmp_path, monkeypatch):
-    from sweep import app, runner
+    from sweep.cli import app
+    from sweep.running import runner
 
     def crash(*args, **kwargs):
         raise RuntimeError("CUDA error: an illegal memory access")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers.image_processor import VaeImageProcessor
 
-from sweep.pixels import _not_denormalising, convert_where_they_are, from_output
+from sweep.running.pixels import _not_denormalising, convert_where_they_are, from_output
 
 
 def decoded(dtype: torch.dtype = torch.float32) -> torch.Tensor:

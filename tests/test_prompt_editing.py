@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from conftest import make_cfg
-from sweep import prompt_schedule
 from sweep.errors import SweepError
-from sweep.plan import plan_sweep
-from sweep.runner import run_sweep
+from sweep.planning.plan import plan_sweep
+from sweep.prompts import schedule as prompt_schedule
+from sweep.running.runner import run_sweep
 
 SMALL = ("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64")
 
@@ -83,8 +83,8 @@ def test_the_conditioning_switches_after_the_step_a1111_switches_at(monkeypatch)
     """Which embeddings each step's UNet call gets: the prompt's and the pooled, both halves of the CFG batch."""
     import torch
 
-    from sweep.models import build_tiny_pipeline
-    from sweep.prompt_cache import PromptCache
+    from sweep.models.builtin import build_tiny_pipeline
+    from sweep.prompts.cache import PromptCache
 
     pipe = build_tiny_pipeline()
     pipe.set_progress_bar_config(disable=True)

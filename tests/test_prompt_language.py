@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sweep import prompt_language
 from sweep.errors import SweepError
-from sweep.models import build_tokenizer
+from sweep.models.builtin import build_tokenizer
+from sweep.prompts import language as prompt_language
 
 TABLE = json.loads((Path(__file__).parent / "data" / "prompt_language.json").read_text(encoding="utf-8"))
 CASES = TABLE["cases"]
@@ -52,7 +52,7 @@ def test_each_prompt_is_cut_into_its_chunks(case, pad):
 
 def plan(tmp_path, prompts, *overrides):
     from conftest import make_cfg
-    from sweep.plan import plan_sweep
+    from sweep.planning.plan import plan_sweep
 
     cfg = make_cfg("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=2",
                    *overrides)
@@ -79,7 +79,7 @@ def test_what_a1111_would_not_read_as_text_is_refused_in_one_line_for_any_prompt
 
 
 def test_the_trailing_weight_is_read_after_lora_tags_are_taken_out():
-    from sweep.prompt_syntax import check_texts
+    from sweep.prompts.syntax import check_texts
 
     with pytest.raises(SweepError, match=r"allowed: a prompt that does not end in ':NUMBER'"):
         check_texts({"prompt": "a cat: 0.5 <lora:x:1>"}, None, ["x"])
@@ -139,7 +139,7 @@ def test_tags_are_taken_out_as_specified(prompt, text, tags):
     ("a:.", False, None),
 ])
 def test_sub_prompt_separator_and_trailing_weight_as_specified(prompt, separated, weight):
-    from sweep.prompt_syntax import has_separator, trailing_weight
+    from sweep.prompts.syntax import has_separator, trailing_weight
 
     assert has_separator(prompt) is separated
     assert trailing_weight(prompt) == weight

@@ -20,11 +20,12 @@ from readers import (
     read_sd_prompt_reader,
     sd_prompt_reader_or_skip,
 )
-from sweep import prompt_language, prompt_syntax
 from sweep.errors import SweepError
-from sweep.models import build_tokenizer
-from sweep.plan import plan_sweep
-from sweep.runner import run_sweep
+from sweep.models.builtin import build_tokenizer
+from sweep.planning.plan import plan_sweep
+from sweep.prompts import language as prompt_language
+from sweep.prompts import syntax as prompt_syntax
+from sweep.running.runner import run_sweep
 
 SMALL = ("sweep=seed_fixed", "sweep.grid.repeat=1", "height=64", "width=64", "num_inference_steps=3")
 

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from conftest import make_cfg, run_cli
-from sweep import app
+from sweep.cli import app
 from sweep.errors import SweepError
-from sweep.runner import run_sweep
+from sweep.running.runner import run_sweep
 
 SMALL = ("height=64", "width=64", "num_inference_steps=2")
 
@@ -150,7 +150,7 @@ def test_a_folder_that_is_not_a_pipeline_is_refused(tmp_path):
 
 
 def test_local_diffusers_folder_loads_and_matches_the_built_in_model(tmp_path):
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     build_tiny_pipeline().save_pretrained(tmp_path / "tiny-folder")
     _, table_a = _run_table(tmp_path, "a", f"model.path={tmp_path / 'tiny-folder'}")
@@ -221,7 +221,7 @@ def test_rerun_of_a_finished_sweep_generates_nothing(tmp_path, finished):
 
 
 def test_failed_cells_are_retried_on_resume(tmp_path, monkeypatch):
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     original = scheduling.generate
     monkeypatch.setattr(scheduling, "generate", lambda loaded, prompts, unit, *args: (_ for _ in ()).throw(

@@ -87,7 +87,7 @@ def test_docs_say_how_to_resume_the_last_run():
 
 
 def test_failed_images_say_the_command_that_makes_them_again(tmp_path, monkeypatch):
-    from sweep.runner import RunSummary
+    from sweep.running.runner import RunSummary
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(resume, "_STATE", dict(resume._STATE))

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from conftest import SWEEPS, make_cfg
-from sweep import pipeline
-from sweep.results import COLUMNS
-from sweep.runner import run_sweep
+from sweep.models import pipeline
+from sweep.rundir.results import COLUMNS
+from sweep.running.runner import run_sweep
 
 SMALL = ("height=64", "width=64", "num_inference_steps=2")
 
@@ -120,7 +120,7 @@ def test_png_carries_its_parameters(tmp_path):
 def test_batch_size_one_is_exactly_the_plain_diffusers_call(tmp_path, monkeypatch):
     import threading
 
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     calls, original = [], scheduling.generate
 
@@ -180,7 +180,7 @@ def test_prompt_is_encoded_once_per_sweep(tmp_path):
 
 
 def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypatch):
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     original = scheduling.generate
 
@@ -202,7 +202,7 @@ def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, monkeypat
 def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch):
     import threading
 
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     grid = ("sweep=seed_random", *SMALL, "sweep.grid.seed=[1,2]", "sweep.grid.num_inference_steps=[1,2,3]")
     threads, original = set(), scheduling.generate
@@ -230,7 +230,7 @@ def test_cpu_runs_batched_calls_side_by_side_reproducibly(tmp_path, monkeypatch)
 
 
 def test_cpu_workers_only_for_plain_cpu_pipelines():
-    from sweep import scheduling
+    from sweep.running import scheduling
 
     loaded = pipeline.load(make_cfg("sweep=seed_random").model)
     budget = torch.get_num_threads()

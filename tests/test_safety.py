@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 
 from conftest import GRID, SMALL, make_cfg, quiet, run_cli, snapshot
-from sweep import multirun, rundir
+from sweep.cli import multirun
 from sweep.errors import SweepError
-from sweep.runner import run_sweep
+from sweep.rundir import guard as rundir
+from sweep.running.runner import run_sweep
 
 
 def pixels(run_dir: Path, relative: str) -> np.ndarray:
@@ -43,7 +44,7 @@ def table(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "results.csv", keep_default_na=False)
 
 
-# 1. `python -m sweep.multirun DIR` recognises what DIR is ---------------------------------------------------
+# 1. `python -m sweep.cli.multirun DIR` recognises what DIR is ---------------------------------------------------
 
 
 def test_merge_refuses_a_run_dir_a_job_dir_and_an_empty_folder(copy, tmp_path, capsys):
@@ -201,7 +202,7 @@ def test_random_seeds_come_back_from_the_rows_when_the_manifest_is_gone(tmp_path
 
 
 def test_a_writer_failure_is_a_failed_cell_and_the_others_land(tmp_path, monkeypatch):
-    from sweep import metadata
+    from sweep.rundir import metadata
 
     original = metadata.png_bytes
 
@@ -224,7 +225,7 @@ def test_a_writer_failure_is_a_failed_cell_and_the_others_land(tmp_path, monkeyp
 def test_a_nan_image_is_a_failed_cell(tmp_path, monkeypatch):
     import torch
 
-    from sweep import pipeline
+    from sweep.models import pipeline
 
     vae = pipeline.load(make_cfg("sweep=seed_fixed").model).pipe.vae
     original = vae.decode
@@ -318,7 +319,7 @@ def test_a_changed_batch_size_is_another_experiment(copy):
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
 def test_files_are_written_with_the_users_umask(tmp_path, umask, mode):
     run_dir = tmp_path / "run"
-    code = (f"import os; os.umask({umask}); from conftest import make_cfg; from sweep.runner import run_sweep; "
+    code = (f"import os; os.umask({umask}); from conftest import make_cfg; from sweep.running.runner import run_sweep; "
             f"run_sweep(make_cfg('sweep=seed_fixed', 'height=64', 'width=64', 'num_inference_steps=1', "
             f"'sweep.grid.repeat=1'), {str(run_dir)!r}, progress=False, echo=lambda _: None)")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parent)}
@@ -370,7 +371,8 @@ def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(tmp_path, signum, co
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_path, monkeypatch, capsys):
     import errno
 
-    from sweep import app, writer
+    from sweep.cli import app
+    from sweep.running import writer
 
     original, calls = writer.atomic_write, []
 

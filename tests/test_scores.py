@@ -29,13 +29,13 @@ T975 = {3: 3.182446305284263, 4: 2.7764451051977987}
 
 
 def build_tiny_clip(folder: Path) -> Path:
-    """A CLIPModel (random, seeded weights) with the character tokenizer of sweep.models and a 32-px image
+    """A CLIPModel (random, seeded weights) with the character tokenizer of sweep.models.builtin and a 32-px image
     processor, saved as a local folder. Random weights give cosines near 0 (clamped to 0 by CLIP score), so
     both towers end in the same layer-norm offset and projection: scores are positive and still differ per
     image and per text."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from sweep.models import build_tokenizer
+    from sweep.models.builtin import build_tokenizer
 
     text = {"vocab_size": 514, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
             "num_attention_heads": 4, "max_position_embeddings": 77, "bos_token_id": 512, "eos_token_id": 513,

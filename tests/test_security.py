@@ -28,7 +28,7 @@ import yaml
 from hydra.errors import HydraException
 
 from conftest import make_cfg, quiet, run_cli, snapshot
-from sweep.cli_errors import one_line
+from sweep.cli.compose_errors import one_line
 from sweep.errors import SweepError
 from sweep.safe_log import RunLogHandler, escape_controls
 from test_viewer import browser  # noqa: F401  the viewer tests' module-scoped Chromium (skips without one)
@@ -253,7 +253,7 @@ def test_a_multirun_sweep_dir_with_a_linked_job_dir_is_refused_before_any_job(tm
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: hydra.sweep.dir: 'multi' holds a link (1 -> {outside / '1'}); allowed: "), line
-    merge = subprocess.run([sys.executable, "-m", "sweep.multirun", "multi"], cwd=tmp_path, capture_output=True,
+    merge = subprocess.run([sys.executable, "-m", "sweep.cli.multirun", "multi"], cwd=tmp_path, capture_output=True,
                            text=True, timeout=300)  # the merge on its own
     assert merge.returncode == 2 and merge.stderr.startswith("error: SWEEP_DIR: 'multi' holds a link (1 -> ")
     assert snapshot(outside) == before and (tmp_path / "multi" / "multirun.yaml").read_bytes() == hydra_record
@@ -324,7 +324,7 @@ def test_a_pickle_that_runs_code_when_loaded_is_refused_unloaded(tmp_path, key, 
 
 @pytest.fixture(scope="module")
 def saved_tiny(tmp_path_factory):
-    from sweep.models import build_tiny_pipeline
+    from sweep.models.builtin import build_tiny_pipeline
 
     root = tmp_path_factory.mktemp("models")
     build_tiny_pipeline().save_pretrained(root / "bin", safe_serialization=False)

@@ -15,10 +15,12 @@ import pytest
 from PIL import Image
 
 from conftest import GRID, SMALL, make_cfg, quiet, run_cli, snapshot
-from sweep import app, compare, rundir
+from sweep import compare
+from sweep.cli import app
 from sweep.errors import SweepError
 from sweep.report.__main__ import main as report_main
-from sweep.runner import run_sweep
+from sweep.rundir import guard as rundir
+from sweep.running.runner import run_sweep
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -152,7 +154,7 @@ def test_5_6_foreign_blank_and_undecodable_images_are_remade_and_kept_aside(fini
 def test_8_an_infinite_or_black_vae_output_is_a_failed_cell(tmp_path, monkeypatch):
     import torch
 
-    from sweep import pipeline
+    from sweep.models import pipeline
 
     vae = pipeline.load(make_cfg("sweep=seed_fixed").model).pipe.vae
     original = vae.decode
@@ -173,7 +175,7 @@ def test_8_an_infinite_or_black_vae_output_is_a_failed_cell(tmp_path, monkeypatc
 
 def test_7_other_weights_under_the_same_name_are_another_experiment(tmp_path, monkeypatch):
     from model_files import write_single_file
-    from sweep.models import build_tiny_layout_pipeline
+    from sweep.models.builtin import build_tiny_layout_pipeline
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     base, other = build_tiny_layout_pipeline(), build_tiny_layout_pipeline(seed=1)

@@ -13,9 +13,10 @@ from PIL import Image
 
 from conftest import make_cfg, quiet
 from readers import a1111_parse
-from sweep import axes, pipeline
+from sweep import axes
 from sweep.errors import SweepError
-from sweep.plan import plan_sweep
+from sweep.models import pipeline
+from sweep.planning.plan import plan_sweep
 
 SMALL = ("height=64", "width=64", "num_inference_steps=3", "batch_size=1")
 FREEU = "1.3,1.4,0.9,0.2"
@@ -95,7 +96,7 @@ def test_labels_come_from_the_registry(grid):
 def test_the_shared_unet_is_left_as_it_was():
     """After a PAG call and a FreeU call the loaded pipeline runs plain: attention processors and FreeU factors
     are back (a PAG call that fails puts them back too)."""
-    from sweep import unet_tweaks
+    from sweep.models import unet_tweaks
 
     loaded = pipeline.load(dict(make_cfg()["model"]))
     before = {k: type(v) for k, v in loaded.pipe.unet.attn_processors.items()}

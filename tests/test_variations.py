@@ -15,8 +15,8 @@ from PIL import Image
 from conftest import make_cfg, quiet, run_cli
 from readers import a1111_parse
 from sweep.errors import SweepError
-from sweep.plan import plan_sweep
-from sweep.variations import slerp
+from sweep.models.variations import slerp
+from sweep.planning.plan import plan_sweep
 
 SMALL = ("height=64", "width=64", "num_inference_steps=3")
 
@@ -149,10 +149,10 @@ def test_refused_from_the_command_line_before_the_model_loads(tmp_path):
 
 def test_seed_resize_from_places_the_other_sizes_noise_in_the_middle():
     from diffusers.utils.torch_utils import randn_tensor
-
-    from sweep import pipeline
     from sweep.grid import Cell
-    from sweep.variations import latents
+
+    from sweep.models import pipeline
+    from sweep.models.variations import latents
 
     pipe = pipeline.load(dict(make_cfg()["model"])).pipe
 

@@ -23,7 +23,7 @@ from conftest import make_cfg, require
 from report_fixtures import cell, make_run
 from sweep.report import build_report
 from sweep.report.viewer import script_json
-from sweep.runner import run_sweep
+from sweep.running.runner import run_sweep
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -97,7 +97,7 @@ def titled(tmp_path_factory):
 @pytest.fixture(scope="module")
 def multirun(tmp_path_factory):
     """`-m sweep=steps_10_to_90 guidance_scale=3,7` laid out as Hydra does (one dir per job), then merged."""
-    from sweep.multirun import merge
+    from sweep.cli.multirun import merge
 
     sweep_dir = tmp_path_factory.mktemp("viewer") / "multirun"
     for num, guidance in enumerate((3, 7)):
@@ -185,8 +185,8 @@ def test_titles_and_descriptions_from_the_sweep_file_reach_the_page_data(titled)
 ])
 def test_bad_titles_are_one_line_before_anything_is_made(tmp_path, titles, message):
     from sweep.errors import SweepError
-    from sweep.experiment import to_dict
-    from sweep.plan import plan_sweep
+    from sweep.planning.plan import plan_sweep
+    from sweep.running.experiment import to_dict
 
     path = tmp_path / "t.yaml"
     path.write_text("grid:\n  guidance_scale: [3, 7]\n  num_inference_steps: [1, 2]\n" + titles + "\n")

@@ -1,4 +1,4 @@
-"""`sdxl-sweep sweep=NAME [overrides]` (or `python -m sweep ...`): a thin Hydra entry around sweep.app.run_job."""
+"""`sdxl-sweep sweep=NAME [overrides]` (or `python -m sweep ...`): a thin Hydra entry around sweep.cli.app.run_job."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import sweep.schema  # noqa: F401  registers the structured-config schema and the ${safe:} resolver
-from sweep.app import EXIT, run_job
-from sweep.cli_errors import install as install_compact_errors
-from sweep.config_dirs import add_config_dirs
+import sweep.planning.schema  # noqa: F401  registers the structured-config schema and the ${safe:} resolver
+from sweep.cli.app import EXIT, run_job
+from sweep.cli.compose_errors import install as install_compact_errors
+from sweep.cli.config_dirs import add_config_dirs
+from sweep.cli.hydra_flags import conflicting_modes, flags_first
 from sweep.errors import EXIT_DISK, disk_error, survive_closed_output
-from sweep.hydra_flags import conflicting_modes, flags_first
 from sweep.paths import CONF_DIR, expand_home
 from sweep.resume import current_hint, remember_invocation
-from sweep.signals import Interrupted, guard, install_entry_handlers, interrupted_line
+from sweep.running.signals import Interrupted, guard, install_entry_handlers, interrupted_line
 
 HYDRA_SUBDIR = ".hydra"
 SCRIPT = "sdxl-sweep"  # the console script of pyproject.toml's [project.scripts]
@@ -105,7 +105,7 @@ def entry() -> None:
         print(f"error: {line}", file=sys.stderr, flush=True)
         _exit_now(EXIT_DISK)
     except SystemExit as exc:
-        if exc.code in (130, 143):  # a stop the job already reported (sweep.app): out now, without the teardown
+        if exc.code in (130, 143):  # a stop the job already reported (sweep.cli.app): out now, without the teardown
             _exit_now(exc.code)
         raise
     _exit_now(EXIT["code"])

@@ -252,7 +252,7 @@ def compare(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = None,
     target = Path(out) if out not in (None, "") else run_b.run_dir / f"compare_{safe(run_a.run_dir.resolve().name)}"
     if target.exists() and not target.is_dir():
         raise ReportError("out", str(target), "a directory (or a path to create one at)")
-    from sweep.rundir import check_links
+    from sweep.rundir.guard import check_links
 
     if out in (None, ""):  # written into DIR_B: nothing through a link there (compare_X -> elsewhere)
         check_links(run_b.run_dir, "DIR_B")
@@ -306,7 +306,7 @@ def _ours(path: Path) -> bool:
 def _set_aside_foreign(target: Path) -> list[Path]:
     """Move a compare.csv / compare.png this tool did not write out of the way (into out/previous/<time>/)
     before writing its own: a user's files of those names are never overwritten or deleted."""
-    from sweep.rundir import previous_folder
+    from sweep.rundir.guard import previous_folder
 
     foreign = [target / name for name in (CSV, SHEET)
                if ((target / name).exists() or (target / name).is_symlink()) and not _ours(target / name)]
@@ -321,7 +321,7 @@ def _set_aside_foreign(target: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweep.commands import run_command
+    from sweep.cli.commands import run_command
 
     def run(args: list[str]) -> int:
         dir_a, dir_b, options = parse(args)

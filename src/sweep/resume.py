@@ -9,14 +9,11 @@ the sweep without copying its timestamp.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
-
-from sweep.errors import SweepError
 
 # The console script; `python -m sweep` when the process was started that way.
 SCRIPT = "sdxl-sweep"
@@ -98,17 +95,3 @@ def current_hint(default: str) -> str:
     return f"every image already written is kept; {hint(_STATE['dir'], multirun=_STATE['multirun'])}"
 
 
-def run_dir(base: str, stamp: str, resume: Any) -> str:
-    """Resolver `${sweep_run_dir:BASE,STAMP,${resume}}`: BASE/STAMP for a new run; with resume=last the newest
-    timestamped run under BASE (refused in one line when there is none)."""
-    if resume in (None, "", "null"):
-        return f"{base}/{stamp}"
-    if str(resume) != LAST:
-        raise SweepError(f"resume: got {str(resume)!r}; allowed: {LAST} (the newest run under {base}/), or leave "
-                         "it out and name a run with hydra.run.dir=DIR")
-    folder = Path(os.path.expanduser(base))
-    runs = sorted(p.name for p in folder.iterdir() if p.is_dir() and STAMP.match(p.name)) if folder.is_dir() else []
-    if not runs:
-        raise SweepError(f"resume=last: no earlier run in {base}/ (a folder named like {stamp}); allowed: "
-                         "resume=last once the sweep has run there, or hydra.run.dir=DIR")
-    return f"{base}/{runs[-1]}"

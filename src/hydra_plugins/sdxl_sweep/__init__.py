@@ -13,14 +13,14 @@ moved under `sweep:`, so its base parameters override conf/config.yaml and the c
 The same file can come from three more places, and behaves the same from each:
 - a `sweep/` folder in Hydra's usual `--config-dir DIR` (`DIR/sweep/NAME.yaml`): Hydra's own file source would
   load it into the package `sweep` (its `prompt` would land on `sweep.prompt`), so the entry point notes DIR
-  in `sweep.config_dirs` and `DIR/sweep` is served by a `sweepdir://` source that comes first;
+  in `sweep.cli.config_dirs` and `DIR/sweep` is served by a `sweepdir://` source that comes first;
 - a path: `sweep=my/grid.yaml` or `sweep=/abs/grid.yaml` (an option ending in `.yaml` or holding a `/`) is read
   relative to the current directory by the `sweeppath://` source, before any folder is searched.
 
 A file that is not valid YAML (syntax, tabs, duplicate keys, bytes that are not UTF-8, a recursive alias) or
 whose keys or types the schema refuses fails with one line naming the file, the line where known, and the key.
 A sweep file is untrusted data (docs/security.md): `hydra:`, `defaults:`, `_target_` and resolvers are refused
-here, before Hydra sees the file (sweep.sweep_data).
+here, before Hydra sees the file (sweep.planning.sweep_data).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class SweepPathConfigSource(FileConfigSource):
 def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     """Load one sweep file as a `_global_` config with its sweep keys under `sweep:`; any problem with the
     file is one ConfigFileError line naming it."""
-    from sweep.config_checks import ConfigFileError
+    from sweep.planning.config_checks import ConfigFileError
 
     path = os.path.realpath(os.path.join(source.path, FileConfigSource._normalize_file_name(inner)))
     _check_expansion(path)
@@ -131,7 +131,7 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     except ConfigLoadError:
         raise
     except Exception as exc:  # yaml's errors, UnicodeDecodeError, RecursionError: say what and where
-        from sweep.yaml_errors import describe_load_error
+        from sweep.cli.yaml_errors import describe_load_error
 
         raise ConfigFileError(f"sweep file {path}{describe_load_error(exc, path)}") from None
     raw: Any = OmegaConf.to_container(result.config)
@@ -140,7 +140,7 @@ def load_sweep_file(source: FileConfigSource, inner: str) -> ConfigResult:
     if not isinstance(raw, dict):
         raise ConfigFileError(f"sweep file {path}: got a {type(raw).__name__} at the top; allowed: a mapping "
                               "of name, description, grid, layout, titles, descriptions and base parameters")
-    from sweep.sweep_data import data_of
+    from sweep.planning.sweep_data import data_of
 
     raw = data_of(raw, path)  # untrusted data: no hydra:, defaults:, _target_ or resolver reaches Hydra
     _check_file_keys(raw, path)
@@ -163,7 +163,7 @@ def _check_expansion(path: str) -> None:
     does; the count below visits each node once, however many aliases point at it."""
     import yaml
 
-    from sweep.config_checks import ConfigFileError
+    from sweep.planning.config_checks import ConfigFileError
 
     try:
         with open(path, "rb") as handle:
@@ -200,7 +200,7 @@ def _check_expansion(path: str) -> None:
                               "its aliases (*name) are written out")
     if isinstance(root, yaml.ScalarNode) and root.tag != "tag:yaml.org,2002:null":
         # One value for the whole file: OmegaConf would read a text as a key (`just text: null`).
-        from sweep.yaml_errors import MAPPING
+        from sweep.cli.yaml_errors import MAPPING
 
         shown = root.value if len(root.value) <= 40 else root.value[:37] + "..."
         raise ConfigFileError(f"sweep file {path}: got {shown!r}, a single value where keys are expected; "
@@ -209,13 +209,13 @@ def _check_expansion(path: str) -> None:
 
 def _check_file_keys(raw: dict[str, Any], path: str) -> None:
     """Keys and types of a sweep file against the schema; messages use the file's own keys (`grid`)."""
-    from sweep.config_checks import ConfigFileError, check_mapping, keys_of
     from sweep.errors import SweepError, key_list, suggest
+    from sweep.planning.config_checks import ConfigFileError, check_mapping, keys_of
 
     allowed = [*SWEEP_KEYS, *(k for k in keys_of("") or () if k != GROUP)]
     for key, value in raw.items():
         if key not in allowed:
-            from sweep.config_checks import show
+            from sweep.planning.config_checks import show
 
             raise ConfigFileError(f"sweep file {path}: {key}: unknown key (got {show(value)}); allowed: "
                                   f"{key_list(allowed, near=key)}{suggest(key, allowed)}")
@@ -235,7 +235,7 @@ class SweepSearchPathPlugin(SearchPathPlugin):
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         try:
-            from sweep.config_dirs import CONFIG_DIRS
+            from sweep.cli.config_dirs import CONFIG_DIRS
             from sweep.paths import CONF_DIR, shipped_dir
         except Exception:  # another app in an environment where sdxl-sweep is broken or absent
             return

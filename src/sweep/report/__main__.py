@@ -60,7 +60,7 @@ def parse(argv: list[str]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweep.commands import run_command
+    from sweep.cli.commands import run_command
 
     return run_command(argv, __doc__, _report, hint="the images and results.csv are untouched: run the same "
                        "command again to rebuild the report")

@@ -15,7 +15,7 @@ from sweep.report import names as nm
 from sweep.report import reference as ref
 from sweep.report import timing as tm
 from sweep.report.atomic import ImageSaver
-from sweep.report.convergence import write_convergence
+from sweep.report.convergence_plot import write_convergence
 from sweep.report.data import load_run
 from sweep.report.layout import SLOTS, choose_layout, labels, order_values, parse_slot, varying
 from sweep.report.plots import write_plots
@@ -26,7 +26,7 @@ from sweep.report.scores import check as check_scores
 from sweep.report.sheets import style_for, write_sheets
 from sweep.report.tables import write_summary
 from sweep.report.viewer import write_viewer
-from sweep.rundir import check_links
+from sweep.rundir.guard import check_links
 
 SHEETS_DIR, PLOTS_DIR = "sheets", "plots"
 MIN_CELL = 64
@@ -83,7 +83,7 @@ def remove_stale_report_files(run_dir: Path) -> int:
 
     from sweep.atomic import remove_stale_temp_files
     from sweep.report.result import OUTPUTS
-    from sweep.rundir import LOCK
+    from sweep.rundir.guard import LOCK
 
     lock = run_dir / LOCK
     handle = None

@@ -181,10 +181,10 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def _check_table(run_dir: Path, path: Path, manifest: dict[str, Any]) -> None:
-    """results.csv as the run checks it (sweep.results): random bytes, a torn row inside, an unknown status, a
+    """results.csv as the run checks it (sweep.rundir.results): random bytes, a torn row inside, an unknown status, a
     renamed column, a value edited against the cell_id it belongs to, or an empty file are refused with one line
     (TableError) before the report writes or deletes anything."""
-    from sweep.results import Table, TableError, check_columns, check_values, parse_table
+    from sweep.rundir.results import Table, TableError, check_columns, check_values, parse_table
 
     if path.stat().st_size == 0:  # the run writes the header atomically before any row: 0 bytes is not its table
         raise TableError(f"{path}: line 1: an empty file (0 bytes), not a results table")

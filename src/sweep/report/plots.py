@@ -2,7 +2,7 @@
 
 Numeric axes (steps, guidance, resolution as megapixels, ...) are lines; categorical ones (samplers, prompts)
 are bars. Seconds are what each image cost the sweep (its call's wall time over the calls run side by side and
-the images of the call, see sweep.scheduling.Outcome): comparable across cells, and about the sweep's wall time
+the images of the call, see sweep.running.scheduling.Outcome): comparable across cells, and about the sweep's wall time
 when added up.
 """
 

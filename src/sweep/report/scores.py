@@ -9,7 +9,7 @@
   `report.clip_model` (the predictor was trained on CLIP ViT-L/14's).
 
 The text scored is the prompt the image was made for, as A1111 shows it: weighting syntax stripped to its
-fragments' text (sweep.prompt_language's weigh), `<lora:...>` tags removed, BREAK a space, whitespace collapsed; prompt
+fragments' text (sweep.prompts.language's weigh), `<lora:...>` tags removed, BREAK a space, whitespace collapsed; prompt
 editing and alternation as the text in force at the last step.
 
 scores.csv: one row per image of results.csv with status ok: `image` (as results.csv), `image_sha256` (of the
@@ -199,8 +199,8 @@ def plain_prompt(text: str, steps: int | None = None) -> str:
     """The text an image was made for, as A1111 shows it: weights stripped to the fragments' text, `<lora:...>`
     tags removed, BREAK a space, whitespace collapsed; prompt editing `[from:to:when]` and alternation `[a|b]`
     as the text in force at the last of `steps` steps (what the image settles into)."""
-    from sweep.prompt_language import BREAK_TEXT, split_tags, weigh
-    from sweep.prompt_schedule import ScheduleError, timeline
+    from sweep.prompts.language import BREAK_TEXT, split_tags, weigh
+    from sweep.prompts.schedule import ScheduleError, timeline
 
     stripped, _ = split_tags(str(text or ""))
     try:
