@@ -8,44 +8,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sweep.axes.samplers import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    COMFY_SAMPLERS,
-    COMFY_SCHEDULERS,
-    SAMPLERS,
-    SCHEDULE_HELP,
-    SCHEDULER_CLASSES,
-    SCHEDULER_HELP,
-    SIGMA_DONOR,
-    SchedulerSpec,
-    _diffusers_folder,
-    _parsed,
-    _source_defaults,
+from sweep.axes.samplers import (
     _squash,
-    automatic_schedule,
-    check_schedule_pair,
-    check_schedule_type,
-    check_scheduler,
-    max_steps,
-    schedule_build,
-    spec_from_config,
 )
-from sweep.axes.values import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    _RANDOM,
-    DEFAULT_PROMPT,
-    MAX_GUIDANCE,
-    MAX_SEED,
-    SIZE_HELP,
+from sweep.axes.values import (
     Facts,
     Parse,
-    _float,
-    _int,
-    _unique,
-    check_side,
-    check_size,
-    check_text,
-    number_text,
-    range_values,
-    text_id,
 )
 from sweep.errors import bad_value
 

@@ -7,57 +7,22 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sweep.axes.images import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    BUILT_IN_CHECKPOINTS,
-    HIRES_LATENT,
-    HIRES_PIXEL,
-    MAX_HIRES_SCALE,
-    _init_image,
-    _init_record,
-    _model_ref,
-    _upscaler,
-    file_label,
-    hires_size,
-    image_hash,
-    output_size,
-)
-from sweep.axes.samplers import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    COMFY_SAMPLERS,
-    COMFY_SCHEDULERS,
+from sweep.axes.samplers import (
     SAMPLERS,
-    SCHEDULE_HELP,
-    SCHEDULER_CLASSES,
-    SCHEDULER_HELP,
-    SIGMA_DONOR,
     SchedulerSpec,
-    _diffusers_folder,
-    _parsed,
-    _source_defaults,
-    _squash,
-    automatic_schedule,
-    check_schedule_pair,
     check_schedule_type,
     check_scheduler,
-    max_steps,
-    schedule_build,
-    spec_from_config,
 )
-from sweep.axes.values import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    _RANDOM,
-    DEFAULT_PROMPT,
+from sweep.axes.values import (
     MAX_GUIDANCE,
     MAX_SEED,
-    SIZE_HELP,
     Facts,
     Parse,
     _float,
     _int,
-    _unique,
-    check_side,
     check_size,
     check_text,
     number_text,
-    range_values,
     text_id,
 )
 from sweep.errors import bad_value

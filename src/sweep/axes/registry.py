@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sweep.axes.images import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
+from sweep.axes.images import (
     BUILT_IN_CHECKPOINTS,
     HIRES_LATENT,
     HIRES_PIXEL,
@@ -16,13 +16,9 @@ from sweep.axes.images import (  # noqa: F401 - the registry's names stay sweep.
     _model_ref,
     _upscaler,
     file_label,
-    hires_size,
-    image_hash,
-    output_size,
 )
-from sweep.axes.parsers import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
+from sweep.axes.parsers import (
     FREEU_HELP,
-    FREEU_KEYS,
     MAX_CONTROL_SCALE,
     MAX_PAG_SCALE,
     SEED_RESIZE_HELP,
@@ -54,43 +50,18 @@ from sweep.axes.parsers import (  # noqa: F401 - the registry's names stay sweep
     _text,
     freeu_text,
 )
-from sweep.axes.samplers import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    COMFY_SAMPLERS,
-    COMFY_SCHEDULERS,
-    SAMPLERS,
+from sweep.axes.samplers import (
     SCHEDULE_HELP,
-    SCHEDULER_CLASSES,
     SCHEDULER_HELP,
-    SIGMA_DONOR,
-    SchedulerSpec,
-    _diffusers_folder,
-    _parsed,
-    _source_defaults,
-    _squash,
-    automatic_schedule,
-    check_schedule_pair,
-    check_schedule_type,
-    check_scheduler,
-    max_steps,
-    schedule_build,
-    spec_from_config,
 )
-from sweep.axes.values import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    _RANDOM,
+from sweep.axes.values import (
     DEFAULT_PROMPT,
-    MAX_GUIDANCE,
-    MAX_SEED,
     SIZE_HELP,
     Facts,
     Parse,
     _float,
     _int,
-    _unique,
-    check_side,
-    check_size,
-    check_text,
     number_text,
-    range_values,
     text_id,
 )
 from sweep.naming import slug

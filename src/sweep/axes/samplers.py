@@ -11,23 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep.axes.values import (  # noqa: F401 - the registry's names stay sweep.axes.NAME
-    _RANDOM,
-    DEFAULT_PROMPT,
-    MAX_GUIDANCE,
-    MAX_SEED,
-    SIZE_HELP,
+from sweep.axes.values import (
     Facts,
-    Parse,
-    _float,
-    _int,
-    _unique,
-    check_side,
-    check_size,
-    check_text,
-    number_text,
-    range_values,
-    text_id,
 )
 from sweep.errors import bad_value, suggest
 
