@@ -51,7 +51,12 @@ def test_omp_num_threads_is_the_users_choice(busy_machine, monkeypatch):
     assert cpu_threads.settle() == 2 and torch.get_num_threads() == 2
 
 
-def test_the_count_is_recorded_and_a_resume_keeps_it_whatever_the_load(tmp_path, busy_machine):
+def test_the_count_is_recorded_and_a_resume_keeps_it_whatever_the_load(tmp_path, busy_machine, monkeypatch):
+    # The timed UNet calls that decide the count run on a fake clock where, as on a busy machine, one thread is
+    # the faster: the real clock would make the outcome depend on this machine's load while the test runs.
+    work, clock = fake_cost({1: 0.04, 2: 0.20})
+    monkeypatch.setattr(cpu_threads, "CLOCK", clock)
+    monkeypatch.setattr(cpu_threads, "unet_probe", lambda *_: work)
     cfg = make_cfg("sweep=steps_10_to_90", "height=64", "width=64", "sweep.grid.num_inference_steps=[1,2]")
     run_dir = tmp_path / "run"
     run_sweep(cfg, run_dir, progress=False, echo=lambda _: None)
