@@ -339,3 +339,41 @@ def test_viewer_shows_colours_and_sorts_by_score(tmp_path, tiny_clip, browser):
     assert page.eval_on_selector_all("#cells .colhead", "els => els.map(e => e.textContent)") == ["3", "7"]
     assert "sortx" not in page.evaluate("location.hash")
     assert errors == []
+
+
+def test_aesthetic_weights_by_url_are_fetched_once_into_the_cache(tmp_path, monkeypatch):
+    """report.aesthetic_model=https://...: downloaded before any image into the user's cache, read from there
+    after (the server gone), and a URL that fails is one line; a served pickle would still meet weights_only."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from safetensors.torch import save_file
+
+    from sweep.report.result import ReportError
+    from sweep.report.scores import aesthetic_file, load_aesthetic
+
+    served = tmp_path / "served"
+    served.mkdir()
+    save_file({"layers.0.weight": torch.ones(1, 8), "layers.0.bias": torch.zeros(1)}, str(served / "sac.safetensors"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *_: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        path = aesthetic_file(f"{base}/sac.safetensors")
+        assert path.read_bytes() == (served / "sac.safetensors").read_bytes()
+        assert path.is_relative_to(tmp_path / "cache" / "sdxl-sweep" / "aesthetic")
+        with pytest.raises(ReportError, match="could not download it"):
+            aesthetic_file(f"{base}/missing.safetensors")
+        with pytest.raises(ReportError, match="must end in"):
+            aesthetic_file(f"{base}/sac.bin")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert aesthetic_file(f"{base}/sac.safetensors") == path  # the cached copy; nothing is fetched again
+    assert len(load_aesthetic(path)) == 1
+    assert not list((tmp_path / "cache" / "sdxl-sweep" / "aesthetic").glob("*.part"))

@@ -124,7 +124,8 @@ class ReportConfig:
     clip_model: str = "openai/clip-vit-large-patch14"  # clip_score, and the aesthetic predictor's embeddings
     pickscore_model: str = "yuvalkirstain/PickScore_v1"
     pickscore_processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
-    # LAION's aesthetic MLP weights: a .safetensors file, or a .pth read with torch.load(weights_only=True).
+    # LAION's aesthetic MLP weights: a .safetensors file, or a .pth read with torch.load(weights_only=True); or
+    # an http(s) URL of one, fetched once into ~/.cache/sdxl-sweep/aesthetic.
     aesthetic_model: str | None = None
     score_batch: int = 8  # images per scoring batch
 

@@ -4,7 +4,7 @@
   CLIP model `report.clip_model` (a local CLIPModel folder or a hub id; default openai/clip-vit-large-patch14).
 - `pickscore`: a CLIP-type human-preference model (`report.pickscore_model`, default yuvalkirstain/PickScore_v1,
   with the processor `report.pickscore_processor`): exp(logit_scale) * cos, as PickScore's own code scores.
-- `aesthetic`: LAION's aesthetic MLP (`report.aesthetic_model`: a .safetensors file, or a .pth read with
+- `aesthetic`: LAION's aesthetic MLP (`report.aesthetic_model`: a .safetensors file or its URL, or a .pth read with
   torch.load(weights_only=True), never by unpickling code) on the L2-normalised image embedding of
   `report.clip_model` (the predictor was trained on CLIP ViT-L/14's).
 
@@ -147,12 +147,45 @@ def check(options: ScoreOptions) -> None:
 
 
 def aesthetic_file(name: str | None) -> Path:
-    allowed = "a file of LAION's aesthetic MLP weights (.safetensors, or .pth read with weights_only=True)"
+    allowed = ("a file of LAION's aesthetic MLP weights (.safetensors, or .pth read with weights_only=True), or an "
+               "http(s) URL of one")
     if not name:
         raise ReportError("report.aesthetic_model", name, allowed)
+    if re.match(r"(?i)^https?://", name):
+        return _downloaded(name, allowed)
     path = Path(name).expanduser()
     if not path.is_file() or path.suffix.lower() not in (".safetensors", ".pth", ".pt"):
         raise ReportError("report.aesthetic_model", name, allowed)
+    return path
+
+
+def _downloaded(url: str, allowed: str) -> Path:
+    """The weights behind a URL, fetched once into $XDG_CACHE_HOME/sdxl-sweep/aesthetic (a temp file, then a
+    rename: a broken download never passes for the file) and read from there after. They are still only data:
+    safetensors, or a .pth that torch.load(weights_only=True) reads (load_aesthetic)."""
+    from urllib.error import URLError
+    from urllib.parse import unquote, urlparse
+    from urllib.request import urlopen
+
+    base = unquote(Path(urlparse(url).path).name)
+    if Path(base).suffix.lower() not in (".safetensors", ".pth", ".pt"):
+        raise ReportError("report.aesthetic_model", url, allowed + " (the URL's file name must end in .safetensors, "
+                          ".pth or .pt)")
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sdxl-sweep" / "aesthetic"
+    path = root / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{re.sub(r'[^A-Za-z0-9._+-]', '_', base)}"
+    if path.is_file():
+        return path
+    root.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}.part")
+    try:
+        with urlopen(url, timeout=60) as response, partial.open("wb") as out:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        os.replace(partial, path)
+    except (URLError, OSError, ValueError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise ReportError("report.aesthetic_model", url, allowed + f" (could not download it: {reason})") from None
     return path
 
 
