@@ -19,9 +19,11 @@ from conftest import REPO, require, run_cli
 pytestmark = pytest.mark.slow
 CLUSTER = REPO / "tests" / "slurm_cluster.sh"
 SLURM_DIR = Path(os.environ.get("SWEEP_SLURM_DIR", "/tmp/sdxl-sweep-slurm"))
-# 8 images of a few steps each at 128x128: long enough to interrupt a job between two images.
+# 8 images at 128x128: long enough to interrupt a job between two images.
+# Steps enough that a job runs for seconds after its first image: the requeue and the cancel must land while it
+# runs (with [10,20,30,40] a quiet machine finished the job before scancel arrived).
 GRID = ("sweep=steps_10_to_90", "model=tiny", "height=128", "width=128",
-        "sweep.grid.num_inference_steps=[10,20,30,40]", "sweep.grid.seed=[1,2]")
+        "sweep.grid.num_inference_steps=[30,60,90,120]", "sweep.grid.seed=[1,2]")
 # The recipe of docs/scale-out.md as a CPU node can take it: a partition, a time limit, setup lines (no GPUs).
 LAUNCHER = ("-m", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=debug", "hydra.launcher.timeout_min=20",
             "hydra.launcher.setup=[echo setup line ran]")
@@ -61,6 +63,18 @@ def sacct(env: dict[str, str], array: str) -> list[dict[str, str]]:
     with open(SLURM_DIR / "sacct.log", "a", encoding="utf-8") as log:  # .ci/run prints it after the tests
         log.write(f"$ sacct -n -P -X -j {array} -o JobID,JobName,State,ExitCode\n{out}")
     return [dict(zip(("id", "name", "state", "exit"), line.split("|"), strict=True)) for line in out.splitlines()]
+
+
+def settled(env: dict[str, str], array: str, polls: int = 120) -> dict[str, str]:
+    """Each job's state once the accounting has caught up: slurmdbd may still list a requeued job as REQUEUED
+    (or RUNNING) for a moment after its second run ended."""
+    states: dict[str, str] = {}
+    for _ in range(polls):
+        states = {r["id"]: r["state"] for r in sacct(env, array)}
+        if states and not any(s in ("REQUEUED", "RUNNING", "PENDING", "COMPLETING") for s in states.values()):
+            break
+        time.sleep(0.5)
+    return states
 
 
 def rows_done(job_dir: Path) -> int:
@@ -136,7 +150,7 @@ def test_requeued_job_resumes_and_a_bad_job_is_one_line_in_jobs_csv(slurm, refer
     merged = pd.read_csv(sweep_dir / "results.csv")
     assert len(merged) == 16 and set(merged["guidance_scale"]) == {3.0, 7.0}
 
-    states = {r["id"]: r["state"] for r in sacct(slurm, array)}
+    states = settled(slurm, array)
     assert states == {f"{array}_0": "COMPLETED", f"{array}_1": "COMPLETED", f"{array}_2": "COMPLETED"}
     # Each job's own output is in the sweep dir's .submitit/<SLURM id>/ (stdout and stderr), its log in its dir.
     job_err = (sweep_dir / ".submitit" / first / f"{first}_0_log.err").read_text()
@@ -173,5 +187,5 @@ def test_cancelled_job_is_one_line_and_the_same_command_resumes_it(slurm, refere
     jobs = pd.read_csv(sweep_dir / "jobs.csv", keep_default_na=False, dtype=str)
     assert list(jobs["status"]) == ["ok", "ok"]
     arrays = {first.split("_")[0], *(j.split("_")[0] for j in jobs["slurm_job"])}
-    states = {r["id"]: r["state"] for r in sacct(slurm, ",".join(sorted(arrays)))}
+    states = settled(slurm, ",".join(sorted(arrays)))
     assert states[first].startswith("CANCELLED") and states[jobs["slurm_job"][0]] == "COMPLETED"
