@@ -176,7 +176,8 @@ def test_bad_axis_input_exits_2_with_one_line(tmp_path, capsys, args, message):
 
 # --- a sweep of four new axes: runs, resumes after kill -9, lays out by any of them --------------------------
 
-COMBINED = ("sweep=prompt_sr", "model=tiny", "height=64", "width=64", "num_inference_steps=3",
+# 30 steps: the cells after the third row take seconds, so the kill lands mid-sweep on a fast machine too.
+COMBINED = ("sweep=prompt_sr", "model=tiny", "height=64", "width=64", "num_inference_steps=30",
             "sweep.grid.prompt_sr=[horse,camel]", "sweep.grid.seed=[1,2]",
             "'sweep.grid.scheduler=[Euler,DPM++ 2M Karras]'",
             "sweep.grid.guidance_rescale=[null,0.7]", "batch_size=1")
@@ -189,8 +190,7 @@ def test_a_four_axis_sweep_resumes_after_kill_9_and_lays_out_by_any_axis(tmp_pat
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sweep", *args, f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
+    while proc.poll() is None:  # no deadline: a busy machine only makes the sweep slower, never ends this loop early
         if (run_dir / "results.csv").is_file() and (run_dir / "results.csv").read_text().count("\n") >= 4:
             break
         time.sleep(0.01)

@@ -276,15 +276,14 @@ def test_random_seeds_are_reused_on_resume(tmp_path):
 @pytest.mark.slow
 def test_kill_9_mid_sweep_then_resume_gives_exactly_the_uninterrupted_result(tmp_path):
     grid = ("sweep=seeds_steps_guidance", "model=tiny", "height=128", "width=128",
-            "sweep.grid.seed=[1,2,3]", "sweep.grid.num_inference_steps=[12,16]", "batch_size=2")
+            "sweep.grid.seed=[1,2,3]", "sweep.grid.num_inference_steps=[40,48]", "batch_size=2")
     run_dir = tmp_path / "killed"
     args = [sys.executable, "-m", "sweep", *grid, f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     table = run_dir / "results.csv"
-    deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
+        while proc.poll() is None:  # no deadline: a busy machine only makes the sweep slower
             if table.is_file() and table.read_text().count("\n") >= 4:  # header + 3 rows: mid-sweep
                 break
             time.sleep(0.02)

@@ -37,21 +37,20 @@ def test_the_printed_command_gives_back_the_users_words_and_names_the_run_dir(tm
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_default_timestamped_run_prints_a_command_that_resumes_it(tmp_path):
-    args = ("sweep=seeds_steps_guidance", *TINY, "sweep.grid.seed=[1,2,3]", "sweep.grid.num_inference_steps=[8,9]",
+    args = ("sweep=seeds_steps_guidance", *TINY, "sweep.grid.seed=[1,2,3]", "sweep.grid.num_inference_steps=[40,45]",
             "sweep.grid.guidance_scale=[5.0]", "batch_size=1", "prompt=a red fox")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sweep", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = tmp_path / "outputs" / "seeds_steps_guidance"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
+    while proc.poll() is None:  # no deadline: a busy machine only makes the sweep slower
         tables = list(base.glob("*/results.csv"))
         if tables and tables[0].read_text().count("\n") >= 2:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the sweep ended before it could be stopped"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=900)  # a hang guard, not a time limit
     assert proc.returncode == 130
     [line] = [line for line in err.splitlines() if line.startswith("interrupted")]
     [run_dir] = list(base.iterdir())

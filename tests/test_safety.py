@@ -335,19 +335,18 @@ def test_files_are_written_with_the_users_umask(tmp_path, umask, mode):
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_stop_cleanly_and_resume_exactly(tmp_path, signum, code):
     grid = ("sweep=seeds_steps_guidance", "model=tiny", "height=128", "width=128", "sweep.grid.seed=[1,2,3]",
-            "sweep.grid.num_inference_steps=[12,16]", "sweep.grid.guidance_scale=[5.0]", "batch_size=1")
+            "sweep.grid.num_inference_steps=[40,48]", "sweep.grid.guidance_scale=[5.0]", "batch_size=1")
     run_dir = tmp_path / "stopped"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sweep", *grid, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
+    while proc.poll() is None:  # no deadline: a busy machine only makes the sweep slower
         if (run_dir / "results.csv").is_file() and (run_dir / "results.csv").read_text().count("\n") >= 2:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the sweep ended before it could be stopped"
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=900)  # a hang guard, not a time limit: it stops within a step
     assert proc.returncode == code
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     lines = [line for line in err.splitlines() if line.startswith("interrupted")]
