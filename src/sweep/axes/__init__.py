@@ -148,18 +148,12 @@ def _call_annotations() -> dict[str, str]:
     """StableDiffusionXLPipeline.__call__'s arguments -> their annotations as text, read from the installed
     diffusers' source file: importing diffusers takes seconds (torch with it), and a misspelt axis is refused
     before anything heavy is imported. Falls back to the import where the file is not where diffusers keeps it."""
-    import ast
+    from sweep.axes.samplers import call_annotations
 
-    folder = _diffusers_folder()
-    tree = _parsed(folder / "pipelines" / "stable_diffusion_xl" / "pipeline_stable_diffusion_xl.py") if folder else None
-    for node in ast.walk(tree) if tree else ():
-        if isinstance(node, ast.ClassDef) and node.name == "StableDiffusionXLPipeline":
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__call__":
-                    arguments = item.args
-                    found = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                             *(a for a in (arguments.vararg, arguments.kwarg) if a)]
-                    return {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in found}
+    found = call_annotations("pipelines/stable_diffusion_xl/pipeline_stable_diffusion_xl.py",
+                             "StableDiffusionXLPipeline")
+    if found is not None:
+        return found
     import inspect
 
     from diffusers import StableDiffusionXLPipeline

@@ -338,6 +338,24 @@ def _parsed(path: Path, must_match: str | None = None) -> Any:
         return None
 
 
+def call_annotations(source: str, class_name: str) -> dict[str, str] | None:
+    """`class_name.__call__`'s arguments -> their annotations as text, read from diffusers' source file `source`
+    (relative to the installed package) without importing diffusers; None where the file or class is not found."""
+    import ast
+
+    folder = _diffusers_folder()
+    tree = _parsed(folder / source) if folder else None
+    for node in ast.walk(tree) if tree else ():
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__call__":
+                    arguments = item.args
+                    found = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                             *(a for a in (arguments.vararg, arguments.kwarg) if a)]
+                    return {a.arg: ast.unparse(a.annotation) if a.annotation else "" for a in found}
+    return None
+
+
 def _literal(node: Any) -> Any:
     """A plain default value, with `float("inf")` (and its negative) as diffusers writes infinities."""
     import ast

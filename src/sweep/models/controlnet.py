@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,6 @@ ALLOWED = ("a diffusers ControlNet folder (config.json + .safetensors weights), 
 # The ControlNet's settings that must equal the UNet's: its residuals are added to the UNet's blocks.
 FIT = ("in_channels", "cross_attention_dim", "block_out_channels", "layers_per_block", "addition_embed_type",
        "addition_time_embed_dim", "projection_class_embeddings_input_dim")
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -313,18 +311,7 @@ def build_tiny_controlnet(unet: Any, seed: int = 7) -> Any:
 
 def control_pipeline(loaded: Any) -> Any:
     """StableDiffusionXLControlNetPipeline over `loaded.pipe`'s components (made once per loaded checkpoint)."""
-    with _LOCK:
-        if loaded.control_pipe is None:
-            from diffusers import StableDiffusionXLControlNetPipeline
-
-            from sweep.models.devices import resolve_dtype
-            from sweep.models.library_output import quiet_loading
-
-            with quiet_loading():  # the dtype given: from_pipe casts every shared module to float32 unasked
-                loaded.control_pipe = StableDiffusionXLControlNetPipeline.from_pipe(
-                    loaded.pipe, controlnet=loaded.controlnet, torch_dtype=resolve_dtype(loaded.dtype, loaded.device))
-            loaded.control_pipe.set_progress_bar_config(disable=True)
-        return loaded.control_pipe
+    return loaded.sibling("control_pipe", "StableDiffusionXLControlNetPipeline", controlnet=loaded.controlnet)
 
 
 # --- control image -------------------------------------------------------------------------------------
@@ -425,15 +412,9 @@ def check_cells(cells: list[Any], model: Mapping[str, Any], swept: list[str]) ->
 
 def control_call_arguments() -> frozenset[str]:
     """The keyword arguments of StableDiffusionXLControlNetPipeline.__call__ (read from diffusers' source)."""
-    import ast
+    from sweep.axes.samplers import call_annotations
 
-    from sweep.axes import _diffusers_folder, _parsed
-
-    folder = _diffusers_folder()
-    tree = _parsed(folder / "pipelines" / "controlnet" / "pipeline_controlnet_sd_xl.py") if folder else None
-    for node in ast.walk(tree) if tree else ():
-        if isinstance(node, ast.ClassDef) and node.name == "StableDiffusionXLControlNetPipeline":
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__call__":
-                    return frozenset(a.arg for a in (*item.args.args, *item.args.kwonlyargs))
+    found = call_annotations("pipelines/controlnet/pipeline_controlnet_sd_xl.py", "StableDiffusionXLControlNetPipeline")
+    if found is not None:
+        return frozenset(found)
     raise SweepError("diffusers' StableDiffusionXLControlNetPipeline was not found in the installed diffusers")

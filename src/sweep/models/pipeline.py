@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ HALF = (torch.float16, torch.bfloat16)  # the hub's `fp16` variant files serve b
 # How many times a pipeline was built or loaded in this process: multirun jobs must share one.
 LOADS = 0
 _CACHE: dict[str, Loaded] = {}
+_SIBLING_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,6 +67,23 @@ class Loaded:
     control_pipe: Any = None  # StableDiffusionXLControlNetPipeline sharing `pipe`'s components
     pag: Any = None  # StableDiffusionXLPAGPipeline sharing `pipe`'s components (sweep.models.unet_tweaks)
     ip_adapter: str = ""  # sd-webui-controlnet's `NAME [hash]` of model.ip_adapter ("" = none)
+
+    def sibling(self, attr: str, cls_name: str, **extra: Any) -> Any:
+        """A pipeline of another diffusers class over `pipe`'s components (img2img for second passes, PAG,
+        ControlNet), made once per loaded checkpoint and kept in `attr`; calls run side by side on the CPU, so
+        the first one makes it under a lock."""
+        with _SIBLING_LOCK:
+            if getattr(self, attr) is None:
+                import diffusers
+
+                # from_pipe casts every shared module to float32 unless told the dtype: a bf16 / fp16 UNet would
+                # double in memory, and a VAE swapped in later (in the model's dtype) would no longer match it.
+                with quiet_loading():
+                    made = getattr(diffusers, cls_name).from_pipe(
+                        self.pipe, torch_dtype=resolve_dtype(self.dtype, self.device), **extra)
+                made.set_progress_bar_config(disable=True)
+                setattr(self, attr, made)
+            return getattr(self, attr)
 
     def record(self) -> dict[str, Any]:
         """The results.csv fields that name the model files (the same for every image of a run; LoRA strengths

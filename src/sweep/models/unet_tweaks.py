@@ -15,14 +15,11 @@ alone (the registry's `solo`), and the processors are put back even when a call 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sweep.errors import bad_value
-
-_LOCK = threading.Lock()
 
 
 def uses_pag(cell: Any) -> bool:
@@ -31,19 +28,7 @@ def uses_pag(cell: Any) -> bool:
 
 def pag_pipeline(loaded: Any) -> Any:
     """The PAG pipeline over `loaded.pipe`'s components (made once per loaded checkpoint)."""
-    with _LOCK:
-        if loaded.pag is None:
-            from diffusers import StableDiffusionXLPAGPipeline
-
-            from sweep.models.devices import resolve_dtype
-            from sweep.models.library_output import quiet_loading
-
-            # As for the second-pass pipeline: from_pipe casts the shared modules to float32 unless told the dtype.
-            with quiet_loading():
-                loaded.pag = StableDiffusionXLPAGPipeline.from_pipe(
-                    loaded.pipe, torch_dtype=resolve_dtype(loaded.dtype, loaded.device))
-            loaded.pag.set_progress_bar_config(disable=True)
-        return loaded.pag
+    return loaded.sibling("pag", "StableDiffusionXLPAGPipeline")
 
 
 @contextmanager

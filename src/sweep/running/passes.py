@@ -11,15 +11,12 @@ the image.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import torch
 
 from sweep import axes
-
-_LOCK = threading.Lock()  # calls run side by side on the CPU: the second-pass pipeline is made once
 
 
 def needed(cell: Any) -> bool:
@@ -28,20 +25,7 @@ def needed(cell: Any) -> bool:
 
 def second_pass_pipeline(loaded: Any) -> Any:
     """The image-to-image pipeline over `loaded.pipe`'s components (made once per loaded checkpoint)."""
-    with _LOCK:
-        if loaded.second_pass is None:
-            from diffusers import StableDiffusionXLImg2ImgPipeline
-
-            from sweep.models.devices import resolve_dtype
-            from sweep.models.library_output import quiet_loading
-
-            # from_pipe casts every shared module to float32 unless told the dtype: a bf16 / fp16 UNet would
-            # double in memory, and a VAE swapped in later (in the model's dtype) would no longer match it.
-            with quiet_loading():
-                loaded.second_pass = StableDiffusionXLImg2ImgPipeline.from_pipe(
-                    loaded.pipe, torch_dtype=resolve_dtype(loaded.dtype, loaded.device))
-            loaded.second_pass.set_progress_bar_config(disable=True)
-        return loaded.second_pass
+    return loaded.sibling("second_pass", "StableDiffusionXLImg2ImgPipeline")
 
 
 def init_image(path: str, width: int, height: int) -> Any:
