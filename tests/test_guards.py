@@ -230,9 +230,16 @@ def _edit(path: Path, case: str) -> None:
         text = path.read_bytes().decode()
         path.write_bytes(text.replace("num_inference_steps", "steps", 1).encode())
     elif case == "edited seed":
+        # The row of seed 1, wherever it landed (rows are written in the order images finish), its seed field
+        # only: the rest of the file keeps its bytes.
         lines = path.read_bytes().decode().split("\r\n")
-        lines[1] = lines[1].replace(",1,1,5.0,", ",999,1,5.0,", 1)
+        seed = lines[0].split(",").index("seed")
+        row = next(i for i, line in enumerate(lines[1:], 1) if line and line.split(",")[seed] == "1")
+        fields = lines[row].split(",")
+        fields[seed] = "999"
+        lines[row] = ",".join(fields)
         path.write_bytes("\r\n".join(lines).encode())
+        assert b",999," in path.read_bytes()
     else:
         path.write_bytes(b"")
 
